@@ -1,0 +1,90 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Install everything the build, the guest runner and the tests need on a fresh
+# Debian 12 (bookworm) machine. Idempotent: a second run checks and says so.
+set -euo pipefail
+
+BINDGEN_VERSION=0.71.1
+VNG_VERSION=1.42
+
+APT_PKGS=(
+	linux-source-6.12 rustc-web rust-web-src
+	clang lld llvm libclang-dev
+	flex bison bc libelf-dev libssl-dev cpio dwarves python3 python3-pip make
+	udev gpiod kmod busybox-static socat
+)
+BACKPORTS_PKGS=(qemu-system-x86)
+BACKPORTS_LIST=/etc/apt/sources.list.d/bookworm-backports.sources
+
+say() { echo "install-deps: $*"; }
+
+missing_apt() {
+	local p
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' ||
+			echo "$p"
+	done
+}
+
+qemu_ok() {
+	command -v qemu-system-x86_64 >/dev/null &&
+		qemu-system-x86_64 --version | grep -qE 'version (9|[1-9][0-9])\.'
+}
+
+bindgen_ok() {
+	command -v bindgen >/dev/null && bindgen --version | grep -q "$BINDGEN_VERSION"
+}
+
+vng_ok() { command -v vng >/dev/null; }
+
+did=0
+SUDO=
+[ "$(id -u)" = 0 ] || SUDO=sudo
+
+mapfile -t need < <(missing_apt "${APT_PKGS[@]}")
+if [ "${#need[@]}" -gt 0 ] || ! qemu_ok; then
+	if [ ! -e "$BACKPORTS_LIST" ]; then
+		uri=$(awk '/^URIs:/ && $2 ~ /debian$/ {print $2; exit}' \
+			/etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+		[ -n "$uri" ] || uri=http://deb.debian.org/debian
+		say "adding bookworm-backports from $uri"
+		printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+			"$uri" | $SUDO tee "$BACKPORTS_LIST" >/dev/null
+	fi
+	say "apt-get update"
+	$SUDO apt-get update -qq
+	if [ "${#need[@]}" -gt 0 ]; then
+		say "installing ${need[*]}"
+		$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends "${need[@]}"
+	fi
+	if ! qemu_ok; then
+		say "installing qemu-system-x86 from bookworm-backports"
+		$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends -t bookworm-backports "${BACKPORTS_PKGS[@]}"
+	fi
+	did=1
+fi
+
+# vng needs udevd running on the host-side root it shares with the guest only
+# as a binary; nothing to start here.
+
+if ! bindgen_ok; then
+	say "installing bindgen-cli $BINDGEN_VERSION from crates.io"
+	cargo install --locked bindgen-cli --version "$BINDGEN_VERSION"
+	did=1
+fi
+
+if ! vng_ok; then
+	say "installing virtme-ng $VNG_VERSION from PyPI"
+	pip3 install --quiet "virtme-ng==$VNG_VERSION" ||
+		pip3 install --quiet --break-system-packages "virtme-ng==$VNG_VERSION"
+	did=1
+fi
+
+if [ "$did" = 0 ]; then
+	say "all dependencies already installed; nothing to do"
+else
+	say "done"
+fi
