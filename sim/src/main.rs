@@ -30,7 +30,7 @@ use backend::{GpioBackend, KICK_EVENT, TIMER_EVENT};
 use model::{Config, Device};
 
 const USAGE: &str = "usage:
-  virtio-gpio-sim serve --socket PATH --ctl PATH [--lines N] [--names gen|none|A,B,..]
+  virtio-gpio-sim serve --socket PATH --ctl PATH [--lines N] [--names gen|gen:PREFIX|none|A,B,..]
                   [--no-irq] [--levels 0101..] [--wire OUT:IN].. [--loopback]
                   [--seed N] [--fault 'KIND ARGS'].. [--verbose]
   virtio-gpio-sim ctl (--socket PATH | --port DEV) [--timeout S] (CMD.. | -)
@@ -105,6 +105,7 @@ fn parse_serve(args: &[String]) -> Result<ServeOpts, String> {
     cfg.names = match names.as_str() {
         "gen" => cfg.names,
         "none" => Vec::new(),
+        g if g.starts_with("gen:") => (0..lines).map(|i| format!("{}{i}", &g[4..])).collect(),
         list => {
             let mut v: Vec<String> = list.split(',').map(str::to_string).collect();
             v.resize(lines as usize, String::new());

@@ -1,0 +1,47 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+#   make              build the module against the cached test kernel
+#   make KDIR=<tree>  build it against any Rust-enabled kernel tree
+#   make demo         install, build, boot a guest and show the driver at work
+#   make check        install, build, run the whole test suite in a guest
+#   make bench        benchmarks, Rust driver against the C driver
+
+TOP := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+export PATH := /usr/bin:$(HOME)/.cargo/bin:$(PATH)
+
+ifeq ($(origin KDIR),undefined)
+KDIR := $(shell $(TOP)/scripts/kernel.sh dir)
+KERNEL_DEP := kernel
+endif
+KMAKE = $(MAKE) -C $(KDIR) LLVM=1 RUSTC=/usr/bin/rustc BINDGEN=$(shell command -v bindgen)
+SIM := $(TOP)/sim/target/release/virtio-gpio-sim
+
+.PHONY: all modules deps kernel sim testmods demo check bench clean
+
+all: modules
+
+modules: $(KERNEL_DEP)
+	$(KMAKE) M=$(TOP) CONFIG_GPIO_VIRTIO_RS=m modules
+
+deps:
+	$(TOP)/scripts/install-deps.sh
+
+kernel: deps
+	$(TOP)/scripts/kernel.sh build
+
+sim: deps
+	cargo build --release --quiet --manifest-path $(TOP)/sim/Cargo.toml
+
+testmods: $(KERNEL_DEP)
+	$(KMAKE) M=$(TOP)/tests/modules modules
+
+demo: deps kernel modules sim testmods
+	$(TOP)/scripts/demo.sh
+
+check: deps kernel modules sim testmods
+	$(TOP)/scripts/check.sh
+
+clean:
+	$(KMAKE) M=$(TOP) clean
+	$(KMAKE) M=$(TOP)/tests/modules clean
+	rm -rf $(TOP)/out

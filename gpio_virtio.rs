@@ -1,0 +1,884 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Guest driver for virtio-gpio devices (virtio device ID 41).
+//!
+//! Each line owns one requestq message. A request takes the line's message,
+//! fills it in, hands it to the requestq and sleeps (killably) until the
+//! device gives it back. While the device holds a message nobody else can
+//! touch it: the virtqueue owns it. Requests for different lines go out in
+//! parallel; `get_multiple`/`set_multiple` send one message per line at once
+//! and then wait for all answers.
+
+use kernel::ffi::c_ulong;
+
+use kernel::prelude::*;
+
+#[path = "wrappers/bindings.rs"]
+mod bindings;
+#[path = "wrappers/gpio.rs"]
+mod gpio;
+#[path = "wrappers/sync.rs"]
+mod sync;
+#[path = "virtio_gpio_uapi.rs"]
+mod uapi;
+#[path = "wrappers/virtio.rs"]
+mod virtio;
+
+use gpio::LineDirection;
+use sync::{lock_class, SpinLockIrq, SpinLockIrqGuard, WaitQueue};
+use uapi::*;
+use virtio::dev_log;
+
+module! {
+    type: GpioVirtioModule,
+    name: "gpio_virtio_rs",
+    author: "virtio-gpio-rs developers",
+    description: "VirtIO GPIO driver (Rust)",
+    license: "GPL",
+}
+
+struct GpioVirtioModule {
+    _reg: virtio::Registration<VirtioGpio>,
+}
+
+impl kernel::Module for GpioVirtioModule {
+    fn init(module: &'static ThisModule) -> Result<Self> {
+        Ok(GpioVirtioModule { _reg: virtio::Registration::new(module)? })
+    }
+}
+
+/// The largest names block we accept; a device asking for more is broken.
+const MAX_NAMES_SIZE: u32 = 1 << 20;
+
+/// The device-writable part of a requestq message.
+enum Response {
+    Line([u8; 2]),
+    Names(KVec<u8>),
+}
+
+/// One requestq message: `slot` says whose it is (a line, or `ngpio` for
+/// GET_LINE_NAMES). `slot` is not part of what the device sees.
+struct ReqMsg {
+    slot: u16,
+    req: [u8; 8],
+    res: Response,
+}
+
+impl virtio::Buffer for ReqMsg {
+    fn readable(&self) -> &[u8] {
+        &self.req
+    }
+
+    fn writable(&mut self) -> &mut [u8] {
+        match &mut self.res {
+            Response::Line(b) => b,
+            Response::Names(v) => v,
+        }
+    }
+}
+
+/// A line's eventq message: queued, it unmasks the line on the device.
+/// `line` is not part of what the device sees.
+struct IrqMsg {
+    line: u16,
+    req: [u8; 2],
+    res: [u8; 1],
+}
+
+impl virtio::Buffer for IrqMsg {
+    fn readable(&self) -> &[u8] {
+        &self.req
+    }
+
+    fn writable(&mut self) -> &mut [u8] {
+        &mut self.res
+    }
+}
+
+/// Where a line's message is when the device does not have it.
+#[derive(Default)]
+struct Slot {
+    /// Nobody is using the line's message.
+    free: Option<KBox<ReqMsg>>,
+    /// The device answered; the waiter takes it with the used length.
+    done: Option<(KBox<ReqMsg>, u32)>,
+    /// Somebody waits for the answer; if not (they were killed), the
+    /// answer goes straight back to `free`.
+    waiting: bool,
+}
+
+/// Everything the requestq lock guards.
+struct RequestQueue {
+    vq: virtio::Virtqueue<ReqMsg>,
+    /// The device is being removed: no new requests.
+    gone: bool,
+    /// One slot per line, plus one (index `ngpio`) for GET_LINE_NAMES.
+    slots: KVec<Slot>,
+}
+
+/// A line's interrupt state, as the irq core and the device see it.
+struct IrqLine {
+    /// The trigger type irq_set_type asked for (virtio encoding).
+    type_: u8,
+    /// The type the device has (last SET_IRQ_TYPE it answered OK).
+    sent: u8,
+    disabled: bool,
+    masked: bool,
+    /// The line's eventq message while the device does not have it.
+    buf: Option<KBox<IrqMsg>>,
+    /// Should be queued but the eventq was full: queue when a slot frees.
+    want_slot: bool,
+}
+
+/// Everything the eventq lock guards.
+struct EventQueue {
+    vq: virtio::Virtqueue<IrqMsg>,
+    gone: bool,
+    lines: KVec<IrqLine>,
+    /// How many lines have `want_slot` set.
+    waiting: usize,
+}
+
+impl EventQueue {
+    /// May the line's message be with the device? Enabled on the device
+    /// (the spec: enable before unmask), not disabled, not masked.
+    fn armed(&self, line: usize) -> bool {
+        let l = &self.lines[line];
+        !self.gone && !l.disabled && !l.masked && l.sent != VIRTIO_GPIO_IRQ_TYPE_NONE
+    }
+
+    /// Give the device the line's message if it should have it and we have
+    /// it. A full eventq puts the line on the wait list instead.
+    fn queue(&mut self, line: usize) -> Result {
+        if !self.armed(line) {
+            return Ok(());
+        }
+        let Some(mut m) = self.lines[line].buf.take() else { return Ok(()) };
+        m.req = VirtioGpioIrqRequest::to_bytes(line as u16);
+        m.res = [0xff];
+        match self.vq.add(m) {
+            Ok(()) => {
+                self.vq.kick();
+                if core::mem::take(&mut self.lines[line].want_slot) {
+                    self.waiting -= 1;
+                }
+                Ok(())
+            }
+            Err((e, m)) => {
+                self.lines[line].buf = Some(m);
+                if e == ENOSPC {
+                    if !self.lines[line].want_slot {
+                        self.lines[line].want_slot = true;
+                        self.waiting += 1;
+                    }
+                    return Ok(());
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// A slot freed: queue lines that waited for one, while slots last.
+    fn queue_waiting(&mut self) {
+        let mut line = 0;
+        while self.waiting > 0 && line < self.lines.len() && self.vq.num_free() > 0 {
+            if self.lines[line].want_slot {
+                if !self.armed(line) || self.lines[line].buf.is_none() {
+                    self.lines[line].want_slot = false;
+                    self.waiting -= 1;
+                } else if self.queue(line).is_err() || self.lines[line].want_slot {
+                    break;
+                }
+            }
+            line += 1;
+        }
+    }
+}
+
+/// What the eventq callback found in one returned message.
+enum Event {
+    /// A valid interrupt for an enabled line: hand it to the irq core.
+    Deliver(u16),
+    /// Nothing to deliver (INVALID, or the line is disabled).
+    None,
+    /// The device wrote a wrong length or status: logged, requeued.
+    Malformed(u16, u32, u8),
+}
+
+/// A message in one request: which slot, the message while we hold it, the
+/// answer once it came.
+struct Entry {
+    slot: usize,
+    msg: Option<KBox<ReqMsg>>,
+    done: Option<(KBox<ReqMsg>, u32)>,
+}
+
+impl Entry {
+    fn new(slot: usize, msg: KBox<ReqMsg>) -> Self {
+        Entry { slot, msg: Some(msg), done: None }
+    }
+}
+
+/// One virtio-gpio device.
+#[pin_data]
+struct VirtioGpio {
+    vdev: virtio::DeviceRef,
+    ngpio: u16,
+    names_size: u32,
+    #[pin]
+    rq: SpinLockIrq<RequestQueue>,
+    /// Woken whenever the device returns messages or a slot becomes free.
+    #[pin]
+    rq_wait: WaitQueue,
+    /// The eventq and the lines' interrupt state, when VIRTIO_GPIO_F_IRQ
+    /// was negotiated.
+    #[pin]
+    eq: SpinLockIrq<Option<EventQueue>>,
+}
+
+type RqGuard<'a> = SpinLockIrqGuard<'a, RequestQueue>;
+
+impl VirtioGpio {
+    fn log_bad_answer(&self, line: u16, type_: u16, what: core::fmt::Arguments<'_>) {
+        dev_log!(self.vdev, ERR, "line {}: {} {}\n", line, msg_name(type_), what);
+    }
+
+    /// Take the messages of `lines` for our use, all or none, waiting until
+    /// they are all free.
+    fn claim(&self, q: &mut RqGuard<'_>, ents: &mut [Entry]) -> Result {
+        loop {
+            if q.gone {
+                return Err(ENODEV);
+            }
+            if ents.iter().all(|e| q.slots[e.slot].free.is_some()) {
+                for e in ents.iter_mut() {
+                    e.msg = q.slots[e.slot].free.take();
+                }
+                return Ok(());
+            }
+            self.rq_wait.wait_killable(q)?;
+        }
+    }
+
+    /// Give the device every message in `ents` and wait for all answers.
+    /// Whatever happens, on return no message is lost: each is in its entry
+    /// (answered), back in its free slot, or still with the device, which
+    /// will return it to the free slot.
+    fn transact(&self, q: &mut RqGuard<'_>, ents: &mut [Entry]) -> Result {
+        for e in ents.iter() {
+            q.slots[e.slot].waiting = true;
+        }
+        let res = loop {
+            if q.gone {
+                break Err(ENODEV);
+            }
+            let mut added = false;
+            let mut err = None;
+            for e in ents.iter_mut() {
+                let Some(m) = e.msg.take() else { continue };
+                match q.vq.add(m) {
+                    Ok(()) => added = true,
+                    Err((error, m)) => {
+                        e.msg = Some(m);
+                        // A full ring drains as answers come back.
+                        if error != ENOSPC {
+                            err = Some(error);
+                        }
+                        break;
+                    }
+                }
+            }
+            if added {
+                q.vq.kick();
+            }
+            if let Some(error) = err {
+                break Err(error);
+            }
+            for e in ents.iter_mut().filter(|e| e.done.is_none()) {
+                e.done = q.slots[e.slot].done.take();
+            }
+            if ents.iter().all(|e| e.done.is_some()) {
+                break Ok(());
+            }
+            if let Err(error) = self.rq_wait.wait_killable(q) {
+                break Err(error);
+            }
+        };
+        let mut freed = false;
+        for e in ents.iter_mut() {
+            let slot = &mut q.slots[e.slot];
+            slot.waiting = false;
+            if let Some(m) = e.msg.take() {
+                slot.free = Some(m);
+                freed = true;
+            }
+            if res.is_err() {
+                if let Some((m, _)) = e.done.take().or_else(|| slot.done.take()) {
+                    slot.free = Some(m);
+                    freed = true;
+                }
+            }
+        }
+        if freed {
+            self.rq_wait.wake_all();
+        }
+        res
+    }
+
+    /// Check an answer; return the response's value byte.
+    fn answer(&self, type_: u16, line: u16, msg: &ReqMsg, len: u32) -> Result<u8> {
+        let Response::Line(b) = &msg.res else { return Err(EIO) };
+        let res = VirtioGpioResponse::from_bytes(*b);
+        if len != b.len() as u32 {
+            self.log_bad_answer(line, type_, format_args!("answer has length {len}, expected {}", b.len()));
+            return Err(EIO);
+        }
+        if res.status != VIRTIO_GPIO_STATUS_OK {
+            self.log_bad_answer(line, type_, format_args!("failed: device status {}", res.status));
+            return Err(EIO);
+        }
+        Ok(res.value)
+    }
+
+    /// Fill a line's message for a request.
+    fn fill(msg: &mut ReqMsg, type_: u16, line: u16, value: u32) {
+        msg.req = VirtioGpioRequest::new(type_, line, value).to_bytes();
+        msg.res = Response::Line([0xff; 2]);
+    }
+
+    /// One request for one line; returns the response's value byte.
+    fn request(&self, type_: u16, line: u16, value: u32) -> Result<u8> {
+        if line >= self.ngpio {
+            return Err(EINVAL);
+        }
+        let mut ent = [Entry { slot: line as usize, msg: None, done: None }];
+        let mut q = self.rq.lock();
+        self.claim(&mut q, &mut ent)?;
+        if let Some(m) = ent[0].msg.as_mut() {
+            Self::fill(m, type_, line, value);
+        }
+        self.transact(&mut q, &mut ent)?;
+        let (m, len) = ent[0].done.take().ok_or(EIO)?;
+        let r = self.answer(type_, line, &m, len);
+        q.slots[line as usize].free = Some(m);
+        drop(q);
+        self.rq_wait.wake_all();
+        r
+    }
+
+    /// The same request for every line set in `mask`, all in flight at once.
+    /// `value(line)` gives each request's value; `answer(line, value_byte)`
+    /// takes each response's value. Returns the first error, after all
+    /// messages are back.
+    fn request_multiple(
+        &self,
+        type_: u16,
+        mask: &[c_ulong],
+        mut value: impl FnMut(u16) -> u32,
+        mut answer: impl FnMut(u16, u8),
+    ) -> Result {
+        let mut ents = KVec::new();
+        for line in 0..self.ngpio {
+            if bit(mask, line) {
+                ents.push(Entry { slot: line as usize, msg: None, done: None }, GFP_KERNEL)?;
+            }
+        }
+        let mut q = self.rq.lock();
+        self.claim(&mut q, &mut ents)?;
+        for e in ents.iter_mut() {
+            let line = e.slot as u16;
+            if let Some(m) = e.msg.as_mut() {
+                Self::fill(m, type_, line, value(line));
+            }
+        }
+        self.transact(&mut q, &mut ents)?;
+        let mut first_err = Ok(());
+        for e in ents.iter_mut() {
+            let line = e.slot as u16;
+            let Some((m, len)) = e.done.take() else { continue };
+            match self.answer(type_, line, &m, len) {
+                Ok(v) => answer(line, v),
+                Err(err) => {
+                    if first_err.is_ok() {
+                        first_err = Err(err);
+                    }
+                }
+            }
+            q.slots[e.slot].free = Some(m);
+        }
+        drop(q);
+        self.rq_wait.wake_all();
+        first_err
+    }
+
+    /// Fetch and check the line names; `None` (logged) if the device has
+    /// none or sends a bad block.
+    fn fetch_names(&self) -> Option<gpio::LineNames> {
+        let size = self.names_size;
+        if size == 0 {
+            return None;
+        }
+        if size > MAX_NAMES_SIZE {
+            dev_log!(self.vdev, ERR, "gpio_names_size {} is too large, registering without names\n", size);
+            return None;
+        }
+        let mut buf = KVec::new();
+        buf.extend_with(size as usize + 1, 0, GFP_KERNEL).ok()?;
+        let slot = self.ngpio as usize;
+        let msg = KBox::new(
+            ReqMsg {
+                slot: slot as u16,
+                req: VirtioGpioRequest::new(VIRTIO_GPIO_MSG_GET_LINE_NAMES, 0, 0).to_bytes(),
+                res: Response::Names(buf),
+            },
+            GFP_KERNEL,
+        )
+        .ok()?;
+        let mut ent = [Entry::new(slot, msg)];
+        let mut q = self.rq.lock();
+        let r = self.transact(&mut q, &mut ent);
+        // The names slot is used once: whatever came back is ours to drop.
+        let back = ent[0].done.take().or_else(|| q.slots[slot].free.take().map(|m| (m, 0)));
+        drop(q);
+        if let Err(e) = r {
+            dev_log!(self.vdev, ERR, "GET_LINE_NAMES failed ({:?}), registering without names\n", e);
+            return None;
+        }
+        let (msg, len) = back?;
+        let Response::Names(block) = &msg.res else { return None };
+        if len != size + 1 {
+            dev_log!(self.vdev, ERR, "GET_LINE_NAMES answer has length {}, expected {}\n", len, size + 1);
+            return None;
+        }
+        if block[0] != VIRTIO_GPIO_STATUS_OK {
+            dev_log!(self.vdev, ERR, "GET_LINE_NAMES failed: device status {}\n", block[0]);
+            return None;
+        }
+        let block = &block[1..];
+        match check_names(block, self.ngpio) {
+            Ok(end) => gpio::LineNames::new(&block[..end]).ok(),
+            Err(why) => {
+                dev_log!(self.vdev, WARNING, "bad line names block ({}), registering without names\n", why);
+                None
+            }
+        }
+    }
+}
+
+/// Is bit `n` set in a C bitmap?
+fn bit(map: &[c_ulong], n: u16) -> bool {
+    let w = c_ulong::BITS as usize;
+    map.get(n as usize / w).is_some_and(|x| x & (1 << (n as usize % w)) != 0)
+}
+
+fn set_bit(map: &mut [c_ulong], n: u16, v: bool) {
+    let w = c_ulong::BITS as usize;
+    if let Some(x) = map.get_mut(n as usize / w) {
+        if v {
+            *x |= 1 << (n as usize % w);
+        } else {
+            *x &= !(1 << (n as usize % w));
+        }
+    }
+}
+
+/// Check a names block: `ngpio` NUL-terminated names of printable 7-bit
+/// ASCII, no name twice. Returns where the last name ends.
+fn check_names(block: &[u8], ngpio: u16) -> core::result::Result<usize, &'static str> {
+    let mut names: KVec<&[u8]> = KVec::new();
+    let mut start = 0;
+    for (i, b) in block.iter().enumerate() {
+        if names.len() == ngpio as usize {
+            break;
+        }
+        match *b {
+            0 => {
+                names.push(&block[start..i], GFP_KERNEL).map_err(|_| "out of memory")?;
+                start = i + 1;
+            }
+            b' '..=b'~' => {}
+            _ => return Err("a name is not printable 7-bit ASCII"),
+        }
+    }
+    if names.len() < ngpio as usize {
+        return Err(if block.last() == Some(&0) { "fewer names than lines" } else { "not NUL-terminated" });
+    }
+    if has_duplicates(&names).map_err(|_| "out of memory")? {
+        return Err("a name is used twice");
+    }
+    Ok(start)
+}
+
+/// Do two non-empty names in `names` match? An open-addressing hash table
+/// of indices: linear time, no sorting.
+fn has_duplicates(names: &[&[u8]]) -> Result<bool> {
+    const EMPTY: u32 = u32::MAX;
+    let cap = (names.len() * 2).next_power_of_two().max(2);
+    let mut table = KVec::from_elem(EMPTY, cap, GFP_KERNEL)?;
+    for (i, name) in names.iter().enumerate().filter(|(_, n)| !n.is_empty()) {
+        // FNV-1a
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in name.iter() {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        }
+        let mut at = h as usize & (cap - 1);
+        loop {
+            match table[at] {
+                EMPTY => {
+                    table[at] = i as u32;
+                    break;
+                }
+                j if names[j as usize] == *name => return Ok(true),
+                _ => at = (at + 1) & (cap - 1),
+            }
+        }
+    }
+    Ok(false)
+}
+
+impl gpio::Chip for VirtioGpio {
+    fn request(&self, _offset: u32) -> Result {
+        if self.rq.lock().gone {
+            return Err(ENODEV);
+        }
+        Ok(())
+    }
+
+    fn free(&self, offset: u32) {
+        // Deactivate: the device may forget the line's state.
+        let _ = self.request(VIRTIO_GPIO_MSG_SET_DIRECTION, offset as u16, VIRTIO_GPIO_DIRECTION_NONE.into());
+    }
+
+    fn get_direction(&self, offset: u32) -> Result<LineDirection> {
+        match self.request(VIRTIO_GPIO_MSG_GET_DIRECTION, offset as u16, 0)? {
+            VIRTIO_GPIO_DIRECTION_OUT => Ok(LineDirection::Out),
+            // A deactivated line drives nothing: report it as an input.
+            VIRTIO_GPIO_DIRECTION_IN | VIRTIO_GPIO_DIRECTION_NONE => Ok(LineDirection::In),
+            d => {
+                self.log_bad_answer(offset as u16, VIRTIO_GPIO_MSG_GET_DIRECTION, format_args!("bad direction {d}"));
+                Err(EIO)
+            }
+        }
+    }
+
+    fn direction_input(&self, offset: u32) -> Result {
+        self.request(VIRTIO_GPIO_MSG_SET_DIRECTION, offset as u16, VIRTIO_GPIO_DIRECTION_IN.into())
+            .map(|_| ())
+    }
+
+    fn direction_output(&self, offset: u32, value: bool) -> Result {
+        // The spec wants the value set before the line becomes an output.
+        self.request(VIRTIO_GPIO_MSG_SET_VALUE, offset as u16, value.into())?;
+        self.request(VIRTIO_GPIO_MSG_SET_DIRECTION, offset as u16, VIRTIO_GPIO_DIRECTION_OUT.into())
+            .map(|_| ())
+    }
+
+    fn get(&self, offset: u32) -> Result<bool> {
+        match self.request(VIRTIO_GPIO_MSG_GET_VALUE, offset as u16, 0)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            v => {
+                self.log_bad_answer(offset as u16, VIRTIO_GPIO_MSG_GET_VALUE, format_args!("bad value {v}"));
+                Err(EIO)
+            }
+        }
+    }
+
+    fn set(&self, offset: u32, value: bool) {
+        // gpiolib's set() cannot return an error in 6.12; a failure was logged.
+        let _ = self.request(VIRTIO_GPIO_MSG_SET_VALUE, offset as u16, value.into());
+    }
+
+    fn get_multiple(&self, mask: &[c_ulong], bits: &mut [c_ulong]) -> Result {
+        let mut bad = false;
+        self.request_multiple(
+            VIRTIO_GPIO_MSG_GET_VALUE,
+            mask,
+            |_| 0,
+            |line, v| {
+                bad |= v > 1;
+                set_bit(bits, line, v == 1);
+            },
+        )?;
+        if bad {
+            dev_log!(self.vdev, ERR, "GET_VALUE: device answered a value other than 0 or 1\n");
+            return Err(EIO);
+        }
+        Ok(())
+    }
+
+    fn set_multiple(&self, mask: &[c_ulong], bits: &[c_ulong]) {
+        let _ = self.request_multiple(VIRTIO_GPIO_MSG_SET_VALUE, mask, |line| bit(bits, line).into(), |_, _| ());
+    }
+
+    fn irq_enable(&self, hwirq: u32) {
+        self.with_irq_line(hwirq, |eq, l| {
+            eq.lines[l].disabled = false;
+            eq.lines[l].masked = false;
+            // Queued now if the device already has the type; else after
+            // irq_bus_sync_unlock sent it.
+            let _ = eq.queue(l);
+        });
+    }
+
+    fn irq_disable(&self, hwirq: u32) {
+        // The device learns it in irq_bus_sync_unlock (SET_IRQ_TYPE none),
+        // and then returns the line's message INVALID.
+        self.with_irq_line(hwirq, |eq, l| {
+            eq.lines[l].disabled = true;
+            eq.lines[l].masked = true;
+        });
+    }
+
+    fn irq_mask(&self, hwirq: u32) {
+        self.with_irq_line(hwirq, |eq, l| eq.lines[l].masked = true);
+    }
+
+    fn irq_unmask(&self, hwirq: u32) {
+        self.with_irq_line(hwirq, |eq, l| {
+            eq.lines[l].masked = false;
+            // Requeueing the message is what unmasks the line on the device.
+            let _ = eq.queue(l);
+        });
+    }
+
+    fn irq_set_type(&self, hwirq: u32, flow_type: u32) -> Result {
+        let t = match flow_type {
+            bindings::IRQ_TYPE_NONE => VIRTIO_GPIO_IRQ_TYPE_NONE,
+            bindings::IRQ_TYPE_EDGE_RISING => VIRTIO_GPIO_IRQ_TYPE_EDGE_RISING,
+            bindings::IRQ_TYPE_EDGE_FALLING => VIRTIO_GPIO_IRQ_TYPE_EDGE_FALLING,
+            bindings::IRQ_TYPE_EDGE_BOTH => VIRTIO_GPIO_IRQ_TYPE_EDGE_BOTH,
+            bindings::IRQ_TYPE_LEVEL_HIGH => VIRTIO_GPIO_IRQ_TYPE_LEVEL_HIGH,
+            bindings::IRQ_TYPE_LEVEL_LOW => VIRTIO_GPIO_IRQ_TYPE_LEVEL_LOW,
+            _ => {
+                dev_log!(self.vdev, ERR, "line {}: unsupported irq type {:#x}\n", hwirq, flow_type);
+                return Err(EINVAL);
+            }
+        };
+        self.with_irq_line(hwirq, |eq, l| eq.lines[l].type_ = t);
+        Ok(())
+    }
+
+    fn irq_bus_sync_unlock(&self, hwirq: u32) {
+        let line = hwirq as u16;
+        let mut state = None;
+        self.with_irq_line(hwirq, |eq, l| {
+            let il = &eq.lines[l];
+            let want = if il.disabled { VIRTIO_GPIO_IRQ_TYPE_NONE } else { il.type_ };
+            state = Some((want, il.sent));
+        });
+        let Some((want, sent)) = state else { return };
+        if want != sent {
+            // The spec: a trigger type change goes through none.
+            let mut ok = true;
+            if sent != VIRTIO_GPIO_IRQ_TYPE_NONE && want != VIRTIO_GPIO_IRQ_TYPE_NONE {
+                ok = self.request(VIRTIO_GPIO_MSG_SET_IRQ_TYPE, line, VIRTIO_GPIO_IRQ_TYPE_NONE.into()).is_ok();
+                if ok {
+                    self.with_irq_line(hwirq, |eq, l| eq.lines[l].sent = VIRTIO_GPIO_IRQ_TYPE_NONE);
+                }
+            }
+            if ok && self.request(VIRTIO_GPIO_MSG_SET_IRQ_TYPE, line, want.into()).is_ok() {
+                self.with_irq_line(hwirq, |eq, l| eq.lines[l].sent = want);
+            }
+            // A failure was logged by `request`; the next sync tries again.
+        }
+        self.with_irq_line(hwirq, |eq, l| {
+            let _ = eq.queue(l);
+        });
+    }
+}
+
+impl VirtioGpio {
+    /// Removal: fail new requests, stop the device, take back every message
+    /// it held and wake their waiters, so that nobody stays blocked on a
+    /// device that is gone.
+    fn shutdown(&self) {
+        self.rq.lock().gone = true;
+        if let Some(eq) = self.eq.lock().as_mut() {
+            eq.gone = true;
+        }
+        self.vdev.reset();
+        {
+            let mut q = self.rq.lock();
+            while let Some(m) = q.vq.detach_unused() {
+                if let Some(s) = q.slots.get_mut(m.slot as usize) {
+                    s.free = Some(m);
+                }
+            }
+        }
+        if let Some(eq) = self.eq.lock().as_mut() {
+            while let Some(m) = eq.vq.detach_unused() {
+                if let Some(l) = eq.lines.get_mut(m.line as usize) {
+                    l.buf = Some(m);
+                }
+            }
+        }
+        self.rq_wait.wake_all();
+    }
+
+    /// eventq callback (interrupt context): one returned message at a time,
+    /// the lock dropped before the irq core runs the line's handlers (which
+    /// call back into irq_mask/irq_unmask).
+    fn eventq_done(&self, handle: impl Fn(u32) -> Result) {
+        loop {
+            let ev = {
+                let mut g = self.eq.lock();
+                let Some(eq) = g.as_mut() else { return };
+                let Some((m, len)) = eq.vq.get_buf() else { return };
+                let line = m.line;
+                let status = m.res[0];
+                let Some(l) = eq.lines.get_mut(line as usize) else { continue };
+                l.buf = Some(m);
+                let ev = if len != 1 || status > VIRTIO_GPIO_IRQ_STATUS_VALID {
+                    Event::Malformed(line, len, status)
+                } else if status == VIRTIO_GPIO_IRQ_STATUS_VALID && !l.disabled && l.sent != VIRTIO_GPIO_IRQ_TYPE_NONE {
+                    Event::Deliver(line)
+                } else {
+                    Event::None
+                };
+                // Not delivered: the line stays unmasked if it should be (an
+                // INVALID return after a disable raced with an enable ends
+                // here with the line queued again). Delivered: the irq core
+                // unmasks it after the handlers, and that requeues it.
+                if !matches!(ev, Event::Deliver(_)) {
+                    let _ = eq.queue(line as usize);
+                }
+                eq.queue_waiting();
+                ev
+            };
+            match ev {
+                Event::Deliver(line) => {
+                    if let Err(e) = handle(line.into()) {
+                        dev_log!(self.vdev, ERR, "line {}: interrupt not handled: {:?}\n", line, e);
+                    }
+                }
+                Event::Malformed(line, len, status) => {
+                    dev_log!(
+                        self.vdev,
+                        ERR,
+                        "line {}: eventq answer with length {} status {}, expected length 1 status 0 or 1\n",
+                        line,
+                        len,
+                        status
+                    );
+                }
+                Event::None => {}
+            }
+        }
+    }
+
+    /// Run `f` on a line's interrupt state, if the chip has interrupts.
+    fn with_irq_line(&self, hwirq: u32, f: impl FnOnce(&mut EventQueue, usize)) {
+        if let Some(eq) = self.eq.lock().as_mut() {
+            if (hwirq as usize) < eq.lines.len() {
+                f(eq, hwirq as usize);
+            }
+        }
+    }
+
+    /// requestq callback (interrupt context): route answers to their lines.
+    fn requestq_done(&self) {
+        {
+            let mut q = self.rq.lock();
+            while let Some((m, len)) = q.vq.get_buf() {
+                let Some(slot) = q.slots.get_mut(m.slot as usize) else { continue };
+                if slot.waiting {
+                    slot.done = Some((m, len));
+                } else {
+                    slot.free = Some(m);
+                }
+            }
+        }
+        self.rq_wait.wake_all();
+    }
+}
+
+impl virtio::Driver for VirtioGpio {
+    const NAME: &'static CStr = kernel::c_str!("gpio-virtio-rs");
+    const DEVICE_ID: u32 = VIRTIO_ID_GPIO;
+    const FEATURES: &'static [u32] = &[VIRTIO_GPIO_F_IRQ];
+    type Data = gpio::Registration<VirtioGpio>;
+
+    fn probe(vdev: &virtio::Device) -> Result<Pin<KBox<Self::Data>>> {
+        // 16- and 32-bit accesses, as the spec's access-width rules want.
+        let ngpio = vdev.cread16(CONFIG_NGPIO);
+        let names_size = vdev.cread32(CONFIG_GPIO_NAMES_SIZE);
+        if ngpio == 0 || ngpio == u16::MAX {
+            dev_log!(vdev, ERR, "device reports {} lines: nothing to drive\n", ngpio);
+            return Err(EINVAL);
+        }
+        let irq = vdev.has_feature(VIRTIO_GPIO_F_IRQ);
+        let (requestq, eventq) = vdev.find_vqs::<VirtioGpio, ReqMsg, IrqMsg>(
+            [kernel::c_str!("requestq"), kernel::c_str!("eventq")],
+            irq,
+        )?;
+        let mut slots = KVec::with_capacity(ngpio as usize + 1, GFP_KERNEL)?;
+        for slot in 0..=ngpio {
+            let free = if slot < ngpio {
+                Some(KBox::new(ReqMsg { slot, req: [0; 8], res: Response::Line([0; 2]) }, GFP_KERNEL)?)
+            } else {
+                None
+            };
+            slots.push(Slot { free, ..Default::default() }, GFP_KERNEL)?;
+        }
+        let rq = RequestQueue { vq: requestq, gone: false, slots };
+        let eq = match eventq {
+            Some(vq) => {
+                let mut lines = KVec::with_capacity(ngpio as usize, GFP_KERNEL)?;
+                for line in 0..ngpio {
+                    lines.push(
+                        IrqLine {
+                            type_: VIRTIO_GPIO_IRQ_TYPE_NONE,
+                            sent: VIRTIO_GPIO_IRQ_TYPE_NONE,
+                            disabled: true,
+                            masked: true,
+                            buf: Some(KBox::new(IrqMsg { line, req: [0; 2], res: [0] }, GFP_KERNEL)?),
+                            want_slot: false,
+                        },
+                        GFP_KERNEL,
+                    )?;
+                }
+                Some(EventQueue { vq, gone: false, lines, waiting: 0 })
+            }
+            None => None,
+        };
+        let data = try_pin_init!(VirtioGpio {
+            vdev: vdev.get(),
+            ngpio,
+            names_size,
+            rq <- SpinLockIrq::new(rq, kernel::c_str!("virtio_gpio_rs.requestq"), lock_class!()),
+            rq_wait <- WaitQueue::new(kernel::c_str!("virtio_gpio_rs.rq_wait"), lock_class!()),
+            eq <- SpinLockIrq::new(eq, kernel::c_str!("virtio_gpio_rs.eventq"), lock_class!()),
+        }? Error);
+        KBox::pin_init(gpio::Registration::new(data), GFP_KERNEL)
+    }
+
+    fn start(vdev: &virtio::Device, chip: &Self::Data) -> Result {
+        let this = chip.data();
+        vdev.ready();
+        let names = this.fetch_names();
+        let irq = this.eq.lock().is_some();
+        chip.register(vdev, &THIS_MODULE, this.ngpio, names, irq)?;
+        dev_log!(
+            vdev,
+            INFO,
+            "{} lines, irq {}\n",
+            this.ngpio,
+            if vdev.has_feature(VIRTIO_GPIO_F_IRQ) { "yes" } else { "no" }
+        );
+        Ok(())
+    }
+
+    fn remove(_vdev: &virtio::Device, chip: &Self::Data) {
+        chip.data().shutdown();
+        chip.unregister();
+    }
+
+    fn vq_done(chip: &Self::Data, index: usize) {
+        if index == 0 {
+            chip.data().requestq_done();
+        } else {
+            chip.data().eventq_done(|hwirq| chip.handle_irq(hwirq));
+        }
+    }
+}

@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Out-of-line copies of static inline kernel functions for the Rust
+ * virtio-gpio driver (see gpio_virtio_helpers.h).
+ */
+
+#include "gpio_virtio_helpers.h"
+
+u16 vgpio_cread16(struct virtio_device *vdev, unsigned int offset)
+{
+	return virtio_cread16(vdev, offset);
+}
+
+u32 vgpio_cread32(struct virtio_device *vdev, unsigned int offset)
+{
+	return virtio_cread32(vdev, offset);
+}
+
+bool vgpio_has_feature(const struct virtio_device *vdev, unsigned int fbit)
+{
+	return virtio_has_feature(vdev, fbit);
+}
+
+void vgpio_device_ready(struct virtio_device *vdev)
+{
+	virtio_device_ready(vdev);
+}
+
+void vgpio_del_vqs(struct virtio_device *vdev)
+{
+	vdev->config->del_vqs(vdev);
+}
+
+const char *vgpio_dev_name(const struct device *dev)
+{
+	return dev_name(dev);
+}
+
+int vgpio_find_vqs(struct virtio_device *vdev, unsigned int nvqs,
+		   struct virtqueue *vqs[], vq_callback_t *callbacks[],
+		   const char *const names[])
+{
+	struct virtqueue_info info[2] = {};
+	unsigned int i;
+
+	if (nvqs > ARRAY_SIZE(info))
+		return -EINVAL;
+	for (i = 0; i < nvqs; i++) {
+		info[i].name = names[i];
+		info[i].callback = callbacks[i];
+	}
+	return virtio_find_vqs(vdev, nvqs, vqs, info, NULL);
+}
+
+void vgpio_raw_spin_lock_init(raw_spinlock_t *lock, const char *name,
+			      struct lock_class_key *key)
+{
+	raw_spin_lock_init(lock);
+	lockdep_set_class_and_name(lock, key, name);
+}
+
+unsigned long vgpio_raw_spin_lock_irqsave(raw_spinlock_t *lock)
+{
+	unsigned long flags;
+
+	raw_spin_lock_irqsave(lock, flags);
+	return flags;
+}
+
+void vgpio_raw_spin_unlock_irqrestore(raw_spinlock_t *lock, unsigned long flags)
+{
+	raw_spin_unlock_irqrestore(lock, flags);
+}
+
+void vgpio_init_waitqueue_head(struct wait_queue_head *wq, const char *name,
+			       struct lock_class_key *key)
+{
+	__init_waitqueue_head(wq, name, key);
+}
+
+/*
+ * Called with @lock held (irqsave, @flags): sleep until woken up or killed,
+ * with @lock dropped while asleep; returns with it held again. The caller
+ * checked its condition under @lock, and wakers change the condition under
+ * @lock before waking @wq, so no wake-up is lost.
+ */
+int vgpio_wait_killable_unlocked(struct wait_queue_head *wq, raw_spinlock_t *lock,
+				 unsigned long *flags)
+{
+	struct wait_queue_entry wait;
+	long ret;
+
+	init_wait_entry(&wait, 0);
+	ret = prepare_to_wait_event(wq, &wait, TASK_KILLABLE);
+	if (!ret) {
+		raw_spin_unlock_irqrestore(lock, *flags);
+		schedule();
+		raw_spin_lock_irqsave(lock, *flags);
+	}
+	finish_wait(wq, &wait);
+	return ret;
+}
+
+void vgpio_wake_up_all(struct wait_queue_head *wq)
+{
+	wake_up_all(wq);
+}
+
+int vgpio_gpiochip_add_data(struct gpio_chip *gc, void *data)
+{
+	return gpiochip_add_data(gc, data);
+}
+
+void vgpio_mutex_init(struct mutex *lock, const char *name, struct lock_class_key *key)
+{
+	__mutex_init(lock, name, key);
+}
+
+void vgpio_mutex_lock(struct mutex *lock)
+{
+	mutex_lock(lock);
+}
+
+void vgpio_mutex_unlock(struct mutex *lock)
+{
+	mutex_unlock(lock);
+}
+
+void vgpio_mutex_destroy(struct mutex *lock)
+{
+	mutex_destroy(lock);
+}
+
+void vgpio_gpio_irq_chip_set_chip(struct gpio_chip *gc, const struct irq_chip *chip)
+{
+	gpio_irq_chip_set_chip(&gc->irq, chip);
+	gc->irq.handler = handle_level_irq;
+	gc->irq.default_type = IRQ_TYPE_NONE;
+	gc->irq.parent_handler = NULL;
+	gc->irq.num_parents = 0;
+	gc->irq.parents = NULL;
+}
+
+struct gpio_chip *vgpio_irq_data_get_gpio_chip(struct irq_data *d)
+{
+	return irq_data_get_irq_chip_data(d);
+}

@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Helpers for the Rust virtio-gpio driver: the kernel functions it uses that
+ * are static inline or macros, so have no symbol to link against. Each is a
+ * one-line forward; this header is also what Kbuild runs bindgen over.
+ */
+#ifndef GPIO_VIRTIO_HELPERS_H
+#define GPIO_VIRTIO_HELPERS_H
+
+#include <linux/completion.h>
+#include <linux/device.h>
+#include <linux/gpio/driver.h>
+#include <linux/irq.h>
+#include <linux/irqdomain.h>
+#include <linux/mutex.h>
+#include <linux/scatterlist.h>
+#include <linux/slab.h>
+#include <linux/spinlock.h>
+#include <linux/virtio.h>
+#include <linux/virtio_config.h>
+
+/* virtio config space and features */
+u16 vgpio_cread16(struct virtio_device *vdev, unsigned int offset);
+u32 vgpio_cread32(struct virtio_device *vdev, unsigned int offset);
+bool vgpio_has_feature(const struct virtio_device *vdev, unsigned int fbit);
+void vgpio_device_ready(struct virtio_device *vdev);
+void vgpio_del_vqs(struct virtio_device *vdev);
+const char *vgpio_dev_name(const struct device *dev);
+
+/* virtqueues */
+int vgpio_find_vqs(struct virtio_device *vdev, unsigned int nvqs,
+		   struct virtqueue *vqs[], vq_callback_t *callbacks[],
+		   const char *const names[]);
+
+/* an interrupt-safe raw spinlock, and a wait queue to sleep on under it */
+void vgpio_raw_spin_lock_init(raw_spinlock_t *lock, const char *name,
+			      struct lock_class_key *key);
+unsigned long vgpio_raw_spin_lock_irqsave(raw_spinlock_t *lock);
+void vgpio_raw_spin_unlock_irqrestore(raw_spinlock_t *lock, unsigned long flags);
+void vgpio_init_waitqueue_head(struct wait_queue_head *wq, const char *name,
+			       struct lock_class_key *key);
+int vgpio_wait_killable_unlocked(struct wait_queue_head *wq, raw_spinlock_t *lock,
+				 unsigned long *flags);
+void vgpio_wake_up_all(struct wait_queue_head *wq);
+
+/* a sleeping lock held from irq_bus_lock to irq_bus_sync_unlock */
+void vgpio_mutex_init(struct mutex *lock, const char *name, struct lock_class_key *key);
+void vgpio_mutex_lock(struct mutex *lock);
+void vgpio_mutex_unlock(struct mutex *lock);
+void vgpio_mutex_destroy(struct mutex *lock);
+
+/* gpiolib */
+int vgpio_gpiochip_add_data(struct gpio_chip *gc, void *data);
+void vgpio_gpio_irq_chip_set_chip(struct gpio_chip *gc, const struct irq_chip *chip);
+struct gpio_chip *vgpio_irq_data_get_gpio_chip(struct irq_data *d);
+
+#endif

@@ -1,0 +1,63 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# The whole test suite (make check):
+#  1. the simulator's cargo tests;
+#  2. the kselftests in one guest boot, on the Rust driver and on the C
+#     reference driver, with the guest's kernel log checked for splats;
+#  3. the runner's self-test: a module that WARNs must make a run fail.
+# Ends with one line "N passed, N failed"; exits non-zero on any failure.
+set -uo pipefail
+TOP=$(cd "$(dirname "$0")/.." && pwd)
+export PATH=/usr/bin:$HOME/.cargo/bin:$PATH
+out=$TOP/out/check-$(date +%Y%m%d-%H%M%S)
+mkdir -p "$out"
+passed=0
+failed=0
+result() {
+	if [ "$2" = 0 ]; then
+		echo "check: PASS $1"
+		passed=$((passed + 1))
+	else
+		echo "check: FAIL $1"
+		failed=$((failed + 1))
+	fi
+}
+t0=$(date +%s)
+
+echo "check: [1/3] simulator cargo tests"
+(cd "$TOP/sim" && cargo test --release 2>&1) | tee "$out/cargo-test.log" | grep -E '^test |test result'
+result "simulator cargo tests" "${PIPESTATUS[0]}"
+
+echo "check: [2/3] kselftests in the guest (Rust driver, then C driver)"
+"$TOP/scripts/run-guest.sh" --out "$out/suite" --devices 2 \
+	--sim0 "--lines 8 --wire 0:1 --wire 2:3" --sim1 "--lines 32" -- \
+	bash "$TOP/tests/guest-run.sh" "$TOP"/tests/*.sh
+rc=$?
+if [ -s "$out/suite/ktap.txt" ]; then
+	grep -E '^(TAP|1\.\.|ok |not ok |# Totals)' "$out/suite/ktap.txt"
+	n_ok=$(grep -cE '^ok ' "$out/suite/ktap.txt")
+	n_bad=$(grep -cE '^not ok ' "$out/suite/ktap.txt")
+	echo "check: kselftests: $n_ok ok, $n_bad not ok (details: $out/suite/ktap.txt)"
+	grep -B30 -E '^not ok ' "$out/suite/ktap.txt" | grep -E '^# (not ok|#)' | head -n 40
+else
+	echo "check: the guest produced no KTAP output; console tail:"
+	tail -n 30 "$out/suite/console.log" | sed 's/^/  | /'
+fi
+result "kselftests in the guest, kernel log clean" "$rc"
+
+echo "check: [3/3] runner self-test: a WARN in the guest must fail the run"
+"$TOP/scripts/run-guest.sh" --out "$out/selftest" -- \
+	"insmod $TOP/tests/modules/vgpio_warn_test.ko; dmesg >\$VGPIO_OUT/dmesg.txt" \
+	>"$out/selftest.log" 2>&1
+rc=$?
+sed 's/^/  | /' "$out/selftest.log" | head -n 20
+if [ "$rc" != 0 ] && grep -q 'deliberate warning for the runner self-test' "$out/selftest.log"; then
+	result "runner fails a run whose kernel log has a WARNING, quoting the splat" 0
+else
+	result "runner fails a run whose kernel log has a WARNING (exit $rc)" 1
+fi
+
+echo "check: took $(($(date +%s) - t0)) s; results in $out"
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

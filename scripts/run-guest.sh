@@ -1,0 +1,116 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# run-guest.sh [options] -- GUEST-COMMAND
+#
+# Starts one device simulator per virtio-gpio device, boots the test kernel
+# with virtme-ng under QEMU's TCG with a vhost-user-gpio-pci device per
+# simulator and a virtio-serial control port per device (in the guest:
+# /dev/virtio-ports/vgpio-ctlN), runs GUEST-COMMAND as root in the guest,
+# then checks the guest's kernel log. Exit status: the guest command's, or 1
+# if the kernel log has a splat, or 124 if the guest did not come back.
+#
+# Options:
+#   --devices N      number of virtio-gpio devices (default 1)
+#   --sim ARGS       simulator options for every device (see sim --help)
+#   --simN ARGS      simulator options for device N only
+#   --out DIR        results folder (default out/run-TIMESTAMP)
+#   --timeout S      limit for the whole guest run (default 2400)
+#   --memory SIZE    guest memory (default 2G)
+#   --no-logcheck    do not check the kernel log
+set -uo pipefail
+
+TOP=$(cd "$(dirname "$0")/.." && pwd)
+KDIR=${KDIR:-$("$TOP"/scripts/kernel.sh dir)}
+SIM=$TOP/sim/target/release/virtio-gpio-sim
+export PATH=/usr/bin:$HOME/.cargo/bin:$PATH
+
+devices=1
+sim_all=""
+declare -A sim_one
+out=""
+timeout_s=2400
+mem=2G
+logcheck=1
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--devices) devices=$2; shift 2 ;;
+	--sim) sim_all=$2; shift 2 ;;
+	--sim[0-9]*) sim_one[${1#--sim}]=$2; shift 2 ;;
+	--out) out=$2; shift 2 ;;
+	--timeout) timeout_s=$2; shift 2 ;;
+	--memory) mem=$2; shift 2 ;;
+	--no-logcheck) logcheck=0; shift ;;
+	--) shift; break ;;
+	*) echo "run-guest: unknown option $1" >&2; exit 2 ;;
+	esac
+done
+[ $# -gt 0 ] || { echo "run-guest: no guest command" >&2; exit 2; }
+guest_cmd=$*
+
+[ -x "$SIM" ] || { echo "run-guest: build the simulator first (make sim)" >&2; exit 2; }
+[ -e "$KDIR/arch/x86/boot/bzImage" ] || { echo "run-guest: no kernel at $KDIR (make kernel)" >&2; exit 2; }
+
+out=${out:-$TOP/out/run-$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+run=$(mktemp -d /tmp/vgpio-run.XXXXXX)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	rm -rf "$run"
+}
+trap cleanup EXIT
+
+qopts="-device virtio-serial-pci,id=vgpioser"
+for ((i = 0; i < devices; i++)); do
+	# shellcheck disable=SC2086
+	"$SIM" serve --socket "$run/vhost$i.sock" --ctl "$run/ctl$i.sock" \
+		--names "d${i}l" $sim_all ${sim_one[$i]:-} >"$out/sim$i.log" 2>&1 &
+	pids+=($!)
+	qopts+=" -chardev socket,path=$run/vhost$i.sock,id=vgpio$i"
+	qopts+=" -device vhost-user-gpio-pci,chardev=vgpio$i,id=gpio$i"
+	qopts+=" -chardev socket,path=$run/ctl$i.sock,id=vgpioctl$i"
+	qopts+=" -device virtserialport,bus=vgpioser.0,chardev=vgpioctl$i,name=vgpio-ctl$i"
+done
+for ((i = 0; i < devices; i++)); do
+	for _ in $(seq 100); do
+		[ -S "$run/vhost$i.sock" ] && [ -S "$run/ctl$i.sock" ] && break
+		sleep 0.1
+	done
+	if ! [ -S "$run/vhost$i.sock" ]; then
+		echo "run-guest: simulator $i did not start:" >&2
+		cat "$out/sim$i.log" >&2
+		exit 2
+	fi
+done
+
+echo "run-guest: booting $KDIR under TCG with $devices virtio-gpio device(s); results in $out"
+start=$(date +%s)
+# The guest writes its results under $out (shared read-write); the
+# console (kernel messages and the command's output) goes to console.log.
+timeout --foreground -k 10 "$timeout_s" \
+	vng --disable-kvm --run "$KDIR" --force-9p --user root --cpus 2 \
+	-m "$mem" --numa "$mem" --rwdir "$out" --verbose \
+	-o="$qopts" \
+	-- "VGPIO_OUT=$out VGPIO_TOP=$TOP VGPIO_KDIR=$KDIR VGPIO_DEVICES=$devices $guest_cmd" \
+	>"$out/console.log" 2>&1 </dev/null
+rc=$?
+echo "run-guest: guest finished in $(($(date +%s) - start)) s, exit $rc"
+if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+	echo "run-guest: the guest did not come back within $timeout_s s; console tail:"
+	tail -n 40 "$out/console.log" | sed 's/^/  | /'
+	rc=124
+fi
+
+if [ "$logcheck" = 1 ]; then
+	log=$out/dmesg.txt
+	# A guest that died never wrote dmesg.txt: check what the console saw.
+	[ -s "$log" ] || log=$out/console.log
+	if ! "$TOP"/scripts/logcheck.sh "$log" "$out/kmemleak.txt"; then
+		[ "$rc" = 0 ] && rc=1
+	fi
+	[ -s "$out/dmesg.txt" ] || { echo "run-guest: the guest wrote no kernel log"; [ "$rc" = 0 ] && rc=1; }
+fi
+exit "$rc"

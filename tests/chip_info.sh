@@ -1,0 +1,30 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# drivers: rust c
+#
+# The chip as user space sees it (gpiodetect, gpioinfo, lsgpio): one chip per
+# device, the device's line count and line names.
+. "$VGPIO_TOP/tests/lib.sh"
+
+ktap_print_header
+ktap_set_plan 6
+
+wait_chip 0
+chip=$(chip_of 0)
+info=$(ctl 0 info)
+ngpio=$(field ngpio "$info")
+log "chip $chip, device: $info"
+
+check "gpiochip registered for device 0" test -n "$chip"
+check "chip label is the virtio device name" eval "gpiodetect | grep -q \"^$chip \[$(vdev_of 0)\]\""
+check "gpiodetect shows $ngpio lines" eval "gpiodetect | grep -q \"^$chip .*($ngpio lines)\""
+names_ok() {
+	local i
+	for i in $(seq 0 $((ngpio - 1))); do
+		gpioinfo "$chip" | grep -qE "^[[:space:]]+line +$i: +\"d0l$i\"" || { log "line $i name wrong"; return 1; }
+	done
+}
+check "gpioinfo shows the device's line names" names_ok
+check "lsgpio lists the chip" eval "\"$KTOOLS/lsgpio\" -n $chip | grep -q 'd0l0'"
+check "gpiofind finds a line by name" eval "[ \"\$(gpiofind d0l3)\" = \"$chip 3\" ]"
+vgpio_finished

@@ -1,0 +1,37 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# drivers: rust c
+#
+# Direction changes reach the device in the spec's order (value before
+# output), and gpiolib reports them; released lines are deactivated.
+. "$VGPIO_TOP/tests/lib.sh"
+
+ktap_print_header
+ktap_set_plan 5
+
+wait_chip 0
+chip=$(chip_of 0)
+line=4
+
+ctl 0 reset-counters >/dev/null
+gpioset --mode=signal "$chip" $line=1 &
+pid=$!
+is_out() { [ "$(field dir "$(ctl 0 get $line)")" = out ] && [ "$(field value "$(ctl 0 get $line)")" = 1 ]; }
+check "requested as output high: device has dir=out value=1" wait_for is_out
+check "lsgpio reports the line as output" eval "\"$KTOOLS/lsgpio\" -n $chip | grep -E '^[[:space:]]+line +$line:' | grep -q output"
+kill $pid; wait $pid 2>/dev/null
+check "released: device line deactivated" wait_for eval '[ "$(field dir "$(ctl 0 get $line)")" = none ]'
+
+gpioget "$chip" $line >/dev/null
+check "read as input, then released: deactivated again" wait_for eval '[ "$(field dir "$(ctl 0 get $line)")" = none ]'
+
+cycles_ok() {
+	local i
+	for i in $(seq 20); do
+		gpioset "$chip" 6=$((i % 2)) || return 1
+		gpioget "$chip" 7 >/dev/null || return 1
+	done
+	[ "$(ctl 0 dirs)" = "ok --------" ]
+}
+check "20 request/release cycles leave every line deactivated" cycles_ok
+vgpio_finished

@@ -1,0 +1,29 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# drivers: rust c
+#
+# Edges the device generates, driven from inside the guest through the
+# control channel, reach gpiomon in number and order.
+. "$VGPIO_TOP/tests/lib.sh"
+
+ktap_print_header
+ktap_set_plan 3
+
+wait_chip 0
+chip=$(chip_of 0)
+line=5
+ctl 0 set $line 0 >/dev/null
+
+gpiomon --num-events=4 "$chip" $line >/tmp/gpiomon.out 2>&1 &
+pid=$!
+armed() { [ "$(field queued "$(ctl 0 get $line)")" = 1 ]; }
+check "gpiomon arms the line's interrupt on the device" wait_for armed
+ctl 0 edges $line 4 100000 >/dev/null
+for _ in $(seq 100); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+kill $pid 2>/dev/null
+wait $pid 2>/dev/null
+sed 's/^/# gpiomon: /' /tmp/gpiomon.out
+got=$(grep -oE 'RISING|FALLING' /tmp/gpiomon.out | tr '\n' ' ')
+check "gpiomon saw 4 edges" test "$(echo $got | wc -w)" = 4
+check "in order: rising, falling, rising, falling" test "$got" = "RISING FALLING RISING FALLING "
+vgpio_finished

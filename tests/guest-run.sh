@@ -1,0 +1,74 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Runs inside the guest: guest-run.sh [--drivers "rust c"] TEST.sh...
+# For each driver: load its module, run every test that declares the driver
+# ("# drivers: ..." line), unload it. Prints KTAP: one case per test and
+# driver, the test's own KTAP nested under it. Then scans for leaks and
+# saves the kernel log for the host's log check.
+set -u
+: "${VGPIO_OUT:?}" "${VGPIO_TOP:?}"
+drivers="rust c"
+per_test_timeout=600
+if [ "${1:-}" = --drivers ]; then
+	drivers=$2
+	shift 2
+fi
+tests=("$@")
+export VGPIO_TOP VGPIO_KDIR VGPIO_DEVICES
+
+mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
+kmemleak=/sys/kernel/debug/kmemleak
+if [ -w "$kmemleak" ]; then
+	# Boot-time suspects are not ours: start from a clean slate.
+	echo scan >"$kmemleak"
+	echo clear >"$kmemleak"
+fi
+
+# Everything below goes to the console and to ktap.txt for the host.
+exec > >(tee "$VGPIO_OUT/ktap.txt") 2>&1
+
+declares() { grep -qE "^# drivers:.*\b$2\b" "$1"; }
+
+plan=0
+for drv in $drivers; do
+	for t in "${tests[@]}"; do declares "$t" "$drv" && plan=$((plan + 1)); done
+done
+echo "TAP version 13"
+echo "1..$plan"
+n=0
+fails=0
+for drv in $drivers; do
+	export DRIVER=$drv
+	# shellcheck source=/dev/null
+	(. "$VGPIO_TOP/tests/lib.sh" && vgpio_load) || echo "# could not load the $drv driver"
+	for t in "${tests[@]}"; do
+		declares "$t" "$drv" || continue
+		n=$((n + 1))
+		name="$drv:$(basename "$t" .sh)"
+		start=$(date +%s)
+		timeout -k 5 "$per_test_timeout" bash "$t" >/tmp/vgpio-test.out 2>&1
+		rc=$?
+		sed 's/^/# /' /tmp/vgpio-test.out
+		echo "# $name took $(($(date +%s) - start)) s"
+		case $rc in
+		0) echo "ok $n $name" ;;
+		4) echo "ok $n $name # SKIP" ;;
+		124) echo "not ok $n $name # TIMEOUT ${per_test_timeout}s"; fails=$((fails + 1)) ;;
+		*) echo "not ok $n $name"; fails=$((fails + 1)) ;;
+		esac
+	done
+	# shellcheck source=/dev/null
+	(. "$VGPIO_TOP/tests/lib.sh" && vgpio_unload) || echo "# could not unload the $drv driver"
+done
+echo "# Totals: pass:$((n - fails)) fail:$fails"
+
+if [ -w "$kmemleak" ]; then
+	# kmemleak only reports objects older than 5 s; scan twice to be sure.
+	sleep 6
+	echo scan >"$kmemleak"
+	echo scan >"$kmemleak"
+	cat "$kmemleak" >"$VGPIO_OUT/kmemleak.txt"
+fi
+dmesg >"$VGPIO_OUT/dmesg.txt"
+[ "$fails" = 0 ]

@@ -1,0 +1,148 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Shared helpers for the in-guest kselftests. A test sources this, runs its
+# cases with the kernel's KTAP helpers and ends with vgpio_finished.
+# Environment (set by scripts/run-guest.sh and tests/guest-run.sh):
+#   VGPIO_TOP, VGPIO_KDIR, VGPIO_DEVICES, DRIVER (rust | c)
+
+: "${VGPIO_TOP:?}" "${VGPIO_KDIR:?}"
+# shellcheck source=/dev/null
+. "$VGPIO_KDIR/tools/testing/selftests/kselftest/ktap_helpers.sh"
+
+SIM=$VGPIO_TOP/sim/target/release/virtio-gpio-sim
+KTOOLS=$VGPIO_KDIR/tools/gpio
+DRIVER=${DRIVER:-rust}
+VGPIO_DEVICES=${VGPIO_DEVICES:-1}
+KTAP_CNT_XFAIL=0
+
+case "$DRIVER" in
+rust) MODULE=gpio_virtio_rs; MODULE_KO=$VGPIO_TOP/gpio-virtio-rs.ko; DRV_NAME=gpio-virtio-rs ;;
+c) MODULE=gpio_virtio; MODULE_KO=$VGPIO_KDIR/drivers/gpio/gpio-virtio.ko; DRV_NAME=gpio_virtio ;;
+*) echo "unknown DRIVER $DRIVER" >&2; exit 1 ;;
+esac
+
+# A known bug of the driver under test makes this case fail as expected.
+ktap_test_xfail() {
+	__ktap_test "ok" "$1" "XFAIL $2"
+	KTAP_CNT_XFAIL=$((KTAP_CNT_XFAIL + 1))
+}
+
+vgpio_finished() {
+	echo "# Totals: pass:$KTAP_CNT_PASS fail:$KTAP_CNT_FAIL xfail:$KTAP_CNT_XFAIL xpass:0 skip:$KTAP_CNT_SKIP error:0"
+	if [ "$KTAP_CNT_FAIL" = 0 ] &&
+		[ $((KTAP_CNT_PASS + KTAP_CNT_SKIP + KTAP_CNT_XFAIL)) -eq "$KSFT_NUM_TESTS" ]; then
+		exit "$KSFT_PASS"
+	fi
+	exit "$KSFT_FAIL"
+}
+
+# check DESCRIPTION COMMAND...: one KTAP case from a command's status.
+check() {
+	local d=$1
+	shift
+	if "$@"; then ktap_test_pass "$d"; else ktap_test_fail "$d"; fi
+}
+
+log() { echo "# $*"; }
+
+# The virtio device (virtioN) of simulator N: virtio-gpio devices (ID 0x0029)
+# in PCI order, which is the order the runner added them in.
+vdev_of() {
+	local d list=()
+	for d in /sys/bus/virtio/devices/*; do
+		[ "$(cat "$d/device")" = 0x0029 ] || continue
+		list+=("$(readlink -f "$d") $(basename "$d")")
+	done
+	printf '%s\n' "${list[@]}" | sort | sed -n "$(($1 + 1))p" | cut -d' ' -f2
+}
+
+# The gpiochip (gpiochipN) registered for simulator N, or nothing.
+chip_of() {
+	local v
+	v=$(vdev_of "$1")
+	[ -n "$v" ] || return 1
+	basename "$(ls -d /sys/bus/virtio/devices/"$v"/gpiochip* 2>/dev/null | head -n1)" 2>/dev/null
+}
+
+wait_chip() {
+	local i
+	for i in $(seq 200); do
+		[ -n "$(chip_of "$1")" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+wait_no_chip() {
+	local i
+	for i in $(seq 200); do
+		[ -z "$(chip_of "$1")" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# The control port of simulator N inside the guest.
+port_of() {
+	local d
+	for d in /sys/class/virtio-ports/*; do
+		[ "$(cat "$d/name" 2>/dev/null)" = "vgpio-ctl$1" ] && { echo "/dev/$(basename "$d")"; return 0; }
+	done
+	return 1
+}
+
+# ctl N COMMAND...: one control command to simulator N; prints the answer.
+ctl() {
+	local n=$1
+	shift
+	"$SIM" ctl --port "$(port_of "$n")" "$@"
+}
+
+# field KEY "k=v k=v ...": the value of KEY.
+field() {
+	echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"
+}
+
+driver_bound() {
+	local v
+	v=$(vdev_of "$1")
+	[ "$(basename "$(readlink -f /sys/bus/virtio/devices/"$v"/driver 2>/dev/null)")" = "$DRV_NAME" ]
+}
+
+vgpio_load() {
+	lsmod | grep -q "^$MODULE " || insmod "$MODULE_KO" || return 1
+}
+
+vgpio_unload() {
+	! lsmod | grep -q "^$MODULE " || rmmod "$MODULE"
+}
+
+# Wait until a condition holds (polling, up to ~10 s).
+wait_for() {
+	local i
+	for i in $(seq 100); do
+		"$@" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# Unbind simulator N's device from the driver under test and bind it again.
+rebind() {
+	local v
+	v=$(vdev_of "$1")
+	echo "$v" >/sys/bus/virtio/drivers/"$DRV_NAME"/unbind || return 1
+	wait_no_chip "$1" || return 1
+	echo "$v" >/sys/bus/virtio/drivers/"$DRV_NAME"/bind 2>/dev/null
+	return 0
+}
+
+# Kernel log lines since a mark: mark=$(dmesg_mark); ...; dmesg_since "$mark"
+dmesg_mark() { dmesg | wc -l; }
+dmesg_since() { dmesg | tail -n +$(($1 + 1)); }
+
+# gpioinfo's name column for line L of chip C ("unnamed" or the name).
+line_name() {
+	gpioinfo "$1" | sed -nE "s/^[[:space:]]+line +$2: +(\"([^\"]*)\"|(unnamed)).*/\2\3/p"
+}

@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * A kernel consumer of a virtio-gpio line's interrupt, for the tests: finds
+ * line @line of the chip labelled @label, takes its interrupt with
+ * request_threaded_irq(IRQF_ONESHOT) and the given trigger, and counts.
+ * The counts are read-only module parameters:
+ *   hard     primary handler runs
+ *   thread   thread handler runs (each sleeps @work_ms)
+ *   overlap  primary handler runs while the thread was still running
+ *            (must stay 0: a ONESHOT line stays masked until the thread ends)
+ */
+
+#include <linux/atomic.h>
+#include <linux/delay.h>
+#include <linux/gpio.h>
+#include <linux/gpio/consumer.h>
+#include <linux/gpio/driver.h>
+#include <linux/interrupt.h>
+#include <linux/module.h>
+#include <linux/string.h>
+
+static char *label;
+module_param(label, charp, 0444);
+static int line;
+module_param(line, int, 0444);
+static char *trigger = "rising";
+module_param(trigger, charp, 0444);
+static int work_ms = 5;
+module_param(work_ms, int, 0444);
+
+static unsigned int hard, thread, overlap;
+module_param(hard, uint, 0444);
+module_param(thread, uint, 0444);
+module_param(overlap, uint, 0444);
+
+static atomic_t in_thread = ATOMIC_INIT(0);
+static int gpio = -1;
+static int irq = -1;
+
+static irqreturn_t consumer_hard(int irq, void *data)
+{
+	WRITE_ONCE(hard, hard + 1);
+	if (atomic_read(&in_thread))
+		WRITE_ONCE(overlap, overlap + 1);
+	return IRQ_WAKE_THREAD;
+}
+
+static irqreturn_t consumer_thread(int irq, void *data)
+{
+	atomic_set(&in_thread, 1);
+	WRITE_ONCE(thread, thread + 1);
+	msleep(work_ms);
+	atomic_set(&in_thread, 0);
+	return IRQ_HANDLED;
+}
+
+static unsigned long trigger_flags(const char *t)
+{
+	if (!strcmp(t, "rising"))
+		return IRQF_TRIGGER_RISING;
+	if (!strcmp(t, "falling"))
+		return IRQF_TRIGGER_FALLING;
+	if (!strcmp(t, "both"))
+		return IRQF_TRIGGER_RISING | IRQF_TRIGGER_FALLING;
+	if (!strcmp(t, "high"))
+		return IRQF_TRIGGER_HIGH;
+	if (!strcmp(t, "low"))
+		return IRQF_TRIGGER_LOW;
+	return 0;
+}
+
+static int __init consumer_init(void)
+{
+	unsigned long flags = trigger_flags(trigger);
+	struct gpio_device *gdev;
+	int ret;
+
+	if (!label || !flags)
+		return -EINVAL;
+	gdev = gpio_device_find_by_label(label);
+	if (!gdev)
+		return -ENODEV;
+	gpio = gpio_device_get_base(gdev) + line;
+	gpio_device_put(gdev);
+
+	ret = gpio_request_one(gpio, GPIOF_IN, "vgpio-consumer");
+	if (ret)
+		return ret;
+	irq = gpio_to_irq(gpio);
+	if (irq < 0) {
+		gpio_free(gpio);
+		return irq;
+	}
+	ret = request_threaded_irq(irq, consumer_hard, consumer_thread,
+				   IRQF_ONESHOT | flags, "vgpio-consumer", NULL);
+	if (ret) {
+		gpio_free(gpio);
+		return ret;
+	}
+	pr_info("vgpio_irq_consumer: %s line %d (gpio %d) irq %d %s\n",
+		label, line, gpio, irq, trigger);
+	return 0;
+}
+
+static void __exit consumer_exit(void)
+{
+	free_irq(irq, NULL);
+	gpio_free(gpio);
+}
+
+module_init(consumer_init);
+module_exit(consumer_exit);
+MODULE_DESCRIPTION("Test consumer of virtio-gpio interrupts");
+MODULE_LICENSE("GPL");

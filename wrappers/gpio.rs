@@ -1,0 +1,419 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! gpio_chip registration and callbacks.
+//!
+//! C header: `include/linux/gpio/driver.h`.
+
+use core::cell::UnsafeCell;
+use kernel::ffi::{c_char, c_int, c_uint, c_ulong, c_void};
+use core::sync::atomic::{AtomicU8, Ordering};
+
+use kernel::error::{from_result, to_result};
+use kernel::init::PinInit;
+use kernel::prelude::*;
+use kernel::types::Opaque;
+
+use super::bindings;
+use super::virtio;
+
+/// A line's direction, as gpiolib wants it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum LineDirection {
+    In,
+    Out,
+}
+
+/// What a GPIO controller driver provides; gpiolib calls these with the
+/// line's offset (0..ngpio), possibly from several tasks at once. The chip
+/// is registered with `can_sleep`, so every method may sleep.
+pub(crate) trait Chip: Sync + Send + Sized {
+    /// A line was requested by a consumer.
+    fn request(&self, offset: u32) -> Result;
+    /// A line was released.
+    fn free(&self, offset: u32);
+    fn get_direction(&self, offset: u32) -> Result<LineDirection>;
+    fn direction_input(&self, offset: u32) -> Result;
+    fn direction_output(&self, offset: u32, value: bool) -> Result;
+    fn get(&self, offset: u32) -> Result<bool>;
+    /// gpiolib's `set` has no way to return an error in 6.12.
+    fn set(&self, offset: u32, value: bool);
+    /// For each bit set in `mask`, read the line into the same bit of `bits`.
+    fn get_multiple(&self, mask: &[c_ulong], bits: &mut [c_ulong]) -> Result;
+    /// For each bit set in `mask`, set the line to the same bit of `bits`.
+    fn set_multiple(&self, mask: &[c_ulong], bits: &[c_ulong]);
+
+    // The interrupt controller, when registered with `irq`. enable, disable,
+    // mask, unmask and set_type run in atomic context (under the irq
+    // descriptor's raw lock): they may only record state. What needs the
+    // device is done in `irq_bus_sync_unlock`, which may sleep and runs with
+    // the chip's bus lock held (taken in irq_bus_lock).
+
+    fn irq_enable(&self, _hwirq: u32) {}
+    fn irq_disable(&self, _hwirq: u32) {}
+    fn irq_mask(&self, _hwirq: u32) {}
+    fn irq_unmask(&self, _hwirq: u32) {}
+    /// `flow_type` is an `IRQ_TYPE_*` value.
+    fn irq_set_type(&self, _hwirq: u32, _flow_type: u32) -> Result {
+        Err(EINVAL)
+    }
+    fn irq_bus_sync_unlock(&self, _hwirq: u32) {}
+}
+
+/// Line names for a chip: a block of NUL-terminated names and the pointer
+/// array gpiolib reads.
+///
+/// # Invariants
+///
+/// Every pointer in `ptrs` points to a NUL-terminated string inside `block`,
+/// whose heap memory does not move while `self` lives.
+pub(crate) struct LineNames {
+    _block: KVec<u8>,
+    ptrs: KVec<*const c_char>,
+}
+
+// SAFETY: the pointers only point into `block`, owned by `self`.
+unsafe impl Send for LineNames {}
+// SAFETY: immutable after construction.
+unsafe impl Sync for LineNames {}
+
+impl LineNames {
+    /// One name per NUL-terminated piece of `block`, in order; bytes after
+    /// the last NUL are ignored. An empty piece is an unnamed line.
+    pub(crate) fn new(names: &[u8]) -> Result<Self> {
+        let mut block = KVec::new();
+        block.extend_from_slice(names, GFP_KERNEL)?;
+        let mut ptrs = KVec::new();
+        let mut start = 0;
+        for (i, b) in block.iter().enumerate() {
+            if *b == 0 {
+                let p = if i == start { core::ptr::null() } else { block[start..].as_ptr().cast() };
+                ptrs.push(p, GFP_KERNEL)?;
+                start = i + 1;
+            }
+        }
+        Ok(LineNames { _block: block, ptrs })
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.ptrs.len()
+    }
+}
+
+/// A gpio_chip and the driver data its callbacks get, registered with
+/// gpiolib from [`Registration::register`] until [`Registration::unregister`]
+/// or drop.
+///
+/// The registration owns the data, so the data outlives the registration:
+/// dropping unregisters first (`PinnedDrop` runs before fields are dropped).
+///
+/// # Invariants
+///
+/// A `Registration` only exists in place, initialised by [`Registration::new`]
+/// (a `PinInit`), so its address is stable. When `state` is `REGISTERED`,
+/// `gc` was added with `gpiochip_add_data` and a pointer to `self`; `names`
+/// is only written by the one caller that moved `state` from `IDLE`.
+#[pin_data(PinnedDrop)]
+pub(crate) struct Registration<T: Chip> {
+    #[pin]
+    gc: Opaque<bindings::gpio_chip>,
+    /// This chip's own irq_chip (immutable once registered).
+    #[pin]
+    irq_chip: Opaque<bindings::irq_chip>,
+    /// Held from irq_bus_lock to irq_bus_sync_unlock.
+    #[pin]
+    bus_lock: Opaque<bindings::mutex>,
+    state: AtomicU8,
+    names: UnsafeCell<Option<LineNames>>,
+    #[pin]
+    data: T,
+}
+
+const IDLE: u8 = 0;
+const REGISTERING: u8 = 1;
+const REGISTERED: u8 = 2;
+
+// SAFETY: gpiolib serializes registration; `names` is written once before
+// registering; callbacks reach `T`, which is `Sync`.
+unsafe impl<T: Chip + Send> Sync for Registration<T> {}
+// SAFETY: see `Sync`.
+unsafe impl<T: Chip + Send> Send for Registration<T> {}
+
+impl<T: Chip> Registration<T> {
+    pub(crate) fn new(data: impl PinInit<T, Error>) -> impl PinInit<Self, Error> {
+        try_pin_init!(Registration {
+            gc <- Opaque::ffi_init(|p: *mut bindings::gpio_chip| {
+                // SAFETY: `p` is valid for writes; an all-zero gpio_chip is
+                // the C "nothing set" state.
+                unsafe { p.write(core::mem::zeroed()) }
+            }),
+            // SAFETY: as for `gc`.
+            irq_chip <- Opaque::ffi_init(|p: *mut bindings::irq_chip| unsafe { p.write(core::mem::zeroed()) }),
+            // SAFETY: `p` is pinned memory for the mutex; name and key are 'static.
+            bus_lock <- Opaque::ffi_init(|p| unsafe {
+                bindings::vgpio_mutex_init(p, c"virtio_gpio_rs.irq_bus_lock".as_ptr().cast(), BUS_LOCK_KEY.as_ptr())
+            }),
+            state: AtomicU8::new(IDLE),
+            names: UnsafeCell::new(None),
+            data <- data,
+        }? Error)
+    }
+
+    /// Hand interrupt `hwirq` to its handlers (call from the device's
+    /// interrupt context). Fails if the chip has no interrupts or the line
+    /// has no mapping.
+    pub(crate) fn handle_irq(&self, hwirq: u32) -> Result {
+        if self.state.load(Ordering::Acquire) != REGISTERED {
+            return Err(ENODEV);
+        }
+        // SAFETY: the chip is registered (checked above; it is unregistered
+        // only after the device stopped raising interrupts), so gpiolib's
+        // irq domain, if any, is live.
+        let domain = unsafe { (*self.gc.get()).irq.domain };
+        if domain.is_null() {
+            return Err(ENODEV);
+        }
+        // SAFETY: a live domain and a hardware line number; the function
+        // looks the mapping up itself and fails if there is none.
+        to_result(unsafe { bindings::generic_handle_domain_irq(domain, hwirq.into()) })
+    }
+
+    /// The driver data.
+    pub(crate) fn data(&self) -> &T {
+        &self.data
+    }
+
+    /// Register the chip for `vdev` with `ngpio` lines and, if given, their
+    /// names (exactly `ngpio` of them).
+    pub(crate) fn register(
+        &self,
+        vdev: &virtio::Device,
+        module: &'static ThisModule,
+        ngpio: u16,
+        names: Option<LineNames>,
+        irq: bool,
+    ) -> Result {
+        if names.as_ref().is_some_and(|n| n.len() != ngpio as usize) {
+            return Err(EINVAL);
+        }
+        if self.state.compare_exchange(IDLE, REGISTERING, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            return Err(EBUSY);
+        }
+        let gc = self.gc.get();
+        // SAFETY: we moved `state` from IDLE, so no one else writes `names`
+        // or `gc`, and gpiolib does not know the chip yet. The label (the
+        // device name) and the names live at least as long as the
+        // registration; the callbacks match the C prototypes.
+        unsafe {
+            *self.names.get() = names;
+            (*gc).label = vdev.name().as_char_ptr();
+            (*gc).parent = vdev.dev();
+            (*gc).owner = module.as_ptr().cast();
+            (*gc).base = -1;
+            (*gc).ngpio = ngpio;
+            (*gc).can_sleep = true;
+            (*gc).names = (*self.names.get()).as_ref().map_or(core::ptr::null(), |n| n.ptrs.as_ptr());
+            (*gc).request = Some(request_callback::<T>);
+            (*gc).free = Some(free_callback::<T>);
+            (*gc).get_direction = Some(get_direction_callback::<T>);
+            (*gc).direction_input = Some(direction_input_callback::<T>);
+            (*gc).direction_output = Some(direction_output_callback::<T>);
+            (*gc).get = Some(get_callback::<T>);
+            (*gc).set = Some(set_callback::<T>);
+            (*gc).get_multiple = Some(get_multiple_callback::<T>);
+            (*gc).set_multiple = Some(set_multiple_callback::<T>);
+            if irq {
+                let ic = self.irq_chip.get();
+                (*ic).name = vdev.name().as_char_ptr();
+                (*ic).irq_enable = Some(irq_enable_callback::<T>);
+                (*ic).irq_disable = Some(irq_disable_callback::<T>);
+                (*ic).irq_mask = Some(irq_mask_callback::<T>);
+                (*ic).irq_unmask = Some(irq_unmask_callback::<T>);
+                (*ic).irq_set_type = Some(irq_set_type_callback::<T>);
+                (*ic).irq_bus_lock = Some(irq_bus_lock_callback::<T>);
+                (*ic).irq_bus_sync_unlock = Some(irq_bus_sync_unlock_callback::<T>);
+                (*ic).irq_request_resources = Some(bindings::gpiochip_irq_reqres);
+                (*ic).irq_release_resources = Some(bindings::gpiochip_irq_relres);
+                (*ic).flags = bindings::IRQCHIP_IMMUTABLE as _;
+                bindings::vgpio_gpio_irq_chip_set_chip(gc, ic);
+            }
+        }
+        // SAFETY: `gc` is fully set up; `self` (the data pointer) stays at
+        // this address and alive until `unregister` (type invariant, drop).
+        let r = to_result(unsafe { bindings::vgpio_gpiochip_add_data(gc, self as *const Self as *mut c_void) });
+        self.state.store(if r.is_ok() { REGISTERED } else { IDLE }, Ordering::Release);
+        r
+    }
+
+    /// Remove the chip from gpiolib (waits for callbacks in progress).
+    pub(crate) fn unregister(&self) {
+        if self.state.compare_exchange(REGISTERED, IDLE, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            // SAFETY: the chip was added and is removed once (the state moved
+            // from REGISTERED exactly once).
+            unsafe { bindings::gpiochip_remove(self.gc.get()) };
+        }
+    }
+}
+
+#[pinned_drop]
+impl<T: Chip> PinnedDrop for Registration<T> {
+    fn drop(self: Pin<&mut Self>) {
+        self.unregister();
+        // SAFETY: initialised in `new`; unregistered, so no irq callback
+        // can hold it any more.
+        unsafe { bindings::vgpio_mutex_destroy(self.bus_lock.get()) };
+    }
+}
+
+static BUS_LOCK_KEY: super::sync::LockClassKey = super::sync::LockClassKey::new();
+
+/// The registration behind an irq_data of our chip.
+///
+/// # Safety
+///
+/// `d` must belong to the irq domain of a chip registered by a
+/// `Registration<T>`.
+unsafe fn irq_registration<'a, T: Chip>(d: *mut bindings::irq_data) -> (&'a Registration<T>, u32) {
+    // SAFETY: gpiolib sets the chip data of its irqs to the gpio_chip, whose
+    // data pointer is the registration (caller's guarantee).
+    unsafe {
+        let gc = bindings::vgpio_irq_data_get_gpio_chip(d);
+        (&*(bindings::gpiochip_get_data(gc) as *const Registration<T>), (*d).hwirq as u32)
+    }
+}
+
+unsafe extern "C" fn irq_enable_callback<T: Chip>(d: *mut bindings::irq_data) {
+    // SAFETY: the irq core calls back with an irq of our chip.
+    let (reg, hwirq) = unsafe { irq_registration::<T>(d) };
+    // SAFETY: our registered chip and one of its lines; immutable irq chips
+    // tell gpiolib themselves that the line is in use as an interrupt.
+    unsafe { bindings::gpiochip_enable_irq(reg.gc.get(), hwirq.into()) };
+    reg.data.irq_enable(hwirq);
+}
+
+unsafe extern "C" fn irq_disable_callback<T: Chip>(d: *mut bindings::irq_data) {
+    // SAFETY: the irq core calls back with an irq of our chip.
+    let (reg, hwirq) = unsafe { irq_registration::<T>(d) };
+    reg.data.irq_disable(hwirq);
+    // SAFETY: as in `irq_enable_callback`.
+    unsafe { bindings::gpiochip_disable_irq(reg.gc.get(), hwirq.into()) };
+}
+
+unsafe extern "C" fn irq_mask_callback<T: Chip>(d: *mut bindings::irq_data) {
+    // SAFETY: the irq core calls back with an irq of our chip.
+    let (reg, hwirq) = unsafe { irq_registration::<T>(d) };
+    reg.data.irq_mask(hwirq);
+}
+
+unsafe extern "C" fn irq_unmask_callback<T: Chip>(d: *mut bindings::irq_data) {
+    // SAFETY: the irq core calls back with an irq of our chip.
+    let (reg, hwirq) = unsafe { irq_registration::<T>(d) };
+    reg.data.irq_unmask(hwirq);
+}
+
+unsafe extern "C" fn irq_set_type_callback<T: Chip>(d: *mut bindings::irq_data, flow_type: c_uint) -> c_int {
+    // SAFETY: the irq core calls back with an irq of our chip.
+    let (reg, hwirq) = unsafe { irq_registration::<T>(d) };
+    from_result(|| reg.data.irq_set_type(hwirq, flow_type).map(|()| 0))
+}
+
+unsafe extern "C" fn irq_bus_lock_callback<T: Chip>(d: *mut bindings::irq_data) {
+    // SAFETY: the irq core calls back with an irq of our chip.
+    let (reg, _) = unsafe { irq_registration::<T>(d) };
+    // SAFETY: the mutex is initialised; the irq core pairs this with
+    // irq_bus_sync_unlock, which unlocks it.
+    unsafe { bindings::vgpio_mutex_lock(reg.bus_lock.get()) };
+}
+
+unsafe extern "C" fn irq_bus_sync_unlock_callback<T: Chip>(d: *mut bindings::irq_data) {
+    // SAFETY: the irq core calls back with an irq of our chip.
+    let (reg, hwirq) = unsafe { irq_registration::<T>(d) };
+    reg.data.irq_bus_sync_unlock(hwirq);
+    // SAFETY: taken in `irq_bus_lock_callback` by this task.
+    unsafe { bindings::vgpio_mutex_unlock(reg.bus_lock.get()) };
+}
+
+/// The chip's data from a `gpio_chip` pointer gpiolib passed to a callback.
+///
+/// # Safety
+///
+/// `gc` must be a chip registered by [`Registration::register`] with a `T`.
+unsafe fn chip_data<'a, T: Chip>(gc: *mut bindings::gpio_chip) -> &'a T {
+    // SAFETY: the caller guarantees `gc` was registered by a
+    // `Registration<T>` with a pointer to itself, alive while registered.
+    unsafe { &(*(bindings::gpiochip_get_data(gc) as *const Registration<T>)).data }
+}
+
+fn words(gc: *mut bindings::gpio_chip) -> usize {
+    // SAFETY: gpiolib passes its live chip.
+    let ngpio = unsafe { (*gc).ngpio } as usize;
+    ngpio.div_ceil(c_ulong::BITS as usize)
+}
+
+unsafe extern "C" fn request_callback<T: Chip>(gc: *mut bindings::gpio_chip, offset: c_uint) -> c_int {
+    // SAFETY: gpiolib calls back with our registered chip.
+    from_result(|| unsafe { chip_data::<T>(gc) }.request(offset).map(|()| 0))
+}
+
+unsafe extern "C" fn free_callback<T: Chip>(gc: *mut bindings::gpio_chip, offset: c_uint) {
+    // SAFETY: gpiolib calls back with our registered chip.
+    unsafe { chip_data::<T>(gc) }.free(offset)
+}
+
+unsafe extern "C" fn get_direction_callback<T: Chip>(gc: *mut bindings::gpio_chip, offset: c_uint) -> c_int {
+    from_result(|| {
+        // SAFETY: gpiolib calls back with our registered chip.
+        Ok(match unsafe { chip_data::<T>(gc) }.get_direction(offset)? {
+            LineDirection::In => bindings::GPIO_LINE_DIRECTION_IN as c_int,
+            LineDirection::Out => bindings::GPIO_LINE_DIRECTION_OUT as c_int,
+        })
+    })
+}
+
+unsafe extern "C" fn direction_input_callback<T: Chip>(gc: *mut bindings::gpio_chip, offset: c_uint) -> c_int {
+    // SAFETY: gpiolib calls back with our registered chip.
+    from_result(|| unsafe { chip_data::<T>(gc) }.direction_input(offset).map(|()| 0))
+}
+
+unsafe extern "C" fn direction_output_callback<T: Chip>(
+    gc: *mut bindings::gpio_chip,
+    offset: c_uint,
+    value: c_int,
+) -> c_int {
+    // SAFETY: gpiolib calls back with our registered chip.
+    from_result(|| unsafe { chip_data::<T>(gc) }.direction_output(offset, value != 0).map(|()| 0))
+}
+
+unsafe extern "C" fn get_callback<T: Chip>(gc: *mut bindings::gpio_chip, offset: c_uint) -> c_int {
+    // SAFETY: gpiolib calls back with our registered chip.
+    from_result(|| unsafe { chip_data::<T>(gc) }.get(offset).map(c_int::from))
+}
+
+unsafe extern "C" fn set_callback<T: Chip>(gc: *mut bindings::gpio_chip, offset: c_uint, value: c_int) {
+    // SAFETY: gpiolib calls back with our registered chip.
+    unsafe { chip_data::<T>(gc) }.set(offset, value != 0)
+}
+
+unsafe extern "C" fn get_multiple_callback<T: Chip>(
+    gc: *mut bindings::gpio_chip,
+    mask: *mut c_ulong,
+    bits: *mut c_ulong,
+) -> c_int {
+    let n = words(gc);
+    // SAFETY: gpiolib passes two distinct bitmaps of BITS_TO_LONGS(ngpio)
+    // words each, valid for the duration of the call.
+    let (mask, bits) = unsafe { (core::slice::from_raw_parts(mask, n), core::slice::from_raw_parts_mut(bits, n)) };
+    // SAFETY: gpiolib calls back with our registered chip.
+    from_result(|| unsafe { chip_data::<T>(gc) }.get_multiple(mask, bits).map(|()| 0))
+}
+
+unsafe extern "C" fn set_multiple_callback<T: Chip>(
+    gc: *mut bindings::gpio_chip,
+    mask: *mut c_ulong,
+    bits: *mut c_ulong,
+) {
+    let n = words(gc);
+    // SAFETY: as in `get_multiple_callback`; both are only read here.
+    let (mask, bits) = unsafe { (core::slice::from_raw_parts(mask, n), core::slice::from_raw_parts(bits, n)) };
+    // SAFETY: gpiolib calls back with our registered chip.
+    unsafe { chip_data::<T>(gc) }.set_multiple(mask, bits)
+}
