@@ -67,7 +67,7 @@ qopts="-device virtio-serial-pci,id=vgpioser"
 for ((i = 0; i < devices; i++)); do
 	# shellcheck disable=SC2086
 	"$SIM" serve --socket "$run/vhost$i.sock" --ctl "$run/ctl$i.sock" \
-		--names "d${i}l" $sim_all ${sim_one[$i]:-} >"$out/sim$i.log" 2>&1 &
+		--names "gen:d${i}l" $sim_all ${sim_one[$i]:-} >"$out/sim$i.log" 2>&1 &
 	pids+=($!)
 	qopts+=" -chardev socket,path=$run/vhost$i.sock,id=vgpio$i"
 	qopts+=" -device vhost-user-gpio-pci,chardev=vgpio$i,id=gpio$i"
@@ -90,11 +90,14 @@ echo "run-guest: booting $KDIR under TCG with $devices virtio-gpio device(s); re
 start=$(date +%s)
 # The guest writes its results under $out (shared read-write); the
 # console (kernel messages and the command's output) goes to console.log.
+# udev must not auto-load the C driver: tests choose the driver (insmod
+# ignores the modprobe blacklist).
 timeout --foreground -k 10 "$timeout_s" \
 	vng --disable-kvm --run "$KDIR" --force-9p --user root --cpus 2 \
 	-m "$mem" --numa "$mem" --rwdir "$out" --verbose \
+	--append "modprobe.blacklist=gpio_virtio" \
 	-o="$qopts" \
-	-- "VGPIO_OUT=$out VGPIO_TOP=$TOP VGPIO_KDIR=$KDIR VGPIO_DEVICES=$devices $guest_cmd" \
+	-- "export VGPIO_OUT=$out VGPIO_TOP=$TOP VGPIO_KDIR=$KDIR VGPIO_DEVICES=$devices; $guest_cmd" \
 	>"$out/console.log" 2>&1 </dev/null
 rc=$?
 echo "run-guest: guest finished in $(($(date +%s) - start)) s, exit $rc"

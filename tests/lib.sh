@@ -146,3 +146,7 @@ dmesg_since() { dmesg | tail -n +$(($1 + 1)); }
 line_name() {
 	gpioinfo "$1" | sed -nE "s/^[[:space:]]+line +$2: +(\"([^\"]*)\"|(unnamed)).*/\2\3/p"
 }
+
+CONSUMER_KO=$VGPIO_TOP/tests/modules/vgpio_irq_consumer.ko
+# consumer_param NAME: a count from the test consumer module
+consumer_param() { cat /sys/module/vgpio_irq_consumer/parameters/"$1"; }

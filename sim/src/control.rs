@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::model::{Completion, Device, NamesFault, Rule};
 use crate::proto::*;
 
-pub const HELP: &str = "commands: ping | info | set L 0|1 | edges L COUNT PERIOD_US | get L | dirs \
+pub const HELP: &str = "commands: ping | info | set L 0|1 | edges L COUNT PERIOD_US | stop L | get L | dirs \
 | counters [L] | reset-counters | wire OUT IN | unwire OUT IN | spurious L \
 | fault err|drop|short|long|evshort|evlong [type=T] [line=L] [prob=P] [count=N] \
 | fault delay MS [type=T] [line=L] [prob=P] [count=N] \
@@ -115,6 +115,10 @@ fn run(dev: &mut Device, cmd: &str, now: Instant, out: &mut Vec<Completion>) -> 
             let period: u64 = num(w.next(), "period")?;
             dev.edges(l, count, Duration::from_micros(period), now, out);
             Ok(String::new())
+        }
+        Some("stop") => {
+            let l = line_arg(dev, w.next())?;
+            Ok(format!("cancelled={}", dev.stop_edges(l)))
         }
         Some("get") => {
             let l = line_arg(dev, w.next())?;

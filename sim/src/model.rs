@@ -543,6 +543,13 @@ impl Device {
         }
     }
 
+    /// Cancel the line's edge trains still to come; returns how many flips.
+    pub fn stop_edges(&mut self, gpio: u16) -> usize {
+        let before = self.timers.len();
+        self.timers.retain(|Reverse((_, _, t))| *t != Timer::Toggle(gpio));
+        before - self.timers.len()
+    }
+
     /// Return a line's held eventq buffer VALID, whatever its state.
     pub fn spurious(&mut self, gpio: u16, out: &mut Vec<Completion>) -> bool {
         if self.lines[gpio as usize].held.is_some() {

@@ -323,6 +323,9 @@ fn edge_train_runs_on_the_clock() {
     d.tick(t0 + Duration::from_millis(40));
     assert_eq!(d.lines[0].stats.latched, 4);
     assert_eq!(d.next_deadline(), None);
+    d.edges(0, 5, Duration::from_millis(10), t0, &mut out);
+    assert_eq!(ctl(&mut d, "stop 0").0, "ok cancelled=5");
+    assert_eq!(d.next_deadline(), None);
 }
 
 #[test]

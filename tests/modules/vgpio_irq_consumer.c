@@ -8,6 +8,8 @@
  *   thread   thread handler runs (each sleeps @work_ms)
  *   overlap  primary handler runs while the thread was still running
  *            (must stay 0: a ONESHOT line stays masked until the thread ends)
+ * Optionally @retype changes the trigger type once the interrupt is enabled,
+ * and @stress_cycles runs that many disable_irq/enable_irq cycles at load.
  */
 
 #include <linux/atomic.h>
@@ -27,6 +29,10 @@ static char *trigger = "rising";
 module_param(trigger, charp, 0444);
 static int work_ms = 5;
 module_param(work_ms, int, 0444);
+static char *retype;
+module_param(retype, charp, 0444);
+static int stress_cycles;
+module_param(stress_cycles, int, 0444);
 
 static unsigned int hard, thread, overlap;
 module_param(hard, uint, 0444);
@@ -99,6 +105,23 @@ static int __init consumer_init(void)
 	}
 	pr_info("vgpio_irq_consumer: %s line %d (gpio %d) irq %d %s\n",
 		label, line, gpio, irq, trigger);
+
+	/* Change the trigger while the interrupt is enabled. */
+	if (retype && trigger_flags(retype))
+		irq_set_irq_type(irq, trigger_flags(retype));
+
+	/* Disable/enable cycles; the irq core masks and unmasks meanwhile. */
+	if (stress_cycles > 0) {
+		int i;
+
+		for (i = 0; i < stress_cycles; i++) {
+			disable_irq(irq);
+			enable_irq(irq);
+			if (!(i % 256))
+				cond_resched();
+		}
+		pr_info("vgpio_irq_consumer: %d disable/enable cycles done\n", stress_cycles);
+	}
 	return 0;
 }
 

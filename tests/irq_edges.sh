@@ -1,0 +1,61 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# drivers: rust c
+#
+# Edges the device generates reach user space exactly: gpiomon (v1 uAPI)
+# and gpio-event-mon (v2 uAPI) see every edge of the selected kind, in
+# order, at a slow rate and in a burst.
+. "$VGPIO_TOP/tests/lib.sh"
+
+ktap_print_header
+ktap_set_plan 6
+
+wait_chip 0
+chip=$(chip_of 0)
+line=5
+
+# monitor EVENTS-EXPECTED FLAGS EDGES PERIOD_US: gpiomon must print exactly
+# the expected sequence of RISING/FALLING.
+monitor() {
+	local want=$1 flags=$2 edges=$3 period=$4 n pid got
+	n=$(echo $want | wc -w)
+	ctl 0 set $line 0 >/dev/null
+	# shellcheck disable=SC2086
+	gpiomon $flags --num-events="$n" "$chip" $line >/tmp/mon.out 2>&1 &
+	pid=$!
+	wait_for eval '[ "$(field queued "$(ctl 0 get $line)")" = 1 ]' || { kill $pid; log "not armed"; return 1; }
+	ctl 0 edges $line "$edges" "$period" >/dev/null
+	for _ in $(seq 300); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+	kill $pid 2>/dev/null
+	wait $pid 2>/dev/null
+	got=$(grep -oE 'RISING|FALLING' /tmp/mon.out | xargs)
+	[ "$got" = "$want" ] || { log "want '$want', got '$got'"; return 1; }
+	# nothing more arrives after the train
+	sleep 0.5
+	[ "$(field latched "$(ctl 0 get $line)")" = 0 ] || { log "an edge is still latched"; return 1; }
+}
+
+check "rising only: 3 of 6 edges at 10/s" monitor "RISING RISING RISING" "--rising-edge" 6 100000
+check "falling only: 3 of 6 edges at 10/s" monitor "FALLING FALLING FALLING" "--falling-edge" 6 100000
+check "both: 6 edges at 10/s, in order" monitor "RISING FALLING RISING FALLING RISING FALLING" "" 6 100000
+burst="$(for i in $(seq 10); do printf 'RISING FALLING '; done | xargs)"
+check "both: a burst of 20 edges at 50/s, in order" monitor "$burst" "" 20 20000
+
+eventmon() {
+	local pid got
+	ctl 0 set $line 0 >/dev/null
+	"$KTOOLS/gpio-event-mon" -n "$chip" -o $line -r -f -c 4 >/tmp/evmon.out 2>&1 &
+	pid=$!
+	wait_for eval '[ "$(field queued "$(ctl 0 get $line)")" = 1 ]' || { kill $pid; return 1; }
+	ctl 0 edges $line 4 100000 >/dev/null
+	for _ in $(seq 100); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+	kill $pid 2>/dev/null
+	wait $pid 2>/dev/null
+	got=$(grep -oE 'rising edge|falling edge' /tmp/evmon.out | sed 's/ edge//' | xargs)
+	[ "$got" = "rising falling rising falling" ] || { log "got '$got'"; sed 's/^/# /' /tmp/evmon.out; return 1; }
+}
+check "gpio-event-mon (v2 uAPI) sees 4 edges in order" eventmon
+
+released() { [ "$(field irq "$(ctl 0 get $line)")" = none ] && [ "$(field queued "$(ctl 0 get $line)")" = 0 ]; }
+check "after the monitors: the line's interrupt is off on the device" wait_for released
+vgpio_finished
