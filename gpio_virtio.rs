@@ -24,7 +24,7 @@ mod uapi;
 #[path = "wrappers/virtio.rs"]
 mod virtio;
 
-use gpio::LineDirection;
+use gpio::{Chip as _, LineDirection};
 use sync::{lock_class, SpinLockIrq, SpinLockIrqGuard, WaitQueue};
 use uapi::*;
 use virtio::dev_log;
@@ -736,11 +736,18 @@ impl VirtioGpio {
                 } else {
                     Event::None
                 };
+                // Delivered: a VALID return masks the line on the device, so
+                // it is masked here too, before the lock drops; else a
+                // concurrent irq_bus_sync_unlock could requeue the message
+                // before the irq core masks the line, and the device would
+                // fire again while the first event is being handled. The
+                // irq core unmasks it after the handlers, which requeues it.
                 // Not delivered: the line stays unmasked if it should be (an
                 // INVALID return after a disable raced with an enable ends
-                // here with the line queued again). Delivered: the irq core
-                // unmasks it after the handlers, and that requeues it.
-                if !matches!(ev, Event::Deliver(_)) {
+                // here with the line queued again).
+                if matches!(ev, Event::Deliver(_)) {
+                    l.masked = true;
+                } else {
                     let _ = eq.queue(line as usize);
                 }
                 eq.queue_waiting();
@@ -750,6 +757,8 @@ impl VirtioGpio {
                 Event::Deliver(line) => {
                     if let Err(e) = handle(line.into()) {
                         dev_log!(self.vdev, ERR, "line {}: interrupt not handled: {:?}\n", line, e);
+                        // Nobody will unmask it: do it, so the line stays live.
+                        self.irq_unmask(line.into());
                     }
                 }
                 Event::Malformed(line, len, status) => {

@@ -19,10 +19,10 @@ check "gpiochip registered for device 0" test -n "$chip"
 check "chip label is the virtio device name" eval "gpiodetect | grep -q \"^$chip \[$(vdev_of 0)\]\""
 check "gpiodetect shows $ngpio lines" eval "gpiodetect | grep -q \"^$chip .*($ngpio lines)\""
 names_ok() {
-	local i
-	for i in $(seq 0 $((ngpio - 1))); do
-		gpioinfo "$chip" | grep -qE "^[[:space:]]+line +$i: +\"d0l$i\"" || { log "line $i name wrong"; return 1; }
-	done
+	local want got
+	want=$(for ((i = 0; i < ngpio; i++)); do printf '"d0l%d" ' $i; done)
+	got=$(gpioinfo "$chip" | awk '$1 == "line" { printf "%s ", $3 }')
+	[ "$got" = "$want" ] || { log "names: '$got'"; return 1; }
 }
 check "gpioinfo shows the device's line names" names_ok
 check "lsgpio lists the chip" eval "\"$KTOOLS/lsgpio\" -n $chip | grep -q 'd0l0'"

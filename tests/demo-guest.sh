@@ -21,7 +21,7 @@ if wait_chip 0; then
 	echo "line 1 reads $(gpioget "$chip" 1)"; kill $p; wait $p 2>/dev/null
 	step "gpiomon on line 3 while the device makes 2 edges"
 	gpiomon --num-events=2 "$chip" 3 & p=$!
-	wait_for eval '[ "$(field queued "$(ctl 0 get 3)")" = 1 ]'
+	wait_for eval '[ "$(line_state 0 3 queued)" = 1 ]'
 	ctl 0 edges 3 2 200000 >/dev/null
 	wait $p
 else

@@ -16,7 +16,7 @@ ctl 0 set $line 0 >/dev/null
 
 gpiomon --num-events=4 "$chip" $line >/tmp/gpiomon.out 2>&1 &
 pid=$!
-armed() { [ "$(field queued "$(ctl 0 get $line)")" = 1 ]; }
+armed() { [ "$(line_state 0 $line queued)" = 1 ]; }
 check "gpiomon arms the line's interrupt on the device" wait_for armed
 ctl 0 edges $line 4 100000 >/dev/null
 for _ in $(seq 100); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done

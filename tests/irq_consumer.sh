@@ -70,7 +70,7 @@ latched() {
 check "edges while masked: latched, delivered once" latched
 
 check "released: interrupt off and no eventq buffer on the device" \
-	eval '[ "$(field irq "$(ctl 0 get $line)")" = none ] && [ "$(field queued "$(ctl 0 get $line)")" = 0 ]'
+	eval '[ "$(line_state 0 $line irq)" = none ] && [ "$(line_state 0 $line queued)" = 0 ]'
 
 retype() {
 	local bad

@@ -23,7 +23,7 @@ monitor() {
 	# shellcheck disable=SC2086
 	gpiomon $flags --num-events="$n" "$chip" $line >/tmp/mon.out 2>&1 &
 	pid=$!
-	wait_for eval '[ "$(field queued "$(ctl 0 get $line)")" = 1 ]' || { kill $pid; log "not armed"; return 1; }
+	wait_for eval '[ "$(line_state 0 $line queued)" = 1 ]' || { kill $pid; log "not armed"; return 1; }
 	ctl 0 edges $line "$edges" "$period" >/dev/null
 	for _ in $(seq 300); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
 	kill $pid 2>/dev/null
@@ -32,7 +32,7 @@ monitor() {
 	[ "$got" = "$want" ] || { log "want '$want', got '$got'"; return 1; }
 	# nothing more arrives after the train
 	sleep 0.5
-	[ "$(field latched "$(ctl 0 get $line)")" = 0 ] || { log "an edge is still latched"; return 1; }
+	[ "$(line_state 0 $line latched)" = 0 ] || { log "an edge is still latched"; return 1; }
 }
 
 check "rising only: 3 of 6 edges at 10/s" monitor "RISING RISING RISING" "--rising-edge" 6 100000
@@ -46,7 +46,7 @@ eventmon() {
 	ctl 0 set $line 0 >/dev/null
 	"$KTOOLS/gpio-event-mon" -n "$chip" -o $line -r -f -c 4 >/tmp/evmon.out 2>&1 &
 	pid=$!
-	wait_for eval '[ "$(field queued "$(ctl 0 get $line)")" = 1 ]' || { kill $pid; return 1; }
+	wait_for eval '[ "$(line_state 0 $line queued)" = 1 ]' || { kill $pid; return 1; }
 	ctl 0 edges $line 4 100000 >/dev/null
 	for _ in $(seq 100); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
 	kill $pid 2>/dev/null
@@ -56,6 +56,6 @@ eventmon() {
 }
 check "gpio-event-mon (v2 uAPI) sees 4 edges in order" eventmon
 
-released() { [ "$(field irq "$(ctl 0 get $line)")" = none ] && [ "$(field queued "$(ctl 0 get $line)")" = 0 ]; }
+released() { [ "$(line_state 0 $line irq)" = none ] && [ "$(line_state 0 $line queued)" = 0 ]; }
 check "after the monitors: the line's interrupt is off on the device" wait_for released
 vgpio_finished

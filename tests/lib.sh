@@ -47,28 +47,34 @@ check() {
 log() { echo "# $*"; }
 
 # The virtio device (virtioN) of simulator N: virtio-gpio devices (ID 0x0029)
-# in PCI order, which is the order the runner added them in.
+# in PCI order, which is the order the runner added them in. Cached: the
+# mapping does not change while the guest runs.
+declare -a VDEVS=()
 vdev_of() {
-	local d list=()
-	for d in /sys/bus/virtio/devices/*; do
-		[ "$(cat "$d/device")" = 0x0029 ] || continue
-		list+=("$(readlink -f "$d") $(basename "$d")")
-	done
-	printf '%s\n' "${list[@]}" | sort | sed -n "$(($1 + 1))p" | cut -d' ' -f2
+	if [ ${#VDEVS[@]} = 0 ]; then
+		local d id list=()
+		for d in /sys/bus/virtio/devices/*; do
+			read -r id <"$d/device"
+			[ "$id" = 0x0029 ] && list+=("$(readlink -f "$d") ${d##*/}")
+		done
+		mapfile -t VDEVS < <(printf '%s\n' "${list[@]}" | sort | cut -d' ' -f2)
+	fi
+	echo "${VDEVS[$1]}"
 }
 
 # The gpiochip (gpiochipN) registered for simulator N, or nothing.
 chip_of() {
-	local v
-	v=$(vdev_of "$1")
-	[ -n "$v" ] || return 1
-	basename "$(ls -d /sys/bus/virtio/devices/"$v"/gpiochip* 2>/dev/null | head -n1)" 2>/dev/null
+	local g
+	for g in /sys/bus/virtio/devices/"$(vdev_of "$1")"/gpiochip*; do
+		[ -e "$g" ] && { echo "${g##*/}"; return 0; }
+	done
+	return 1
 }
 
 wait_chip() {
 	local i
 	for i in $(seq 200); do
-		[ -n "$(chip_of "$1")" ] && return 0
+		chip_of "$1" >/dev/null && return 0
 		sleep 0.1
 	done
 	return 1
@@ -77,22 +83,28 @@ wait_chip() {
 wait_no_chip() {
 	local i
 	for i in $(seq 200); do
-		[ -z "$(chip_of "$1")" ] && return 0
+		chip_of "$1" >/dev/null || return 0
 		sleep 0.1
 	done
 	return 1
 }
 
-# The control port of simulator N inside the guest.
+# The control port of simulator N inside the guest (cached).
+declare -A PORTS=()
 port_of() {
-	local d
-	for d in /sys/class/virtio-ports/*; do
-		[ "$(cat "$d/name" 2>/dev/null)" = "vgpio-ctl$1" ] && { echo "/dev/$(basename "$d")"; return 0; }
-	done
-	return 1
+	if [ -z "${PORTS[$1]:-}" ]; then
+		local d name
+		for d in /sys/class/virtio-ports/*; do
+			read -r name <"$d/name" 2>/dev/null || continue
+			[[ $name == vgpio-ctl* ]] && PORTS[${name#vgpio-ctl}]=/dev/${d##*/}
+		done
+	fi
+	echo "${PORTS[$1]}"
 }
 
 # ctl N COMMAND...: one control command to simulator N; prints the answer.
+# ctl N - reads several commands from standard input (one round trip each,
+# one process).
 ctl() {
 	local n=$1
 	shift
@@ -101,13 +113,19 @@ ctl() {
 
 # field KEY "k=v k=v ...": the value of KEY.
 field() {
-	echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"
+	local kv
+	for kv in $2; do
+		[[ $kv == "$1="* ]] && { echo "${kv#*=}"; return 0; }
+	done
 }
 
+# line_state N LINE KEY: one field of `ctl N get LINE`.
+line_state() { field "$3" "$(ctl "$1" get "$2")"; }
+
 driver_bound() {
-	local v
-	v=$(vdev_of "$1")
-	[ "$(basename "$(readlink -f /sys/bus/virtio/devices/"$v"/driver 2>/dev/null)")" = "$DRV_NAME" ]
+	local d
+	d=$(readlink -f /sys/bus/virtio/devices/"$(vdev_of "$1")"/driver 2>/dev/null)
+	[ "${d##*/}" = "$DRV_NAME" ]
 }
 
 vgpio_load() {
@@ -121,9 +139,9 @@ vgpio_unload() {
 # Wait until a condition holds (polling, up to ~10 s).
 wait_for() {
 	local i
-	for i in $(seq 100); do
+	for i in $(seq 200); do
 		"$@" && return 0
-		sleep 0.1
+		sleep 0.05
 	done
 	return 1
 }

@@ -14,38 +14,31 @@ wait_chip 1
 chip=$(chip_of 1)
 n=$(field ngpio "$(ctl 1 info)")
 
-# pattern P over N lines: bit i of P gives line i
-args() { local i; for i in $(seq 0 $(($2 - 1))); do printf '%d=%d ' $i $(((($1 >> (i % 31)) & 1))); done; }
-expect() { local i; for i in $(seq 0 $(($2 - 1))); do printf '%d ' $(((($1 >> (i % 31)) & 1))); done; }
+# bits PATTERN N: N characters 0/1, character i = bit (i mod 31) of PATTERN
+bits() { local i s=""; for ((i = 0; i < $2; i++)); do s+=$((($1 >> (i % 31)) & 1)); done; echo "$s"; }
+# args BITS: gpioset arguments "0=b0 1=b1 ..."
+args() { local i; for ((i = 0; i < ${#1}; i++)); do printf '%d=%s ' $i "${1:i:1}"; done; }
 
 set_ok() {
-	local lines=$1 p pid got want i
+	local lines=$1 p pid want got
 	for p in 0x5a5a5a5a 0x0f0f0f0f 0x7fffffff 0; do
+		want=$(bits $p "$lines")
 		# shellcheck disable=SC2046
-		gpioset --mode=signal "$chip" $(args $p "$lines") &
+		gpioset --mode=signal "$chip" $(args "$want") &
 		pid=$!
-		want=$(expect $p "$lines")
-		settled() {
-			got=""
-			for i in $(seq 0 $((lines - 1))); do got+="$(field value "$(ctl 1 get $i)") "; done
-			[ "$got" = "$want" ]
-		}
-		if ! wait_for settled; then
-			log "pattern $p: device has '$got', want '$want'"
-			kill $pid; wait $pid 2>/dev/null
-			return 1
-		fi
+		settled() { got=$(field ok "ok=$(ctl 1 values | cut -d' ' -f2)"); [ "${got:0:$lines}" = "$want" ]; }
+		wait_for settled || { log "pattern $p: device has '${got:0:$lines}', want '$want'"; kill $pid; wait $pid 2>/dev/null; return 1; }
 		kill $pid; wait $pid 2>/dev/null
 	done
 }
 
 get_ok() {
-	local lines=$1 p i got want
+	local lines=$1 p want got
 	for p in 0x33333333 0x55555555 0x7fffffff 0; do
-		for i in $(seq 0 $((lines - 1))); do echo "set $i $(((p >> (i % 31)) & 1))"; done | ctl 1 - >/dev/null
+		want=$(bits $p "$lines")
+		ctl 1 levels "$want" >/dev/null
 		# shellcheck disable=SC2046
-		got="$(gpioget "$chip" $(seq 0 $((lines - 1))) | tr ' ' '\n' | xargs) "
-		want=$(expect $p "$lines")
+		got=$(gpioget "$chip" $(seq 0 $((lines - 1))) | tr -d ' ')
 		[ "$got" = "$want" ] || { log "pattern $p: read '$got', want '$want'"; return 1; }
 	done
 }
@@ -54,4 +47,5 @@ check "gpioset of 8 lines in one request" set_ok 8
 check "gpioget of 8 lines in one request" get_ok 8
 check "gpioset of $n lines in one request" set_ok "$n"
 check "gpioget of $n lines in one request" get_ok "$n"
+ctl 1 levels "$(bits 0 "$n")" >/dev/null
 vgpio_finished

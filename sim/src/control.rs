@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::model::{Completion, Device, NamesFault, Rule};
 use crate::proto::*;
 
-pub const HELP: &str = "commands: ping | info | set L 0|1 | edges L COUNT PERIOD_US | stop L | get L | dirs \
+pub const HELP: &str = "commands: ping | info | set L 0|1 | edges L COUNT PERIOD_US | stop L | get L | dirs | values | levels BITS \
 | counters [L] | reset-counters | wire OUT IN | unwire OUT IN | spurious L \
 | fault err|drop|short|long|evshort|evlong [type=T] [line=L] [prob=P] [count=N] \
 | fault delay MS [type=T] [line=L] [prob=P] [count=N] \
@@ -144,6 +144,21 @@ fn run(dev: &mut Device, cmd: &str, now: Instant, out: &mut Vec<Completion>) -> 
                 _ => '-',
             })
             .collect()),
+        Some("values") => Ok(dev
+            .lines
+            .iter()
+            .map(|l| if (if l.dir == DIR_OUT { l.out_value } else { l.level }) != 0 { '1' } else { '0' })
+            .collect()),
+        Some("levels") => {
+            let bits = w.next().ok_or("missing levels")?;
+            if bits.len() > dev.ngpio() as usize || !bits.bytes().all(|b| b == b'0' || b == b'1') {
+                return Err("levels: up to ngpio characters 0 or 1".into());
+            }
+            for (i, b) in bits.bytes().enumerate() {
+                dev.set_level(i as u16, b - b'0', out);
+            }
+            Ok(String::new())
+        }
         Some("counters") => match w.next() {
             Some(s) => {
                 let l = line_arg(dev, Some(s))?;

@@ -459,6 +459,11 @@ fn control_commands_and_tags() {
     assert_eq!(ctl(&mut d, "counters 2").0, "ok requests=1 events=0 latched=0 invalid=0");
     ctl(&mut d, "reset-counters");
     assert_eq!(ctl(&mut d, "counters 2").0, "ok requests=0 events=0 latched=0 invalid=0");
+    assert_eq!(ctl(&mut d, "levels 1001").0, "ok");
+    ok(&mut d, MSG_SET_VALUE, 1, 1);
+    ok(&mut d, MSG_SET_DIRECTION, 1, DIR_OUT as u32);
+    assert_eq!(ctl(&mut d, "values").0, "ok 1101");
+    assert!(ctl(&mut d, "levels 10012").0.starts_with("err"));
 }
 
 #[test]
