@@ -41,6 +41,9 @@ demo: deps kernel modules sim testmods
 check: deps kernel modules sim testmods
 	$(TOP)/scripts/check.sh
 
+bench: deps kernel modules sim
+	$(TOP)/scripts/bench.sh
+
 clean:
 	$(KMAKE) M=$(TOP) clean
 	$(KMAKE) M=$(TOP)/tests/modules clean

@@ -234,6 +234,11 @@ struct VirtioGpio {
     /// was negotiated.
     #[pin]
     eq: SpinLockIrq<Option<EventQueue>>,
+    /// Every line's direction, fetched in parallel just before the chip is
+    /// registered: gpiolib asks for each line's direction one by one while
+    /// it registers the chip, and these answer it. Dropped right after.
+    #[pin]
+    probe_dirs: SpinLockIrq<Option<KVec<u8>>>,
 }
 
 type RqGuard<'a> = SpinLockIrqGuard<'a, RequestQueue>;
@@ -411,6 +416,19 @@ impl VirtioGpio {
         first_err
     }
 
+    /// Every line's direction, all requests in flight at once.
+    fn fetch_directions(&self) -> Result<KVec<u8>> {
+        let w = c_ulong::BITS as usize;
+        let n = self.ngpio as usize;
+        let mut mask = KVec::from_elem(0 as c_ulong, n.div_ceil(w), GFP_KERNEL)?;
+        for line in 0..self.ngpio {
+            set_bit(&mut mask, line, true);
+        }
+        let mut dirs = KVec::from_elem(VIRTIO_GPIO_DIRECTION_NONE, n, GFP_KERNEL)?;
+        self.request_multiple(VIRTIO_GPIO_MSG_GET_DIRECTION, &mask, |_| 0, |line, d| dirs[line as usize] = d)?;
+        Ok(dirs)
+    }
+
     /// Fetch and check the line names; `None` (logged) if the device has
     /// none or sends a bad block.
     fn fetch_names(&self) -> Option<gpio::LineNames> {
@@ -550,7 +568,12 @@ impl gpio::Chip for VirtioGpio {
     }
 
     fn get_direction(&self, offset: u32) -> Result<LineDirection> {
-        match self.request(VIRTIO_GPIO_MSG_GET_DIRECTION, offset as u16, 0)? {
+        let cached = self.probe_dirs.lock().as_ref().and_then(|d| d.get(offset as usize).copied());
+        let dir = match cached {
+            Some(d) => d,
+            None => self.request(VIRTIO_GPIO_MSG_GET_DIRECTION, offset as u16, 0)?,
+        };
+        match dir {
             VIRTIO_GPIO_DIRECTION_OUT => Ok(LineDirection::Out),
             // A deactivated line drives nothing: report it as an input.
             VIRTIO_GPIO_DIRECTION_IN | VIRTIO_GPIO_DIRECTION_NONE => Ok(LineDirection::In),
@@ -858,6 +881,7 @@ impl virtio::Driver for VirtioGpio {
             rq <- SpinLockIrq::new(rq, kernel::c_str!("virtio_gpio_rs.requestq"), lock_class!()),
             rq_wait <- WaitQueue::new(kernel::c_str!("virtio_gpio_rs.rq_wait"), lock_class!()),
             eq <- SpinLockIrq::new(eq, kernel::c_str!("virtio_gpio_rs.eventq"), lock_class!()),
+            probe_dirs <- SpinLockIrq::new(None, kernel::c_str!("virtio_gpio_rs.probe_dirs"), lock_class!()),
         }? Error);
         KBox::pin_init(gpio::Registration::new(data), GFP_KERNEL)
     }
@@ -867,7 +891,12 @@ impl virtio::Driver for VirtioGpio {
         vdev.ready();
         let names = this.fetch_names();
         let irq = this.eq.lock().is_some();
-        chip.register(vdev, &THIS_MODULE, this.ngpio, names, irq)?;
+        *this.probe_dirs.lock() = this.fetch_directions().ok();
+        let r = chip.register(vdev, &THIS_MODULE, this.ngpio, names, irq);
+        // Free it outside the lock.
+        let dirs = this.probe_dirs.lock().take();
+        drop(dirs);
+        r?;
         dev_log!(
             vdev,
             INFO,

@@ -18,6 +18,7 @@
 #   --timeout S      limit for the whole guest run (default 2400)
 #   --memory SIZE    guest memory (default 2G)
 #   --no-logcheck    do not check the kernel log
+#   --kvm            use KVM instead of TCG (where KVM runs our kernels)
 set -uo pipefail
 
 TOP=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,6 +33,7 @@ out=""
 timeout_s=2400
 mem=2G
 logcheck=1
+accel=--disable-kvm
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--devices) devices=$2; shift 2 ;;
@@ -41,6 +43,7 @@ while [ $# -gt 0 ]; do
 	--timeout) timeout_s=$2; shift 2 ;;
 	--memory) mem=$2; shift 2 ;;
 	--no-logcheck) logcheck=0; shift ;;
+	--kvm) accel=""; shift ;;
 	--) shift; break ;;
 	*) echo "run-guest: unknown option $1" >&2; exit 2 ;;
 	esac
@@ -86,14 +89,14 @@ for ((i = 0; i < devices; i++)); do
 	fi
 done
 
-echo "run-guest: booting $KDIR under TCG with $devices virtio-gpio device(s); results in $out"
+echo "run-guest: booting $KDIR under $([ -n "$accel" ] && echo TCG || echo KVM) with $devices virtio-gpio device(s); results in $out"
 start=$(date +%s)
 # The guest writes its results under $out (shared read-write); the
 # console (kernel messages and the command's output) goes to console.log.
 # udev must not auto-load the C driver: tests choose the driver (insmod
 # ignores the modprobe blacklist).
 timeout --foreground -k 10 "$timeout_s" \
-	vng --disable-kvm --run "$KDIR" --force-9p --user root --cpus 2 \
+	vng $accel --run "$KDIR" --force-9p --user root --cpus 2 \
 	-m "$mem" --numa "$mem" --rwdir "$out" --verbose \
 	--append "modprobe.blacklist=gpio_virtio" \
 	-o="$qopts" \

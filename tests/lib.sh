@@ -147,11 +147,14 @@ wait_for() {
 }
 
 # Unbind simulator N's device from the driver under test and bind it again.
+# (A device whose probe failed is not bound: then only bind.)
 rebind() {
 	local v
 	v=$(vdev_of "$1")
-	echo "$v" >/sys/bus/virtio/drivers/"$DRV_NAME"/unbind || return 1
-	wait_no_chip "$1" || return 1
+	if driver_bound "$1"; then
+		echo "$v" >/sys/bus/virtio/drivers/"$DRV_NAME"/unbind || return 1
+		wait_no_chip "$1" || return 1
+	fi
 	echo "$v" >/sys/bus/virtio/drivers/"$DRV_NAME"/bind 2>/dev/null
 	return 0
 }
@@ -168,3 +171,8 @@ line_name() {
 CONSUMER_KO=$VGPIO_TOP/tests/modules/vgpio_irq_consumer.ko
 # consumer_param NAME: a count from the test consumer module
 consumer_param() { cat /sys/module/vgpio_irq_consumer/parameters/"$1"; }
+
+# Fill the lookup caches in this shell, not in a $(...) subshell that
+# would throw them away.
+vdev_of 0 >/dev/null
+port_of 0 >/dev/null

@@ -1,0 +1,108 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Runs in the guest (scripts/bench.sh): the same workloads on the Rust and
+# the C driver, moving the devices between them, alternating the order every
+# round. Device 0: 32 lines, line 0 wired to line 1; device 1: 256 lines;
+# device 2: 1024 lines. Writes RESULT lines to $VGPIO_OUT/results.txt and
+# latency samples to $VGPIO_OUT/lat-DRIVER-WORKLOAD.txt.
+set -u
+BENCH=$1
+ROUNDS=${2:-3}
+res=$VGPIO_OUT/results.txt
+: >"$res"
+
+use_driver() {
+	export DRIVER=$1
+	# shellcheck source=/dev/null
+	. "$VGPIO_TOP/tests/lib.sh"
+}
+result() { echo "RESULT drv=$DRIVER round=$round workload=$1 metric=$2 value=$3" | tee -a "$res"; }
+# bench WORKLOAD ARGS...: run vgpio-bench, record its key=value results
+bench() {
+	local w=$1 line kv
+	shift
+	line=$("$BENCH" -o "$VGPIO_OUT/lat-$DRIVER-$w.txt" "$@") || { echo "# $w failed"; return; }
+	for kv in $line; do
+		case $kv in
+		ops_per_s=* | p50_us=* | p99_us=*) result "$w" "${kv%%=*}" "${kv#*=}" ;;
+		esac
+	done
+}
+slab_kb() { awk '/^Slab:/ {print $2}' /proc/meminfo; }
+busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
+
+unbind_all() {
+	local i
+	for i in 0 1 2; do
+		echo "$(vdev_of $i)" >/sys/bus/virtio/drivers/"$DRV_NAME"/unbind 2>/dev/null
+	done
+}
+
+for round in $(seq "$ROUNDS"); do
+	if [ $((round % 2)) = 1 ]; then order="rust c"; else order="c rust"; fi
+	for drv in $order; do
+		use_driver "$drv"
+		insmod "$MODULE_KO"
+		wait_chip 0 && wait_chip 1 && wait_chip 2 || { echo "# chips missing"; continue; }
+
+		# probe time and memory per line: unbind, then bind one device
+		unbind_all
+		for i in 0 1 2; do
+			lines=$(field ngpio "$(ctl $i info)")
+			sync; echo 1 >/proc/sys/vm/drop_caches 2>/dev/null
+			before=$(slab_kb)
+			t0=$(date +%s%N)
+			echo "$(vdev_of $i)" >/sys/bus/virtio/drivers/"$DRV_NAME"/bind
+			t1=$(date +%s%N)
+			after=$(slab_kb)
+			wait_chip $i
+			result "probe$lines" us "$(((t1 - t0) / 1000))"
+			result "probe$lines" slab_bytes_per_line "$(((after - before) * 1024 / lines))"
+		done
+
+		chip=$(chip_of 0)
+		bench set "$chip" 2 2000
+		bench get "$chip" 3 2000
+		for w in "mset 8" "mget 8" "mset 32" "mget 32"; do
+			set -- $w
+			line=$("$BENCH" -o "$VGPIO_OUT/lat-$DRIVER-$1$2.txt" "$1" "$chip" "$2" 500)
+			result "$1$2" ops_per_s "$(field ops_per_s "$line")"
+		done
+		bench loop "$chip" 0 1 500
+
+		# the highest edge rate delivered with no loss (200 edges each)
+		best=0
+		for rate in 100 200 500 1000 2000 5000; do
+			period=$((1000000 / rate))
+			secs=$((200 / rate + 3))
+			"$BENCH" count "$chip" 5 "$secs" >/tmp/count.out &
+			pid=$!
+			wait_for eval 'grep -q armed /tmp/count.out'
+			wait_for eval '[ "$(line_state 0 5 queued)" = 1 ]'
+			ctl 0 edges 5 200 $period >/dev/null
+			wait $pid
+			got=$(sed -n 's/.*events=//p' /tmp/count.out)
+			echo "# $DRIVER: $rate edges/s: $got of 200"
+			[ "$got" = 200 ] || break
+			best=$rate
+		done
+		result edges lossless_per_s "$best"
+
+		# CPU time per event: busy ticks (1/100 s) over a 400-edge train
+		"$BENCH" count "$chip" 5 5 >/tmp/count.out &
+		pid=$!
+		wait_for eval 'grep -q armed /tmp/count.out'
+		wait_for eval '[ "$(line_state 0 5 queued)" = 1 ]'
+		b0=$(busy_ticks)
+		ctl 0 edges 5 400 5000 >/dev/null
+		sleep 2.5
+		b1=$(busy_ticks)
+		wait $pid
+		got=$(sed -n 's/.*events=//p' /tmp/count.out)
+		[ "${got:-0}" -gt 0 ] && result edges cpu_us_per_event "$(((b1 - b0) * 10000 / got))"
+
+		vgpio_unload
+	done
+done
+dmesg >"$VGPIO_OUT/dmesg.txt"

@@ -1,0 +1,192 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vgpio-bench: GPIO workloads measured from user space through the GPIO
+ * character device (v2 uAPI), for comparing drivers on the same device.
+ *
+ *   vgpio-bench set   CHIP LINE N          N single-line writes
+ *   vgpio-bench get   CHIP LINE N          N single-line reads
+ *   vgpio-bench mset  CHIP NLINES N        N writes of lines 0..NLINES-1 at once
+ *   vgpio-bench mget  CHIP NLINES N        N reads of lines 0..NLINES-1 at once
+ *   vgpio-bench loop  CHIP OUT IN N        set OUT, wait for IN's edge event
+ *   vgpio-bench count CHIP LINE SECONDS    count IN's edge events
+ *
+ * Prints key=value results on one line; with -o FILE, writes every
+ * latency sample (microseconds, one per line) to FILE.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/gpio.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int request(const char *chip, unsigned int first, unsigned int n,
+		   const unsigned int *offsets, uint64_t flags)
+{
+	struct gpio_v2_line_request req;
+	char path[64];
+	unsigned int i;
+	int fd, ret;
+
+	snprintf(path, sizeof(path), "/dev/%s", chip);
+	fd = open(path, O_RDWR);
+	if (fd < 0) {
+		perror(path);
+		exit(2);
+	}
+	memset(&req, 0, sizeof(req));
+	for (i = 0; i < n; i++)
+		req.offsets[i] = offsets ? offsets[i] : first + i;
+	req.num_lines = n;
+	req.config.flags = flags;
+	strcpy(req.consumer, "vgpio-bench");
+	ret = ioctl(fd, GPIO_V2_GET_LINE_IOCTL, &req);
+	close(fd);
+	if (ret < 0) {
+		perror("GPIO_V2_GET_LINE_IOCTL");
+		exit(2);
+	}
+	return req.fd;
+}
+
+static void report(const char *what, double *lat, unsigned int n, double total_us,
+		   const char *out)
+{
+	FILE *f;
+	unsigned int i;
+
+	if (out) {
+		f = fopen(out, "w");
+		for (i = 0; f && i < n; i++)
+			fprintf(f, "%.3f\n", lat[i]);
+		if (f)
+			fclose(f);
+	}
+	qsort(lat, n, sizeof(*lat), cmp_double);
+	printf("workload=%s n=%u ops_per_s=%.1f p50_us=%.1f p99_us=%.1f\n", what, n,
+	       n / (total_us / 1e6), lat[n / 2], lat[(unsigned int)(n * 0.99)]);
+}
+
+int main(int argc, char **argv)
+{
+	const char *out = NULL;
+	unsigned int i, n, lines;
+	double *lat, t0, start;
+	int fd, fd2;
+
+	if (argc > 2 && !strcmp(argv[1], "-o")) {
+		out = argv[2];
+		argv += 2;
+		argc -= 2;
+	}
+	if (argc < 5) {
+		fprintf(stderr, "usage: see the comment at the top of vgpio-bench.c\n");
+		return 2;
+	}
+	n = atoi(argv[4]);
+	lat = calloc(n ? n : 1, sizeof(*lat));
+
+	if (!strcmp(argv[1], "set") || !strcmp(argv[1], "get") ||
+	    !strcmp(argv[1], "mset") || !strcmp(argv[1], "mget")) {
+		int multi = argv[1][0] == 'm';
+		int set = strstr(argv[1], "set") != NULL;
+		struct gpio_v2_line_values v;
+
+		lines = multi ? atoi(argv[3]) : 1;
+		fd = request(argv[2], multi ? 0 : atoi(argv[3]), lines, NULL,
+			     set ? GPIO_V2_LINE_FLAG_OUTPUT : GPIO_V2_LINE_FLAG_INPUT);
+		v.mask = lines >= 64 ? ~0ULL : (1ULL << lines) - 1;
+		start = now_us();
+		for (i = 0; i < n; i++) {
+			v.bits = (i & 1) ? 0x5555555555555555ULL : 0xaaaaaaaaaaaaaaaaULL;
+			t0 = now_us();
+			if (ioctl(fd, set ? GPIO_V2_LINE_SET_VALUES_IOCTL :
+					    GPIO_V2_LINE_GET_VALUES_IOCTL, &v) < 0) {
+				perror("values ioctl");
+				return 1;
+			}
+			lat[i] = now_us() - t0;
+		}
+		report(argv[1], lat, n, now_us() - start, out);
+		return 0;
+	}
+
+	if (!strcmp(argv[1], "loop") && argc >= 6) {
+		unsigned int o = atoi(argv[3]), in = atoi(argv[4]);
+		struct gpio_v2_line_values v = { .mask = 1 };
+		struct gpio_v2_line_event ev;
+		struct pollfd p;
+
+		n = atoi(argv[5]);
+		lat = realloc(lat, (n ? n : 1) * sizeof(*lat));
+		fd = request(argv[2], o, 1, NULL, GPIO_V2_LINE_FLAG_OUTPUT);
+		fd2 = request(argv[2], in, 1, NULL, GPIO_V2_LINE_FLAG_INPUT |
+			      GPIO_V2_LINE_FLAG_EDGE_RISING | GPIO_V2_LINE_FLAG_EDGE_FALLING);
+		start = now_us();
+		for (i = 0; i < n; i++) {
+			v.bits = !(i & 1);
+			t0 = now_us();
+			if (ioctl(fd, GPIO_V2_LINE_SET_VALUES_IOCTL, &v) < 0) {
+				perror("set");
+				return 1;
+			}
+			p.fd = fd2;
+			p.events = POLLIN;
+			if (poll(&p, 1, 5000) != 1 || read(fd2, &ev, sizeof(ev)) != sizeof(ev)) {
+				fprintf(stderr, "loop: no event within 5 s at %u\n", i);
+				return 1;
+			}
+			lat[i] = now_us() - t0;
+		}
+		report("loop", lat, n, now_us() - start, out);
+		return 0;
+	}
+
+	if (!strcmp(argv[1], "count")) {
+		struct gpio_v2_line_event ev[16];
+		double end;
+		unsigned long count = 0;
+		struct pollfd p;
+		ssize_t r;
+
+		fd = request(argv[2], atoi(argv[3]), 1, NULL, GPIO_V2_LINE_FLAG_INPUT |
+			     GPIO_V2_LINE_FLAG_EDGE_RISING | GPIO_V2_LINE_FLAG_EDGE_FALLING);
+		printf("armed\n");
+		fflush(stdout);
+		end = now_us() + atof(argv[4]) * 1e6;
+		while (now_us() < end) {
+			p.fd = fd;
+			p.events = POLLIN;
+			if (poll(&p, 1, 100) == 1) {
+				r = read(fd, ev, sizeof(ev));
+				if (r > 0)
+					count += r / sizeof(ev[0]);
+			}
+		}
+		printf("workload=count events=%lu\n", count);
+		return 0;
+	}
+	fprintf(stderr, "unknown workload %s\n", argv[1]);
+	return 2;
+}

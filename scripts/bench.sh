@@ -1,0 +1,34 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# make bench: the Rust and the C driver side by side in one guest, same
+# simulators, alternating rounds; prints a table of medians with Rust/C
+# ratios and writes a latency plot. Options: --rounds N (default 3), --kvm
+# (use KVM instead of TCG, where KVM works).
+set -uo pipefail
+TOP=$(cd "$(dirname "$0")/.." && pwd)
+rounds=3
+accel=()
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--rounds) rounds=$2; shift 2 ;;
+	--kvm) accel=(--kvm); shift ;;
+	*) echo "bench: unknown option $1" >&2; exit 2 ;;
+	esac
+done
+python3 -c 'import matplotlib' 2>/dev/null ||
+	pip3 install --quiet matplotlib 2>/dev/null ||
+	pip3 install --quiet --break-system-packages matplotlib
+out=$TOP/out/bench-$(date +%Y%m%d-%H%M%S)
+mkdir -p "$out"
+gcc -O2 -Wall -o "$out/vgpio-bench" "$TOP/bench/vgpio-bench.c" || exit 1
+echo "bench: the simulator alone:"
+"$TOP/sim/target/release/virtio-gpio-sim" bench | tee "$out/sim-bench.txt"
+start=$(date +%s)
+"$TOP/scripts/run-guest.sh" "${accel[@]}" --out "$out" --devices 3 --timeout 1500 \
+	--sim0 "--lines 32 --wire 0:1" --sim1 "--lines 256" --sim2 "--lines 1024" -- \
+	bash "$TOP/bench/guest-bench.sh" "$out/vgpio-bench" "$rounds"
+rc=$?
+echo "bench: guest run took $(($(date +%s) - start)) s"
+python3 "$TOP/bench/report.py" "$out" | tee "$out/table.txt"
+exit $rc
