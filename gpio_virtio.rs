@@ -43,7 +43,9 @@ struct GpioVirtioModule {
 
 impl kernel::Module for GpioVirtioModule {
     fn init(module: &'static ThisModule) -> Result<Self> {
-        Ok(GpioVirtioModule { _reg: virtio::Registration::new(module)? })
+        Ok(GpioVirtioModule {
+            _reg: virtio::Registration::new(module)?,
+        })
     }
 }
 
@@ -153,7 +155,9 @@ impl EventQueue {
         if !self.armed(line) {
             return Ok(());
         }
-        let Some(mut m) = self.lines[line].buf.take() else { return Ok(()) };
+        let Some(mut m) = self.lines[line].buf.take() else {
+            return Ok(());
+        };
         m.req = VirtioGpioIrqRequest::to_bytes(line as u16);
         m.res = [0xff];
         match self.vq.add(m) {
@@ -215,7 +219,11 @@ struct Entry {
 
 impl Entry {
     fn new(slot: usize, msg: KBox<ReqMsg>) -> Self {
-        Entry { slot, msg: Some(msg), done: None }
+        Entry {
+            slot,
+            msg: Some(msg),
+            done: None,
+        }
     }
 }
 
@@ -245,7 +253,14 @@ type RqGuard<'a> = SpinLockIrqGuard<'a, RequestQueue>;
 
 impl VirtioGpio {
     fn log_bad_answer(&self, line: u16, type_: u16, what: core::fmt::Arguments<'_>) {
-        dev_log!(self.vdev, ERR, "line {}: {} {}\n", line, msg_name(type_), what);
+        dev_log!(
+            self.vdev,
+            ERR,
+            "line {}: {} {}\n",
+            line,
+            msg_name(type_),
+            what
+        );
     }
 
     /// Take the messages of `lines` for our use, all or none, waiting until
@@ -332,14 +347,24 @@ impl VirtioGpio {
 
     /// Check an answer; return the response's value byte.
     fn answer(&self, type_: u16, line: u16, msg: &ReqMsg, len: u32) -> Result<u8> {
-        let Response::Line(b) = &msg.res else { return Err(EIO) };
+        let Response::Line(b) = &msg.res else {
+            return Err(EIO);
+        };
         let res = VirtioGpioResponse::from_bytes(*b);
         if len != b.len() as u32 {
-            self.log_bad_answer(line, type_, format_args!("answer has length {len}, expected {}", b.len()));
+            self.log_bad_answer(
+                line,
+                type_,
+                format_args!("answer has length {len}, expected {}", b.len()),
+            );
             return Err(EIO);
         }
         if res.status != VIRTIO_GPIO_STATUS_OK {
-            self.log_bad_answer(line, type_, format_args!("failed: device status {}", res.status));
+            self.log_bad_answer(
+                line,
+                type_,
+                format_args!("failed: device status {}", res.status),
+            );
             return Err(EIO);
         }
         Ok(res.value)
@@ -356,7 +381,11 @@ impl VirtioGpio {
         if line >= self.ngpio {
             return Err(EINVAL);
         }
-        let mut ent = [Entry { slot: line as usize, msg: None, done: None }];
+        let mut ent = [Entry {
+            slot: line as usize,
+            msg: None,
+            done: None,
+        }];
         let mut q = self.rq.lock();
         self.claim(&mut q, &mut ent)?;
         if let Some(m) = ent[0].msg.as_mut() {
@@ -385,7 +414,14 @@ impl VirtioGpio {
         let mut ents = KVec::new();
         for line in 0..self.ngpio {
             if bit(mask, line) {
-                ents.push(Entry { slot: line as usize, msg: None, done: None }, GFP_KERNEL)?;
+                ents.push(
+                    Entry {
+                        slot: line as usize,
+                        msg: None,
+                        done: None,
+                    },
+                    GFP_KERNEL,
+                )?;
             }
         }
         let mut q = self.rq.lock();
@@ -400,7 +436,9 @@ impl VirtioGpio {
         let mut first_err = Ok(());
         for e in ents.iter_mut() {
             let line = e.slot as u16;
-            let Some((m, len)) = e.done.take() else { continue };
+            let Some((m, len)) = e.done.take() else {
+                continue;
+            };
             match self.answer(type_, line, &m, len) {
                 Ok(v) => answer(line, v),
                 Err(err) => {
@@ -425,7 +463,12 @@ impl VirtioGpio {
             set_bit(&mut mask, line, true);
         }
         let mut dirs = KVec::from_elem(VIRTIO_GPIO_DIRECTION_NONE, n, GFP_KERNEL)?;
-        self.request_multiple(VIRTIO_GPIO_MSG_GET_DIRECTION, &mask, |_| 0, |line, d| dirs[line as usize] = d)?;
+        self.request_multiple(
+            VIRTIO_GPIO_MSG_GET_DIRECTION,
+            &mask,
+            |_| 0,
+            |line, d| dirs[line as usize] = d,
+        )?;
         Ok(dirs)
     }
 
@@ -437,7 +480,12 @@ impl VirtioGpio {
             return None;
         }
         if size > MAX_NAMES_SIZE {
-            dev_log!(self.vdev, ERR, "gpio_names_size {} is too large, registering without names\n", size);
+            dev_log!(
+                self.vdev,
+                ERR,
+                "gpio_names_size {} is too large, registering without names\n",
+                size
+            );
             return None;
         }
         let mut buf = KVec::new();
@@ -456,27 +504,53 @@ impl VirtioGpio {
         let mut q = self.rq.lock();
         let r = self.transact(&mut q, &mut ent);
         // The names slot is used once: whatever came back is ours to drop.
-        let back = ent[0].done.take().or_else(|| q.slots[slot].free.take().map(|m| (m, 0)));
+        let back = ent[0]
+            .done
+            .take()
+            .or_else(|| q.slots[slot].free.take().map(|m| (m, 0)));
         drop(q);
         if let Err(e) = r {
-            dev_log!(self.vdev, ERR, "GET_LINE_NAMES failed ({:?}), registering without names\n", e);
+            dev_log!(
+                self.vdev,
+                ERR,
+                "GET_LINE_NAMES failed ({:?}), registering without names\n",
+                e
+            );
             return None;
         }
         let (msg, len) = back?;
-        let Response::Names(block) = &msg.res else { return None };
+        let Response::Names(block) = &msg.res else {
+            return None;
+        };
         if len != size + 1 {
-            dev_log!(self.vdev, ERR, "GET_LINE_NAMES answer has length {}, expected {}\n", len, size + 1);
+            dev_log!(
+                self.vdev,
+                ERR,
+                "GET_LINE_NAMES answer has length {}, expected {}\n",
+                len,
+                size + 1
+            );
             return None;
         }
         if block[0] != VIRTIO_GPIO_STATUS_OK {
-            dev_log!(self.vdev, ERR, "GET_LINE_NAMES failed: device status {}\n", block[0]);
+            dev_log!(
+                self.vdev,
+                ERR,
+                "GET_LINE_NAMES failed: device status {}\n",
+                block[0]
+            );
             return None;
         }
         let block = &block[1..];
         match check_names(block, self.ngpio) {
             Ok(end) => gpio::LineNames::new(&block[..end]).ok(),
             Err(why) => {
-                dev_log!(self.vdev, WARNING, "bad line names block ({}), registering without names\n", why);
+                dev_log!(
+                    self.vdev,
+                    WARNING,
+                    "bad line names block ({}), registering without names\n",
+                    why
+                );
                 None
             }
         }
@@ -486,7 +560,8 @@ impl VirtioGpio {
 /// Is bit `n` set in a C bitmap?
 fn bit(map: &[c_ulong], n: u16) -> bool {
     let w = c_ulong::BITS as usize;
-    map.get(n as usize / w).is_some_and(|x| x & (1 << (n as usize % w)) != 0)
+    map.get(n as usize / w)
+        .is_some_and(|x| x & (1 << (n as usize % w)) != 0)
 }
 
 fn set_bit(map: &mut [c_ulong], n: u16, v: bool) {
@@ -511,7 +586,9 @@ fn check_names(block: &[u8], ngpio: u16) -> core::result::Result<usize, &'static
         }
         match *b {
             0 => {
-                names.push(&block[start..i], GFP_KERNEL).map_err(|_| "out of memory")?;
+                names
+                    .push(&block[start..i], GFP_KERNEL)
+                    .map_err(|_| "out of memory")?;
                 start = i + 1;
             }
             b' '..=b'~' => {}
@@ -519,7 +596,11 @@ fn check_names(block: &[u8], ngpio: u16) -> core::result::Result<usize, &'static
         }
     }
     if names.len() < ngpio as usize {
-        return Err(if block.last() == Some(&0) { "fewer names than lines" } else { "not NUL-terminated" });
+        return Err(if block.last() == Some(&0) {
+            "fewer names than lines"
+        } else {
+            "not NUL-terminated"
+        });
     }
     if has_duplicates(&names).map_err(|_| "out of memory")? {
         return Err("a name is used twice");
@@ -564,11 +645,19 @@ impl gpio::Chip for VirtioGpio {
 
     fn free(&self, offset: u32) {
         // Deactivate: the device may forget the line's state.
-        let _ = self.request(VIRTIO_GPIO_MSG_SET_DIRECTION, offset as u16, VIRTIO_GPIO_DIRECTION_NONE.into());
+        let _ = self.request(
+            VIRTIO_GPIO_MSG_SET_DIRECTION,
+            offset as u16,
+            VIRTIO_GPIO_DIRECTION_NONE.into(),
+        );
     }
 
     fn get_direction(&self, offset: u32) -> Result<LineDirection> {
-        let cached = self.probe_dirs.lock().as_ref().and_then(|d| d.get(offset as usize).copied());
+        let cached = self
+            .probe_dirs
+            .lock()
+            .as_ref()
+            .and_then(|d| d.get(offset as usize).copied());
         let dir = match cached {
             Some(d) => d,
             None => self.request(VIRTIO_GPIO_MSG_GET_DIRECTION, offset as u16, 0)?,
@@ -578,22 +667,34 @@ impl gpio::Chip for VirtioGpio {
             // A deactivated line drives nothing: report it as an input.
             VIRTIO_GPIO_DIRECTION_IN | VIRTIO_GPIO_DIRECTION_NONE => Ok(LineDirection::In),
             d => {
-                self.log_bad_answer(offset as u16, VIRTIO_GPIO_MSG_GET_DIRECTION, format_args!("bad direction {d}"));
+                self.log_bad_answer(
+                    offset as u16,
+                    VIRTIO_GPIO_MSG_GET_DIRECTION,
+                    format_args!("bad direction {d}"),
+                );
                 Err(EIO)
             }
         }
     }
 
     fn direction_input(&self, offset: u32) -> Result {
-        self.request(VIRTIO_GPIO_MSG_SET_DIRECTION, offset as u16, VIRTIO_GPIO_DIRECTION_IN.into())
-            .map(|_| ())
+        self.request(
+            VIRTIO_GPIO_MSG_SET_DIRECTION,
+            offset as u16,
+            VIRTIO_GPIO_DIRECTION_IN.into(),
+        )
+        .map(|_| ())
     }
 
     fn direction_output(&self, offset: u32, value: bool) -> Result {
         // The spec wants the value set before the line becomes an output.
         self.request(VIRTIO_GPIO_MSG_SET_VALUE, offset as u16, value.into())?;
-        self.request(VIRTIO_GPIO_MSG_SET_DIRECTION, offset as u16, VIRTIO_GPIO_DIRECTION_OUT.into())
-            .map(|_| ())
+        self.request(
+            VIRTIO_GPIO_MSG_SET_DIRECTION,
+            offset as u16,
+            VIRTIO_GPIO_DIRECTION_OUT.into(),
+        )
+        .map(|_| ())
     }
 
     fn get(&self, offset: u32) -> Result<bool> {
@@ -601,7 +702,11 @@ impl gpio::Chip for VirtioGpio {
             0 => Ok(false),
             1 => Ok(true),
             v => {
-                self.log_bad_answer(offset as u16, VIRTIO_GPIO_MSG_GET_VALUE, format_args!("bad value {v}"));
+                self.log_bad_answer(
+                    offset as u16,
+                    VIRTIO_GPIO_MSG_GET_VALUE,
+                    format_args!("bad value {v}"),
+                );
                 Err(EIO)
             }
         }
@@ -624,14 +729,23 @@ impl gpio::Chip for VirtioGpio {
             },
         )?;
         if bad {
-            dev_log!(self.vdev, ERR, "GET_VALUE: device answered a value other than 0 or 1\n");
+            dev_log!(
+                self.vdev,
+                ERR,
+                "GET_VALUE: device answered a value other than 0 or 1\n"
+            );
             return Err(EIO);
         }
         Ok(())
     }
 
     fn set_multiple(&self, mask: &[c_ulong], bits: &[c_ulong]) {
-        let _ = self.request_multiple(VIRTIO_GPIO_MSG_SET_VALUE, mask, |line| bit(bits, line).into(), |_, _| ());
+        let _ = self.request_multiple(
+            VIRTIO_GPIO_MSG_SET_VALUE,
+            mask,
+            |line| bit(bits, line).into(),
+            |_, _| (),
+        );
     }
 
     fn irq_enable(&self, hwirq: u32) {
@@ -674,7 +788,13 @@ impl gpio::Chip for VirtioGpio {
             bindings::IRQ_TYPE_LEVEL_HIGH => VIRTIO_GPIO_IRQ_TYPE_LEVEL_HIGH,
             bindings::IRQ_TYPE_LEVEL_LOW => VIRTIO_GPIO_IRQ_TYPE_LEVEL_LOW,
             _ => {
-                dev_log!(self.vdev, ERR, "line {}: unsupported irq type {:#x}\n", hwirq, flow_type);
+                dev_log!(
+                    self.vdev,
+                    ERR,
+                    "line {}: unsupported irq type {:#x}\n",
+                    hwirq,
+                    flow_type
+                );
                 return Err(EINVAL);
             }
         };
@@ -687,7 +807,11 @@ impl gpio::Chip for VirtioGpio {
         let mut state = None;
         self.with_irq_line(hwirq, |eq, l| {
             let il = &eq.lines[l];
-            let want = if il.disabled { VIRTIO_GPIO_IRQ_TYPE_NONE } else { il.type_ };
+            let want = if il.disabled {
+                VIRTIO_GPIO_IRQ_TYPE_NONE
+            } else {
+                il.type_
+            };
             state = Some((want, il.sent));
         });
         let Some((want, sent)) = state else { return };
@@ -695,12 +819,22 @@ impl gpio::Chip for VirtioGpio {
             // The spec: a trigger type change goes through none.
             let mut ok = true;
             if sent != VIRTIO_GPIO_IRQ_TYPE_NONE && want != VIRTIO_GPIO_IRQ_TYPE_NONE {
-                ok = self.request(VIRTIO_GPIO_MSG_SET_IRQ_TYPE, line, VIRTIO_GPIO_IRQ_TYPE_NONE.into()).is_ok();
+                ok = self
+                    .request(
+                        VIRTIO_GPIO_MSG_SET_IRQ_TYPE,
+                        line,
+                        VIRTIO_GPIO_IRQ_TYPE_NONE.into(),
+                    )
+                    .is_ok();
                 if ok {
                     self.with_irq_line(hwirq, |eq, l| eq.lines[l].sent = VIRTIO_GPIO_IRQ_TYPE_NONE);
                 }
             }
-            if ok && self.request(VIRTIO_GPIO_MSG_SET_IRQ_TYPE, line, want.into()).is_ok() {
+            if ok
+                && self
+                    .request(VIRTIO_GPIO_MSG_SET_IRQ_TYPE, line, want.into())
+                    .is_ok()
+            {
                 self.with_irq_line(hwirq, |eq, l| eq.lines[l].sent = want);
             }
             // A failure was logged by `request`; the next sync tries again.
@@ -747,14 +881,21 @@ impl VirtioGpio {
             let ev = {
                 let mut g = self.eq.lock();
                 let Some(eq) = g.as_mut() else { return };
-                let Some((m, len)) = eq.vq.get_buf() else { return };
+                let Some((m, len)) = eq.vq.get_buf() else {
+                    return;
+                };
                 let line = m.line;
                 let status = m.res[0];
-                let Some(l) = eq.lines.get_mut(line as usize) else { continue };
+                let Some(l) = eq.lines.get_mut(line as usize) else {
+                    continue;
+                };
                 l.buf = Some(m);
                 let ev = if len != 1 || status > VIRTIO_GPIO_IRQ_STATUS_VALID {
                     Event::Malformed(line, len, status)
-                } else if status == VIRTIO_GPIO_IRQ_STATUS_VALID && !l.disabled && l.sent != VIRTIO_GPIO_IRQ_TYPE_NONE {
+                } else if status == VIRTIO_GPIO_IRQ_STATUS_VALID
+                    && !l.disabled
+                    && l.sent != VIRTIO_GPIO_IRQ_TYPE_NONE
+                {
                     Event::Deliver(line)
                 } else {
                     Event::None
@@ -779,7 +920,13 @@ impl VirtioGpio {
             match ev {
                 Event::Deliver(line) => {
                     if let Err(e) = handle(line.into()) {
-                        dev_log!(self.vdev, ERR, "line {}: interrupt not handled: {:?}\n", line, e);
+                        dev_log!(
+                            self.vdev,
+                            ERR,
+                            "line {}: interrupt not handled: {:?}\n",
+                            line,
+                            e
+                        );
                         // Nobody will unmask it: do it, so the line stays live.
                         self.irq_unmask(line.into());
                     }
@@ -813,7 +960,9 @@ impl VirtioGpio {
         {
             let mut q = self.rq.lock();
             while let Some((m, len)) = q.vq.get_buf() {
-                let Some(slot) = q.slots.get_mut(m.slot as usize) else { continue };
+                let Some(slot) = q.slots.get_mut(m.slot as usize) else {
+                    continue;
+                };
                 if slot.waiting {
                     slot.done = Some((m, len));
                 } else {
@@ -836,7 +985,12 @@ impl virtio::Driver for VirtioGpio {
         let ngpio = vdev.cread16(CONFIG_NGPIO);
         let names_size = vdev.cread32(CONFIG_GPIO_NAMES_SIZE);
         if ngpio == 0 || ngpio == u16::MAX {
-            dev_log!(vdev, ERR, "device reports {} lines: nothing to drive\n", ngpio);
+            dev_log!(
+                vdev,
+                ERR,
+                "device reports {} lines: nothing to drive\n",
+                ngpio
+            );
             return Err(EINVAL);
         }
         let irq = vdev.has_feature(VIRTIO_GPIO_F_IRQ);
@@ -847,13 +1001,30 @@ impl virtio::Driver for VirtioGpio {
         let mut slots = KVec::with_capacity(ngpio as usize + 1, GFP_KERNEL)?;
         for slot in 0..=ngpio {
             let free = if slot < ngpio {
-                Some(KBox::new(ReqMsg { slot, req: [0; 8], res: Response::Line([0; 2]) }, GFP_KERNEL)?)
+                Some(KBox::new(
+                    ReqMsg {
+                        slot,
+                        req: [0; 8],
+                        res: Response::Line([0; 2]),
+                    },
+                    GFP_KERNEL,
+                )?)
             } else {
                 None
             };
-            slots.push(Slot { free, ..Default::default() }, GFP_KERNEL)?;
+            slots.push(
+                Slot {
+                    free,
+                    ..Default::default()
+                },
+                GFP_KERNEL,
+            )?;
         }
-        let rq = RequestQueue { vq: requestq, gone: false, slots };
+        let rq = RequestQueue {
+            vq: requestq,
+            gone: false,
+            slots,
+        };
         let eq = match eventq {
             Some(vq) => {
                 let mut lines = KVec::with_capacity(ngpio as usize, GFP_KERNEL)?;
@@ -864,13 +1035,25 @@ impl virtio::Driver for VirtioGpio {
                             sent: VIRTIO_GPIO_IRQ_TYPE_NONE,
                             disabled: true,
                             masked: true,
-                            buf: Some(KBox::new(IrqMsg { line, req: [0; 2], res: [0] }, GFP_KERNEL)?),
+                            buf: Some(KBox::new(
+                                IrqMsg {
+                                    line,
+                                    req: [0; 2],
+                                    res: [0],
+                                },
+                                GFP_KERNEL,
+                            )?),
                             want_slot: false,
                         },
                         GFP_KERNEL,
                     )?;
                 }
-                Some(EventQueue { vq, gone: false, lines, waiting: 0 })
+                Some(EventQueue {
+                    vq,
+                    gone: false,
+                    lines,
+                    waiting: 0,
+                })
             }
             None => None,
         };
@@ -902,7 +1085,11 @@ impl virtio::Driver for VirtioGpio {
             INFO,
             "{} lines, irq {}\n",
             this.ngpio,
-            if vdev.has_feature(VIRTIO_GPIO_F_IRQ) { "yes" } else { "no" }
+            if vdev.has_feature(VIRTIO_GPIO_F_IRQ) {
+                "yes"
+            } else {
+                "no"
+            }
         );
         Ok(())
     }

@@ -98,7 +98,11 @@ pub(crate) struct VirtioGpioRequest {
 
 impl VirtioGpioRequest {
     pub(crate) const fn new(type_: u16, gpio: u16, value: u32) -> Self {
-        VirtioGpioRequest { type_: Le16::new(type_), gpio: Le16::new(gpio), value: Le32::new(value) }
+        VirtioGpioRequest {
+            type_: Le16::new(type_),
+            gpio: Le16::new(gpio),
+            value: Le32::new(value),
+        }
     }
 
     /// The request as the device reads it.
@@ -122,7 +126,10 @@ pub(crate) struct VirtioGpioResponse {
 
 impl VirtioGpioResponse {
     pub(crate) const fn from_bytes(b: [u8; 2]) -> Self {
-        VirtioGpioResponse { status: b[0], value: b[1] }
+        VirtioGpioResponse {
+            status: b[0],
+            value: b[1],
+        }
     }
 }
 

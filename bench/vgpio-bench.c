@@ -60,7 +60,7 @@ static int request(const char *chip, unsigned int first, unsigned int n,
 		req.offsets[i] = offsets ? offsets[i] : first + i;
 	req.num_lines = n;
 	req.config.flags = flags;
-	strcpy(req.consumer, "vgpio-bench");
+	snprintf(req.consumer, sizeof(req.consumer), "vgpio-bench");
 	ret = ioctl(fd, GPIO_V2_GET_LINE_IOCTL, &req);
 	close(fd);
 	if (ret < 0) {

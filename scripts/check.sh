@@ -31,7 +31,7 @@ result "simulator cargo tests" "${PIPESTATUS[0]}"
 
 echo "check: [2/3] kselftests in the guest (Rust driver, then C driver)"
 "$TOP/scripts/run-guest.sh" --out "$out/suite" --devices 2 \
-	--sim0 "--lines 8 --wire 0:1 --wire 2:3" --sim1 "--lines 32" -- \
+	--sim0 "--lines 8 --wire 0:1 --wire 2:3" --sim1 "--lines 96" -- \
 	bash "$TOP/tests/guest-run.sh" "$TOP"/tests/*.sh
 rc=$?
 if [ -s "$out/suite/ktap.txt" ]; then

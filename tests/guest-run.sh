@@ -47,8 +47,11 @@ for drv in $drivers; do
 		n=$((n + 1))
 		name="$drv:$(basename "$t" .sh)"
 		start=$(date +%s)
+		# Markers let the host's log check tell which test a splat is in.
+		echo "vgpio-test: begin $name" >/dev/kmsg
 		timeout -k 5 "$per_test_timeout" bash "$t" >/tmp/vgpio-test.out 2>&1
 		rc=$?
+		echo "vgpio-test: end $name" >/dev/kmsg
 		sed 's/^/# /' /tmp/vgpio-test.out
 		echo "# $name took $(($(date +%s) - start)) s"
 		case $rc in

@@ -9,7 +9,7 @@
 . "$VGPIO_TOP/tests/lib.sh"
 
 ktap_print_header
-ktap_set_plan 4
+ktap_set_plan 5
 
 wait_chip 0
 vdev=$(vdev_of 0)
@@ -18,6 +18,7 @@ cycles=${VGPIO_STRESS_CYCLES:-100000}
 
 ctl 0 set $line 0 >/dev/null
 ctl 0 reset-counters >/dev/null
+mark=$(dmesg_mark)
 ctl 0 edges $line 1000000 2000 >/dev/null   # an edge every 2 ms until stopped
 start=$(date +%s)
 check "$cycles disable/enable cycles with edges arriving" \
@@ -25,6 +26,17 @@ check "$cycles disable/enable cycles with edges arriving" \
 log "took $(($(date +%s) - start)) s; $(ctl 0 counters $line)"
 ctl 0 stop $line >/dev/null
 sleep 1
+warns=$(dmesg_since "$mark" | grep -c 'WARNING:')
+if [ "$warns" = 0 ]; then
+	ktap_test_pass "no kernel warning during the stress"
+elif [ "$DRIVER" = c ] && dmesg_since "$mark" | grep 'WARNING:' | grep -q 'gpio-virtio.c'; then
+	dmesg_since "$mark" | grep -m1 'WARNING:' | sed 's/^/# /'
+	ktap_test_xfail "no kernel warning during the stress" \
+		"C driver: $warns WARN_ONs in virtio_gpio_irq_prepare (a buffer queued for a masked or disabled line)"
+else
+	dmesg_since "$mark" | grep -m3 'WARNING:' | sed 's/^/# /'
+	ktap_test_fail "no kernel warning during the stress"
+fi
 # Settled: the line is unmasked again, so its one message is with the device.
 check "the device holds one eventq buffer for the line, none twice" \
 	eval '[ "$(line_state 0 $line queued)" = 1 ] && [ "$(field double_queue "$(ctl 0 counters)")" = 0 ]'

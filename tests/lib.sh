@@ -160,8 +160,13 @@ rebind() {
 }
 
 # Kernel log lines since a mark: mark=$(dmesg_mark); ...; dmesg_since "$mark"
-dmesg_mark() { dmesg | wc -l; }
-dmesg_since() { dmesg | tail -n +$(($1 + 1)); }
+# (a token written to the log, so a log that wraps cannot shift it)
+dmesg_mark() {
+	local t="vgpio-mark-$$-$RANDOM$RANDOM"
+	echo "$t" >/dev/kmsg
+	echo "$t"
+}
+dmesg_since() { dmesg | sed -n "/$1\$/,\$p" | tail -n +2; }
 
 # gpioinfo's name column for line L of chip C ("unnamed" or the name).
 line_name() {

@@ -12,7 +12,7 @@ ktap_set_plan 4
 
 wait_chip 1
 chip=$(chip_of 1)
-n=$(field ngpio "$(ctl 1 info)")
+n=32 # the v1 uAPI that gpioset/gpioget use takes at most 64 lines
 
 # bits PATTERN N: N characters 0/1, character i = bit (i mod 31) of PATTERN
 bits() { local i s=""; for ((i = 0; i < $2; i++)); do s+=$((($1 >> (i % 31)) & 1)); done; echo "$s"; }
@@ -47,5 +47,5 @@ check "gpioset of 8 lines in one request" set_ok 8
 check "gpioget of 8 lines in one request" get_ok 8
 check "gpioset of $n lines in one request" set_ok "$n"
 check "gpioget of $n lines in one request" get_ok "$n"
-ctl 1 levels "$(bits 0 "$n")" >/dev/null
+ctl 1 levels "$(bits 0 "$(field ngpio "$(ctl 1 info)")")" >/dev/null
 vgpio_finished

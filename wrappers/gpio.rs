@@ -5,8 +5,8 @@
 //! C header: `include/linux/gpio/driver.h`.
 
 use core::cell::UnsafeCell;
-use kernel::ffi::{c_char, c_int, c_uint, c_ulong, c_void};
 use core::sync::atomic::{AtomicU8, Ordering};
+use kernel::ffi::{c_char, c_int, c_uint, c_ulong, c_void};
 
 use kernel::error::{from_result, to_result};
 use kernel::init::PinInit;
@@ -86,12 +86,19 @@ impl LineNames {
         let mut start = 0;
         for (i, b) in block.iter().enumerate() {
             if *b == 0 {
-                let p = if i == start { core::ptr::null() } else { block[start..].as_ptr().cast() };
+                let p = if i == start {
+                    core::ptr::null()
+                } else {
+                    block[start..].as_ptr().cast()
+                };
                 ptrs.push(p, GFP_KERNEL)?;
                 start = i + 1;
             }
         }
-        Ok(LineNames { _block: block, ptrs })
+        Ok(LineNames {
+            _block: block,
+            ptrs,
+        })
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -195,7 +202,11 @@ impl<T: Chip> Registration<T> {
         if names.as_ref().is_some_and(|n| n.len() != ngpio as usize) {
             return Err(EINVAL);
         }
-        if self.state.compare_exchange(IDLE, REGISTERING, Ordering::AcqRel, Ordering::Acquire).is_err() {
+        if self
+            .state
+            .compare_exchange(IDLE, REGISTERING, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
             return Err(EBUSY);
         }
         let gc = self.gc.get();
@@ -211,7 +222,9 @@ impl<T: Chip> Registration<T> {
             (*gc).base = -1;
             (*gc).ngpio = ngpio;
             (*gc).can_sleep = true;
-            (*gc).names = (*self.names.get()).as_ref().map_or(core::ptr::null(), |n| n.ptrs.as_ptr());
+            (*gc).names = (*self.names.get())
+                .as_ref()
+                .map_or(core::ptr::null(), |n| n.ptrs.as_ptr());
             (*gc).request = Some(request_callback::<T>);
             (*gc).free = Some(free_callback::<T>);
             (*gc).get_direction = Some(get_direction_callback::<T>);
@@ -239,14 +252,21 @@ impl<T: Chip> Registration<T> {
         }
         // SAFETY: `gc` is fully set up; `self` (the data pointer) stays at
         // this address and alive until `unregister` (type invariant, drop).
-        let r = to_result(unsafe { bindings::vgpio_gpiochip_add_data(gc, self as *const Self as *mut c_void) });
-        self.state.store(if r.is_ok() { REGISTERED } else { IDLE }, Ordering::Release);
+        let r = to_result(unsafe {
+            bindings::vgpio_gpiochip_add_data(gc, self as *const Self as *mut c_void)
+        });
+        self.state
+            .store(if r.is_ok() { REGISTERED } else { IDLE }, Ordering::Release);
         r
     }
 
     /// Remove the chip from gpiolib (waits for callbacks in progress).
     pub(crate) fn unregister(&self) {
-        if self.state.compare_exchange(REGISTERED, IDLE, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+        if self
+            .state
+            .compare_exchange(REGISTERED, IDLE, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
             // SAFETY: the chip was added and is removed once (the state moved
             // from REGISTERED exactly once).
             unsafe { bindings::gpiochip_remove(self.gc.get()) };
@@ -277,7 +297,10 @@ unsafe fn irq_registration<'a, T: Chip>(d: *mut bindings::irq_data) -> (&'a Regi
     // data pointer is the registration (caller's guarantee).
     unsafe {
         let gc = bindings::vgpio_irq_data_get_gpio_chip(d);
-        (&*(bindings::gpiochip_get_data(gc) as *const Registration<T>), (*d).hwirq as u32)
+        (
+            &*(bindings::gpiochip_get_data(gc) as *const Registration<T>),
+            (*d).hwirq as u32,
+        )
     }
 }
 
@@ -310,7 +333,10 @@ unsafe extern "C" fn irq_unmask_callback<T: Chip>(d: *mut bindings::irq_data) {
     reg.data.irq_unmask(hwirq);
 }
 
-unsafe extern "C" fn irq_set_type_callback<T: Chip>(d: *mut bindings::irq_data, flow_type: c_uint) -> c_int {
+unsafe extern "C" fn irq_set_type_callback<T: Chip>(
+    d: *mut bindings::irq_data,
+    flow_type: c_uint,
+) -> c_int {
     // SAFETY: the irq core calls back with an irq of our chip.
     let (reg, hwirq) = unsafe { irq_registration::<T>(d) };
     from_result(|| reg.data.irq_set_type(hwirq, flow_type).map(|()| 0))
@@ -349,7 +375,10 @@ fn words(gc: *mut bindings::gpio_chip) -> usize {
     ngpio.div_ceil(c_ulong::BITS as usize)
 }
 
-unsafe extern "C" fn request_callback<T: Chip>(gc: *mut bindings::gpio_chip, offset: c_uint) -> c_int {
+unsafe extern "C" fn request_callback<T: Chip>(
+    gc: *mut bindings::gpio_chip,
+    offset: c_uint,
+) -> c_int {
     // SAFETY: gpiolib calls back with our registered chip.
     from_result(|| unsafe { chip_data::<T>(gc) }.request(offset).map(|()| 0))
 }
@@ -359,7 +388,10 @@ unsafe extern "C" fn free_callback<T: Chip>(gc: *mut bindings::gpio_chip, offset
     unsafe { chip_data::<T>(gc) }.free(offset)
 }
 
-unsafe extern "C" fn get_direction_callback<T: Chip>(gc: *mut bindings::gpio_chip, offset: c_uint) -> c_int {
+unsafe extern "C" fn get_direction_callback<T: Chip>(
+    gc: *mut bindings::gpio_chip,
+    offset: c_uint,
+) -> c_int {
     from_result(|| {
         // SAFETY: gpiolib calls back with our registered chip.
         Ok(match unsafe { chip_data::<T>(gc) }.get_direction(offset)? {
@@ -369,9 +401,16 @@ unsafe extern "C" fn get_direction_callback<T: Chip>(gc: *mut bindings::gpio_chi
     })
 }
 
-unsafe extern "C" fn direction_input_callback<T: Chip>(gc: *mut bindings::gpio_chip, offset: c_uint) -> c_int {
+unsafe extern "C" fn direction_input_callback<T: Chip>(
+    gc: *mut bindings::gpio_chip,
+    offset: c_uint,
+) -> c_int {
     // SAFETY: gpiolib calls back with our registered chip.
-    from_result(|| unsafe { chip_data::<T>(gc) }.direction_input(offset).map(|()| 0))
+    from_result(|| {
+        unsafe { chip_data::<T>(gc) }
+            .direction_input(offset)
+            .map(|()| 0)
+    })
 }
 
 unsafe extern "C" fn direction_output_callback<T: Chip>(
@@ -380,7 +419,11 @@ unsafe extern "C" fn direction_output_callback<T: Chip>(
     value: c_int,
 ) -> c_int {
     // SAFETY: gpiolib calls back with our registered chip.
-    from_result(|| unsafe { chip_data::<T>(gc) }.direction_output(offset, value != 0).map(|()| 0))
+    from_result(|| {
+        unsafe { chip_data::<T>(gc) }
+            .direction_output(offset, value != 0)
+            .map(|()| 0)
+    })
 }
 
 unsafe extern "C" fn get_callback<T: Chip>(gc: *mut bindings::gpio_chip, offset: c_uint) -> c_int {
@@ -388,7 +431,11 @@ unsafe extern "C" fn get_callback<T: Chip>(gc: *mut bindings::gpio_chip, offset:
     from_result(|| unsafe { chip_data::<T>(gc) }.get(offset).map(c_int::from))
 }
 
-unsafe extern "C" fn set_callback<T: Chip>(gc: *mut bindings::gpio_chip, offset: c_uint, value: c_int) {
+unsafe extern "C" fn set_callback<T: Chip>(
+    gc: *mut bindings::gpio_chip,
+    offset: c_uint,
+    value: c_int,
+) {
     // SAFETY: gpiolib calls back with our registered chip.
     unsafe { chip_data::<T>(gc) }.set(offset, value != 0)
 }
@@ -401,9 +448,18 @@ unsafe extern "C" fn get_multiple_callback<T: Chip>(
     let n = words(gc);
     // SAFETY: gpiolib passes two distinct bitmaps of BITS_TO_LONGS(ngpio)
     // words each, valid for the duration of the call.
-    let (mask, bits) = unsafe { (core::slice::from_raw_parts(mask, n), core::slice::from_raw_parts_mut(bits, n)) };
+    let (mask, bits) = unsafe {
+        (
+            core::slice::from_raw_parts(mask, n),
+            core::slice::from_raw_parts_mut(bits, n),
+        )
+    };
     // SAFETY: gpiolib calls back with our registered chip.
-    from_result(|| unsafe { chip_data::<T>(gc) }.get_multiple(mask, bits).map(|()| 0))
+    from_result(|| {
+        unsafe { chip_data::<T>(gc) }
+            .get_multiple(mask, bits)
+            .map(|()| 0)
+    })
 }
 
 unsafe extern "C" fn set_multiple_callback<T: Chip>(
@@ -413,7 +469,12 @@ unsafe extern "C" fn set_multiple_callback<T: Chip>(
 ) {
     let n = words(gc);
     // SAFETY: as in `get_multiple_callback`; both are only read here.
-    let (mask, bits) = unsafe { (core::slice::from_raw_parts(mask, n), core::slice::from_raw_parts(bits, n)) };
+    let (mask, bits) = unsafe {
+        (
+            core::slice::from_raw_parts(mask, n),
+            core::slice::from_raw_parts(bits, n),
+        )
+    };
     // SAFETY: gpiolib calls back with our registered chip.
     unsafe { chip_data::<T>(gc) }.set_multiple(mask, bits)
 }

@@ -70,7 +70,11 @@ unsafe impl<T: Send> Send for SpinLockIrq<T> {}
 
 impl<T> SpinLockIrq<T> {
     /// A lock around `data`; `name` and `key` identify it to lockdep.
-    pub(crate) fn new(data: T, name: &'static CStr, key: &'static LockClassKey) -> impl PinInit<Self> {
+    pub(crate) fn new(
+        data: T,
+        name: &'static CStr,
+        key: &'static LockClassKey,
+    ) -> impl PinInit<Self> {
         pin_init!(SpinLockIrq {
             // SAFETY: `p` points to memory for the lock, pinned where it
             // will stay; the name and key are 'static.
@@ -160,7 +164,11 @@ impl WaitQueue {
         // its lock taken with `guard.flags`, which the helper updates when it
         // retakes the lock, so the guard's invariant holds again on return.
         let r = unsafe {
-            bindings::vgpio_wait_killable_unlocked(self.wq.get(), guard.lock.lock.get(), &mut guard.flags)
+            bindings::vgpio_wait_killable_unlocked(
+                self.wq.get(),
+                guard.lock.lock.get(),
+                &mut guard.flags,
+            )
         };
         if r != 0 {
             return Err(Error::from_errno(r));

@@ -153,16 +153,29 @@ impl Device {
     ) -> Result<(Virtqueue<M0>, Option<Virtqueue<M1>>)> {
         let n = if second { 2 } else { 1 };
         let mut vqs = [core::ptr::null_mut::<bindings::virtqueue>(); 2];
-        let mut cbs: [bindings::vq_callback_t; 2] = [Some(vq_callback::<T, 0>), Some(vq_callback::<T, 1>)];
+        let mut cbs: [bindings::vq_callback_t; 2] =
+            [Some(vq_callback::<T, 0>), Some(vq_callback::<T, 1>)];
         let cnames = [names[0].as_char_ptr(), names[1].as_char_ptr()];
         // SAFETY: the device is valid (type invariant); the arrays hold `n`
         // entries; the names are 'static.
         to_result(unsafe {
-            bindings::vgpio_find_vqs(self.as_raw(), n, vqs.as_mut_ptr(), cbs.as_mut_ptr(), cnames.as_ptr())
+            bindings::vgpio_find_vqs(
+                self.as_raw(),
+                n,
+                vqs.as_mut_ptr(),
+                cbs.as_mut_ptr(),
+                cnames.as_ptr(),
+            )
         })?;
-        let first = Virtqueue { vq: core::ptr::NonNull::new(vqs[0]).ok_or(ENODEV)?, _p: PhantomData };
+        let first = Virtqueue {
+            vq: core::ptr::NonNull::new(vqs[0]).ok_or(ENODEV)?,
+            _p: PhantomData,
+        };
         let second = if second {
-            Some(Virtqueue { vq: core::ptr::NonNull::new(vqs[1]).ok_or(ENODEV)?, _p: PhantomData })
+            Some(Virtqueue {
+                vq: core::ptr::NonNull::new(vqs[1]).ok_or(ENODEV)?,
+                _p: PhantomData,
+            })
         } else {
             None
         };
@@ -265,7 +278,10 @@ impl<T: Driver> Registration<T> {
         to_result(unsafe {
             bindings::__register_virtio_driver(&mut (*p).drv, module.as_ptr().cast())
         })?;
-        Ok(Registration { block, _p: PhantomData })
+        Ok(Registration {
+            block,
+            _p: PhantomData,
+        })
     }
 }
 
@@ -277,7 +293,9 @@ impl<T: Driver> Drop for Registration<T> {
     }
 }
 
-unsafe extern "C" fn probe_callback<T: Driver>(vdev: *mut bindings::virtio_device) -> core::ffi::c_int {
+unsafe extern "C" fn probe_callback<T: Driver>(
+    vdev: *mut bindings::virtio_device,
+) -> core::ffi::c_int {
     from_result(|| {
         // SAFETY: the bus calls probe with a valid device that stays valid
         // at least until remove.
@@ -293,7 +311,10 @@ unsafe extern "C" fn probe_callback<T: Driver>(vdev: *mut bindings::virtio_devic
         unsafe { (*vdev).priv_ = ptr as *mut core::ffi::c_void };
         // SAFETY: `ptr` came from `into_foreign` just above and is only
         // reclaimed below or in `remove_callback`.
-        let r = T::start(dev, unsafe { <Pin<KBox<T::Data>> as ForeignOwnable>::borrow(ptr) }.get_ref());
+        let r = T::start(
+            dev,
+            unsafe { <Pin<KBox<T::Data>> as ForeignOwnable>::borrow(ptr) }.get_ref(),
+        );
         if let Err(e) = r {
             // SAFETY: as in `remove_callback`.
             unsafe { teardown::<T>(vdev) };
@@ -308,7 +329,10 @@ unsafe extern "C" fn remove_callback<T: Driver>(vdev: *mut bindings::virtio_devi
     let dev = unsafe { Device::from_raw(vdev) };
     // SAFETY: `priv` holds the state from `into_foreign` in probe, not yet
     // reclaimed (that happens in `teardown`, below).
-    T::remove(dev, unsafe { <Pin<KBox<T::Data>> as ForeignOwnable>::borrow((*vdev).priv_) }.get_ref());
+    T::remove(
+        dev,
+        unsafe { <Pin<KBox<T::Data>> as ForeignOwnable>::borrow((*vdev).priv_) }.get_ref(),
+    );
     // SAFETY: `vdev` is the bound device with the state attached.
     unsafe { teardown::<T>(vdev) };
 }
@@ -356,7 +380,10 @@ unsafe extern "C" fn vq_callback<T: Driver, const I: usize>(vq: *mut bindings::v
     }
     // SAFETY: a non-null `priv` is the attached state, which `teardown`
     // detaches only after del_vqs, when no callback runs any more.
-    T::vq_done(unsafe { <Pin<KBox<T::Data>> as ForeignOwnable>::borrow(ptr) }.get_ref(), I);
+    T::vq_done(
+        unsafe { <Pin<KBox<T::Data>> as ForeignOwnable>::borrow(ptr) }.get_ref(),
+        I,
+    );
 }
 
 /// What the device reads and writes for one message: a device-readable part
@@ -399,7 +426,10 @@ impl<M: Buffer> Virtqueue<M> {
         let w = msg.writable();
         // SAFETY: as above.
         unsafe { bindings::sg_init_one(&mut in_sg, w.as_mut_ptr().cast(), w.len() as u32) };
-        let mut sgs = [&mut out_sg as *mut bindings::scatterlist, &mut in_sg as *mut _];
+        let mut sgs = [
+            &mut out_sg as *mut bindings::scatterlist,
+            &mut in_sg as *mut _,
+        ];
         let token = KBox::into_raw(msg);
         // SAFETY: `vq` is live (type invariant); the scatterlists are copied
         // into the ring before the call returns; GFP_ATOMIC because callers

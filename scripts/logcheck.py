@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Check the guest's kernel log and kmemleak report; quote every splat.
+
+usage: logcheck.py KERNEL-LOG [KMEMLEAK-REPORT]
+
+Fails (exit 1) on a WARNING, BUG, Oops, KASAN/UBSAN report, lockdep or RCU
+splat, hung task, panic, or a kmemleak leak. Two kinds are reported but not
+counted, each by an exact signature:
+  - a splat inside a test of the C reference driver (tests/guest-run.sh
+    writes "vgpio-test: begin c:TEST" / "end" markers into the log) whose
+    trace is in the C driver (gpio-virtio.c, [gpio_virtio]): the C driver's
+    known bugs, which the tests exist to show;
+  - kmemleak leaks of gpiolib line labels allocated in gpiod_request_commit:
+    6.12's gpiod_free_commit() frees a label only while the chip exists, so
+    a chip removed while a line is requested (unbind with lines held) leaks
+    it, whichever driver the chip belongs to.
+"""
+import re
+import sys
+
+SPLAT = re.compile(
+    r"WARNING:|BUG:|Oops|KASAN|UBSAN|general protection fault|Kernel panic|kernel BUG|"
+    r"possible circular locking|possible recursive locking|inconsistent lock state|"
+    r"suspicious RCU usage|lock held when returning|blocked for more than|"
+    r"unreferenced object|suspected memory leak|Call Trace:"
+)
+C_DRIVER = re.compile(r"gpio-virtio\.c|\[gpio_virtio\]")
+CONTEXT = 30
+
+
+def check_log(path):
+    try:
+        lines = open(path, errors="replace").read().splitlines()
+    except OSError:
+        print(f"logcheck: no kernel log at {path} (the guest did not finish?)")
+        return 1, 0
+    if not lines:
+        print(f"logcheck: empty kernel log at {path}")
+        return 1, 0
+    section = None
+    sections = []  # the test each line belongs to
+    for line in lines:
+        m = re.search(r"vgpio-test: (begin|end) (\S+)", line)
+        if m:
+            section = m.group(2) if m.group(1) == "begin" else None
+        sections.append(section)
+    bad = known = 0
+    last = -CONTEXT
+    for i, line in enumerate(lines):
+        if not SPLAT.search(line) or i < last + CONTEXT:
+            continue
+        last = i
+        # WARN() prints its message (and "cut here") just before "WARNING:"
+        window = lines[max(0, i - 2) : i + CONTEXT]
+        test = sections[i]
+        if test and test.startswith("c:") and any(C_DRIVER.search(w) for w in window):
+            known += 1
+            if known <= 3:
+                print(f"logcheck: known C driver bug during {test} (line {i + 1}, not counted):")
+                for w in window[:6]:
+                    print(f"  | {w}")
+            continue
+        bad += 1
+        where = f" during {test}" if test else ""
+        print(f"logcheck: splat in the guest kernel log{where} ({path} line {i + 1}):")
+        for w in window:
+            print(f"  | {w}")
+    if known > 3:
+        print(f"logcheck: ... {known} splats of the C driver's known bugs in all")
+    print(f"logcheck: {len(lines)} kernel log lines checked: {bad} splat(s), {known} known C-driver splat(s)")
+    return (1 if bad else 0), known
+
+
+def check_leaks(path):
+    try:
+        text = open(path, errors="replace").read()
+    except OSError:
+        return 0
+    objects = [o for o in re.split(r"(?m)^(?=unreferenced object)", text) if o.strip()]
+    bad = []
+    gpiolib_labels = 0
+    for o in objects:
+        frames = re.findall(r"^\s+(\S+)\+0x", o, re.M)
+        # the first frame past the allocator is who asked for the memory
+        caller = next((f for f in frames if "alloc" not in f and "kstrdup" not in f), "")
+        if caller == "gpiod_request_commit":
+            gpiolib_labels += 1
+        else:
+            bad.append(o)
+    if gpiolib_labels:
+        print(
+            f"logcheck: kmemleak: {gpiolib_labels} gpiolib line label(s) from gpiod_request_commit "
+            "(6.12 gpiolib does not free a label whose chip was removed while the line was "
+            "requested), not counted"
+        )
+    for o in bad[:5]:
+        print("logcheck: kmemleak reports a leak:")
+        for w in o.splitlines()[:16]:
+            print(f"  | {w}")
+    if bad:
+        print(f"logcheck: kmemleak: {len(bad)} leak(s)")
+    return 1 if bad else 0
+
+
+def main():
+    rc, _ = check_log(sys.argv[1])
+    if len(sys.argv) > 2:
+        rc |= check_leaks(sys.argv[2])
+    if rc == 0:
+        print("logcheck: guest kernel log clean")
+    sys.exit(rc)
+
+
+if __name__ == "__main__":
+    main()
