@@ -71,23 +71,8 @@ chip_of() {
 	return 1
 }
 
-wait_chip() {
-	local i
-	for i in $(seq 200); do
-		chip_of "$1" >/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
-}
-
-wait_no_chip() {
-	local i
-	for i in $(seq 200); do
-		chip_of "$1" >/dev/null || return 0
-		sleep 0.1
-	done
-	return 1
-}
+wait_chip() { WAIT_S=20 wait_for chip_of "$1" >/dev/null; }
+wait_no_chip() { WAIT_S=20 wait_for eval "! chip_of $1 >/dev/null"; }
 
 # The control port of simulator N inside the guest (cached).
 declare -A PORTS=()
@@ -136,14 +121,15 @@ vgpio_unload() {
 	! lsmod | grep -q "^$MODULE " || rmmod "$MODULE"
 }
 
-# Wait until a condition holds (polling, up to ~10 s).
+# Wait until a condition holds: poll for up to WAIT_S seconds (default 10),
+# bounded in time however long one check takes.
 wait_for() {
-	local i
-	for i in $(seq 200); do
+	local end=$((SECONDS + ${WAIT_S:-10}))
+	while [ "$SECONDS" -lt "$end" ]; do
 		"$@" && return 0
 		sleep 0.05
 	done
-	return 1
+	"$@"
 }
 
 # Unbind simulator N's device from the driver under test and bind it again.
