@@ -14,7 +14,11 @@ if [ "${1:-}" = --drivers ]; then
 	drivers=$2
 	shift 2
 fi
-tests=("$@")
+# Tests that say "# runs: last" go after the others (a driver under test
+# may leave a stuck task behind them).
+tests=()
+for t in "$@"; do grep -q '^# runs: last' "$t" || tests+=("$t"); done
+for t in "$@"; do grep -q '^# runs: last' "$t" && tests+=("$t"); done
 export VGPIO_TOP VGPIO_KDIR VGPIO_DEVICES
 
 mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug

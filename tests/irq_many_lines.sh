@@ -1,6 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # drivers: rust c
+# runs: last
 #
 # More interrupt lines than the eventq has room for (QEMU gives it 64
 # entries): every line still gets its buffer queued as slots free, and an
@@ -34,14 +35,26 @@ sleep 1
 ctl 1 levels "$ones" >/dev/null
 end=$((SECONDS + 20))
 while [ $SECONDS -lt $end ] && { kill -0 $pid0 || kill -0 $pid1; } 2>/dev/null; do sleep 0.2; done
-kill $pid0 $pid1 2>/dev/null
-wait $pid0 $pid1 2>/dev/null
+kill -9 $pid0 $pid1 2>/dev/null
+# A monitor stuck in the kernel (uninterruptible) cannot be waited for.
+stuck=0
+end=$((SECONDS + 10))
+while [ $SECONDS -lt $end ] && { kill -0 $pid0 || kill -0 $pid1; } 2>/dev/null; do sleep 0.2; done
+{ kill -0 $pid0 || kill -0 $pid1; } 2>/dev/null && stuck=1
 head -n 3 /tmp/many0.out | sed 's/^/# gpiomon: /'
 got=$(cat /tmp/many0.out /tmp/many1.out | grep -oE 'offset: *[0-9]+' | sort -u | wc -l)
+[ $stuck = 1 ] && log "a gpiomon is stuck in the kernel: $(grep -l 'State:.*D' /proc/$pid0/status /proc/$pid1/status 2>/dev/null)"
 log "$n lines with an edge at once: events on $got distinct lines"
 dmesg_since "$mark" | grep -iE 'eventq' | head -n 3 | sed 's/^/# /'
-if [ "$got" = "$n" ]; then
+if [ "$got" = "$n" ] && [ $stuck = 0 ]; then
 	ktap_test_pass "an edge on all $n lines at once: every line reports"
+elif [ "$DRIVER" = c ] && [ $stuck = 1 ]; then
+	ktap_test_xfail "an edge on all $n lines at once: every line reports" \
+		"C driver: a request never completed, its caller is stuck uninterruptibly (get_buf without the queue lock)"
+	# The stuck monitor holds its lines, so they cannot be released.
+	ktap_test_xfail "afterwards no line holds an interrupt on the device" \
+		"C driver: the stuck caller still holds its lines"
+	vgpio_finished
 elif [ "$DRIVER" = c ]; then
 	ktap_test_xfail "an edge on all $n lines at once: every line reports" \
 		"C driver: lines whose eventq buffer does not fit go deaf"
