@@ -61,7 +61,14 @@ elif [ "$DRIVER" = c ]; then
 else
 	ktap_test_fail "an edge on all $n lines at once: every line reports"
 fi
-check "afterwards no line holds an interrupt on the device" \
-	wait_for eval '[ "$(field set_irq_type "$(ctl 1 counters)")" -ge $((2 * n)) ]'
+released() { [ "$(field set_irq_type "$(ctl 1 counters)")" -ge $((2 * n)) ]; }
+if wait_for released; then
+	ktap_test_pass "afterwards no line holds an interrupt on the device"
+elif [ "$DRIVER" = c ]; then
+	ktap_test_xfail "afterwards no line holds an interrupt on the device" \
+		"C driver: not every line's interrupt was enabled and released"
+else
+	ktap_test_fail "afterwards no line holds an interrupt on the device"
+fi
 ctl 1 levels "$zeros" >/dev/null
 vgpio_finished
