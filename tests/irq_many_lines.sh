@@ -50,10 +50,10 @@ if [ "$got" = "$n" ] && [ $stuck = 0 ]; then
 	ktap_test_pass "an edge on all $n lines at once: every line reports"
 elif [ "$DRIVER" = c ] && [ $stuck = 1 ]; then
 	ktap_test_xfail "an edge on all $n lines at once: every line reports" \
-		"C driver: a request never completed, its caller is stuck uninterruptibly (get_buf without the queue lock)"
+		"C driver: one static irq_chip for all devices, the second device's first interrupt oopses (NULL irq_enable) and the monitor is left stuck"
 	# The stuck monitor holds its lines, so they cannot be released.
 	ktap_test_xfail "afterwards no line holds an interrupt on the device" \
-		"C driver: the stuck caller still holds its lines"
+		"C driver: the stuck monitor still holds its lines"
 	vgpio_finished
 elif [ "$DRIVER" = c ]; then
 	ktap_test_xfail "an edge on all $n lines at once: every line reports" \
