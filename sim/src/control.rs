@@ -9,11 +9,11 @@ use crate::model::{Completion, Device, NamesFault, Rule};
 use crate::proto::*;
 
 pub const HELP: &str = "commands: ping | info | set L 0|1 | edges L COUNT PERIOD_US | stop L | get L | dirs | values | levels BITS \
-| counters [L] | reset-counters | wire OUT IN | unwire OUT IN | spurious L \
+| counters [L] | reset-counters | wire OUT IN | unwire OUT IN | spurious L | release \
 | fault err|drop|short|long|evshort|evlong [type=T] [line=L] [prob=P] [count=N] \
 | fault delay MS [type=T] [line=L] [prob=P] [count=N] \
 | fault names ok|unterminated|short|duplicate|nonascii | fault ngpio0 on|off \
-| fault reverse on|off | fault clear";
+| fault reverse on|off | fault evstale on|off | fault clear";
 
 type Reply = Result<String, String>;
 
@@ -181,6 +181,7 @@ fn run(dev: &mut Device, cmd: &str, now: Instant, out: &mut Vec<Completion>) -> 
                 r.push(format!("type_without_none={}", s.type_without_none));
                 r.push(format!("double_queue={}", s.double_queue));
                 r.push(format!("dropped={}", s.dropped));
+                r.push(format!("held={}", dev.dropped_count()));
                 Ok(r.join(" "))
             }
         },
@@ -211,6 +212,7 @@ fn run(dev: &mut Device, cmd: &str, now: Instant, out: &mut Vec<Completion>) -> 
                 Err(format!("line {l} holds no eventq buffer"))
             }
         }
+        Some("release") => Ok(format!("released={}", dev.release_dropped(now, out))),
         Some("fault") => fault(dev, &words[1..]),
         Some(c) => Err(format!("unknown command {c}")),
     }
@@ -236,6 +238,10 @@ fn fault(dev: &mut Device, args: &[&str]) -> Reply {
         }
         Some("ngpio0") => {
             f.ngpio0 = on_off(args.get(1).copied())?;
+            Ok(String::new())
+        }
+        Some("evstale") => {
+            f.ev_stale = on_off(args.get(1).copied())?;
             Ok(String::new())
         }
         Some("reverse") => {

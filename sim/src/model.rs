@@ -78,6 +78,9 @@ pub struct Faults {
     pub names: NamesFault,
     pub ngpio0: bool,
     pub reverse: bool,
+    /// Disabling a line's interrupt returns its buffer VALID, not INVALID:
+    /// an event for a line the driver no longer has enabled.
+    pub ev_stale: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -476,9 +479,15 @@ impl Device {
         if t == IRQ_NONE {
             l.latched = false;
             if let Some(c) = l.held.take() {
-                l.stats.invalid += 1;
-                self.stats.invalid += 1;
-                out.push(answer_event(c, IRQ_STATUS_INVALID));
+                if self.faults.ev_stale {
+                    l.stats.events += 1;
+                    self.stats.events += 1;
+                    out.push(answer_event(c, IRQ_STATUS_VALID));
+                } else {
+                    l.stats.invalid += 1;
+                    self.stats.invalid += 1;
+                    out.push(answer_event(c, IRQ_STATUS_INVALID));
+                }
             }
         } else if l.irq_type != IRQ_NONE && l.irq_type != t {
             self.stats.type_without_none += 1;
@@ -669,9 +678,19 @@ impl Device {
         self.lines[gpio as usize].pending.len()
     }
 
-    #[cfg(test)]
     pub fn dropped_count(&self) -> usize {
         self.dropped.len()
+    }
+
+    /// Answer the requests that drop faults swallowed, as if they had just
+    /// arrived (drop rules do not apply to them again). Returns how many.
+    pub fn release_dropped(&mut self, now: Instant, out: &mut Vec<Completion>) -> usize {
+        let chains = std::mem::take(&mut self.dropped);
+        let n = chains.len();
+        let rules = std::mem::take(&mut self.faults.drop);
+        out.extend(self.on_requests(chains, now));
+        self.faults.drop = rules;
+        n
     }
 }
 

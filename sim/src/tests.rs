@@ -269,6 +269,16 @@ fn irq_type_none_returns_held_buffer_invalid_and_drops_latch() {
 }
 
 #[test]
+fn fault_evstale_returns_the_buffer_valid_on_none() {
+    let mut d = dev(1);
+    ctl(&mut d, "fault evstale on");
+    input_with_irq(&mut d, 0, IRQ_EDGE_RISING);
+    assert!(d.on_events(vec![ev(1, 0)]).is_empty());
+    let out = d.on_requests(vec![chain(2, MSG_SET_IRQ_TYPE, 0, 0)], Instant::now());
+    assert_eq!(events(&out), vec![(0, IRQ_STATUS_VALID)]);
+}
+
+#[test]
 fn type_change_without_none_is_counted() {
     let mut d = dev(1);
     input_with_irq(&mut d, 0, IRQ_EDGE_RISING);
@@ -374,6 +384,13 @@ fn fault_drop_never_answers() {
     assert_eq!(d.tick(Instant::now() + Duration::from_secs(100)).len(), 0);
     assert_eq!(d.stats.dropped, 1);
     assert_eq!(d.on_requests(vec![chain(2, MSG_GET_VALUE, 0, 0)], Instant::now()).len(), 1);
+    let (reply, out) = ctl(&mut d, "release");
+    assert_eq!(reply, "ok released=1");
+    assert_eq!(out.len(), 1);
+    assert!(!is_err(&out[0]));
+    assert_eq!(d.dropped_count(), 0);
+    // The rule still swallows new requests.
+    assert!(d.on_requests(vec![chain(3, MSG_GET_VALUE, 1, 0)], Instant::now()).is_empty());
 }
 
 #[test]

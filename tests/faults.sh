@@ -1,0 +1,182 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# drivers: rust c
+#
+# The device as untrusted input: answers of the wrong length, answers out
+# of order across lines, late answers, answers that never come, eventq
+# answers of the wrong length or for a line no longer enabled. The caller
+# gets an errno and the log a line; the other lines keep working; a later
+# correct answer is handled normally; a task waiting for an answer that
+# never comes can be killed, and unbinding completes its request.
+. "$VGPIO_TOP/tests/lib.sh"
+
+ktap_print_header
+ktap_set_plan 18
+
+wait_chip 0
+chip=$(chip_of 0)
+vdev=$(vdev_of 0)
+ctl 0 fault clear >/dev/null
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+running() { kill -0 "$1" 2>/dev/null; }
+
+# --- answers of the wrong length ---
+for f in short long; do
+	ctl 0 fault $f type=get_value line=3 count=1 >/dev/null
+	mark=$(dmesg_mark)
+	check "an answer too $f: the caller gets an error" eval "! gpioget $chip 3 2>/dev/null"
+	check "an answer too $f: a log line says so" \
+		eval "dmesg_since $mark | grep -qiE 'len'"
+done
+ctl 0 set 3 1 >/dev/null
+check "the next correct answer is handled normally" eval "[ \"\$(gpioget $chip 3)\" = 1 ]"
+
+# --- answers in reverse order across lines ---
+ctl 0 levels 01101001 >/dev/null
+ctl 0 fault reverse on >/dev/null
+got=$(gpioget "$chip" 0 1 2 3 4 5 6 7 | tr -d ' ')
+ctl 0 fault reverse off >/dev/null
+log "8 lines read with answers reversed: $got"
+check "answers out of order: each line gets its own value" test "$got" = 01101001
+
+# --- a late answer holds up only its own line ---
+ctl 0 set 3 1 >/dev/null
+ctl 0 fault delay 3000 type=get_value line=3 count=1 >/dev/null
+t0=$(now_ms)
+gpioget "$chip" 3 >/tmp/late.out 2>&1 &
+late=$!
+wait_for eval '[ "$(line_state 0 3 pending)" = 1 ]'
+t1=$(now_ms)
+gpioget "$chip" 2 >/dev/null
+t2=$(now_ms)
+log "another line's get took $((t2 - t1)) ms while line 3's answer was late"
+check "a late answer does not hold up other lines" test $((t2 - t1)) -lt 2000
+wait $late
+rc=$?
+t3=$(now_ms)
+log "the late get returned $(cat /tmp/late.out) after $((t3 - t0)) ms"
+check "the late answer reaches its caller" \
+	eval "[ $rc = 0 ] && [ \"\$(cat /tmp/late.out)\" = 1 ] && [ $((t3 - t0)) -ge 2500 ]"
+
+# --- an answer that never comes ---
+ctl 0 fault drop type=get_value line=4 count=1 >/dev/null
+gpioget "$chip" 4 >/dev/null 2>&1 &
+hung=$!
+wait_for eval '[ "$(field held "$(ctl 0 counters)")" = 1 ]'
+sleep 0.5
+check "an answer that never comes blocks its caller and only its line" \
+	eval "running $hung && gpioget $chip 2 >/dev/null"
+kill -9 $hung
+if WAIT_S=5 wait_for eval "! running $hung"; then
+	ktap_test_pass "the task waiting for it can be killed"
+elif [ "$DRIVER" = c ]; then
+	ktap_test_xfail "the task waiting for it can be killed" \
+		"C driver: wait_for_completion is not killable"
+	ctl 0 release >/dev/null
+else
+	ktap_test_fail "the task waiting for it can be killed"
+	ctl 0 release >/dev/null
+fi
+wait $hung 2>/dev/null
+
+# A second caller waits for an answer that never comes while the device is
+# unbound: unbinding completes its request with an error.
+held=$(field held "$(ctl 0 counters)")
+ctl 0 fault drop type=get_value line=5 count=1 >/dev/null
+gpioget "$chip" 5 >/dev/null 2>&1 &
+hung=$!
+wait_for eval '[ "$(field held "$(ctl 0 counters)")" -gt $held ]'
+(echo "$vdev" >/sys/bus/virtio/drivers/"$DRV_NAME"/unbind) &
+unbind=$!
+stuck=0
+if WAIT_S=10 wait_for eval "! running $unbind"; then
+	ktap_test_pass "unbind with requests outstanding completes"
+elif [ "$DRIVER" = c ]; then
+	stuck=1
+	ktap_test_xfail "unbind with requests outstanding completes" \
+		"C driver: gpiochip_remove waits for the stuck request until the device answers"
+	ctl 0 release >/dev/null
+else
+	ktap_test_fail "unbind with requests outstanding completes"
+	ctl 0 release >/dev/null
+fi
+wait $unbind
+wait $hung
+rc=$?
+if [ $rc != 0 ]; then
+	ktap_test_pass "the waiting caller gets an error"
+elif [ $stuck = 1 ]; then
+	ktap_test_xfail "the waiting caller gets an error" \
+		"C driver: it waited for the device's late answer instead"
+else
+	ktap_test_fail "the waiting caller gets an error"
+fi
+check "the device holds no request afterwards" \
+	eval '[ "$(field held "$(ctl 0 counters)")" = 0 ]'
+ctl 0 fault clear >/dev/null
+echo "$vdev" >/sys/bus/virtio/drivers/"$DRV_NAME"/bind
+wait_chip 0
+chip=$(chip_of 0)
+ctl 0 levels 00001100 >/dev/null
+check "bound again, the lines that hung work" eval "[ \"\$(gpioget $chip 4 5 | tr -d ' ')\" = 11 ]"
+
+# --- eventq answers of the wrong length ---
+# The line's event is lost (the device broke it), not the line: the next
+# edge is delivered.
+for f in evshort evlong; do
+	ctl 0 set 6 0 >/dev/null
+	gpiomon --num-events=1 --rising-edge "$chip" 6 >/tmp/mon.out 2>&1 &
+	mon=$!
+	wait_for eval '[ "$(line_state 0 6 queued)" = 1 ]'
+	ctl 0 fault $f line=6 count=1 >/dev/null
+	mark=$(dmesg_mark)
+	ctl 0 set 6 1 >/dev/null
+	ctl 0 set 6 0 >/dev/null
+	logged=0
+	WAIT_S=5 wait_for eval "dmesg_since $mark | grep -qiE 'len'" && logged=1
+	ctl 0 set 6 1 >/dev/null
+	WAIT_S=5 wait_for eval "! running $mon"
+	if running $mon; then
+		kill $mon
+		delivered=0
+	else
+		delivered=1
+	fi
+	wait $mon 2>/dev/null
+	log "$f: logged=$logged, next edge delivered=$delivered"
+	if [ $logged = 1 ] && [ $delivered = 1 ]; then
+		ktap_test_pass "an eventq answer too ${f#ev}: logged, and the next edge is delivered"
+	elif [ "$DRIVER" = c ] && [ $logged = 1 ]; then
+		ktap_test_xfail "an eventq answer too ${f#ev}: logged, and the next edge is delivered" \
+			"C driver: the line's buffer is not requeued, the line goes deaf"
+	else
+		ktap_test_fail "an eventq answer too ${f#ev}: logged, and the next edge is delivered"
+	fi
+done
+
+# --- an event for a line whose interrupt is no longer enabled ---
+# The device answers VALID when told to disable the line. (It cannot be told
+# from an edge that raced the disable, so it is not logged.)
+ctl 0 fault clear >/dev/null
+ctl 0 set 7 0 >/dev/null
+gpiomon --rising-edge "$chip" 7 >/tmp/mon.out 2>&1 &
+mon=$!
+wait_for eval '[ "$(line_state 0 7 queued)" = 1 ]'
+ctl 0 fault evstale on >/dev/null
+ctl 0 reset-counters >/dev/null
+kill $mon
+wait $mon 2>/dev/null
+wait_for eval '[ "$(line_state 0 7 irq)" = none ]'
+ctl 0 fault evstale off >/dev/null
+check "an event for a line no longer enabled: the device sent it" \
+	eval '[ "$(field events "$(ctl 0 counters 7)")" = 1 ]'
+gpiomon --num-events=1 --rising-edge "$chip" 7 >/tmp/mon.out 2>&1 &
+mon=$!
+wait_for eval '[ "$(line_state 0 7 queued)" = 1 ]'
+ctl 0 set 7 1 >/dev/null
+WAIT_S=5 wait_for eval "! running $mon"
+running $mon && kill $mon
+wait $mon 2>/dev/null
+check "an event for a line no longer enabled: ignored, the line works after" \
+	eval "grep -q RISING /tmp/mon.out"
+vgpio_finished
