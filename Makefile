@@ -16,7 +16,7 @@ endif
 KMAKE = $(MAKE) -C $(KDIR) LLVM=1 RUSTC=/usr/bin/rustc BINDGEN=$(shell command -v bindgen)
 SIM := $(TOP)/sim/target/release/virtio-gpio-sim
 
-.PHONY: all modules deps kernel sim testmods demo check bench clean
+.PHONY: all modules deps kernel sim testmods tools demo check bench clean
 
 all: modules
 
@@ -35,16 +35,21 @@ sim: deps
 testmods: $(KERNEL_DEP)
 	$(KMAKE) M=$(TOP)/tests/modules modules
 
+tools: $(TOP)/bench/vgpio-bench
+
+$(TOP)/bench/vgpio-bench: $(TOP)/bench/vgpio-bench.c
+	gcc -O2 -Wall -o $@ $<
+
 demo: deps kernel modules sim testmods
 	$(TOP)/scripts/demo.sh
 
-check: deps kernel modules sim testmods
+check: deps kernel modules sim testmods tools
 	$(TOP)/scripts/check.sh
 
-bench: deps kernel modules sim
+bench: deps kernel modules sim tools
 	$(TOP)/scripts/bench.sh
 
 clean:
 	$(KMAKE) M=$(TOP) clean
 	$(KMAKE) M=$(TOP)/tests/modules clean
-	rm -rf $(TOP)/out
+	rm -rf $(TOP)/out $(TOP)/bench/vgpio-bench

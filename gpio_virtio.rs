@@ -27,7 +27,7 @@ mod virtio;
 use gpio::{Chip as _, LineDirection};
 use sync::{lock_class, SpinLockIrq, SpinLockIrqGuard, WaitQueue};
 use uapi::*;
-use virtio::dev_log;
+use virtio::{dev_log, dev_log_bad};
 
 module! {
     type: GpioVirtioModule,
@@ -253,7 +253,7 @@ type RqGuard<'a> = SpinLockIrqGuard<'a, RequestQueue>;
 
 impl VirtioGpio {
     fn log_bad_answer(&self, line: u16, type_: u16, what: core::fmt::Arguments<'_>) {
-        dev_log!(
+        dev_log_bad!(
             self.vdev,
             ERR,
             "line {}: {} {}\n",
@@ -932,7 +932,7 @@ impl VirtioGpio {
                     }
                 }
                 Event::Malformed(line, len, status) => {
-                    dev_log!(
+                    dev_log_bad!(
                         self.vdev,
                         ERR,
                         "line {}: eventq answer with length {} status {}, expected length 1 status 0 or 1\n",

@@ -36,6 +36,18 @@ const char *vgpio_dev_name(const struct device *dev)
 	return dev_name(dev);
 }
 
+/*
+ * What a misbehaving device does is logged, but a device that misbehaves on
+ * every answer must not flood the log: at most 10 lines per 5 s, for all
+ * devices together (the kernel counts and reports what it suppressed).
+ */
+static DEFINE_RATELIMIT_STATE(vgpio_log_rs, 5 * HZ, 10);
+
+bool vgpio_log_ratelimit(void)
+{
+	return __ratelimit(&vgpio_log_rs);
+}
+
 int vgpio_find_vqs(struct virtio_device *vdev, unsigned int nvqs,
 		   struct virtqueue *vqs[], vq_callback_t *callbacks[],
 		   const char *const names[])

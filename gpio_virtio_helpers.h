@@ -13,6 +13,7 @@
 #include <linux/irq.h>
 #include <linux/irqdomain.h>
 #include <linux/mutex.h>
+#include <linux/ratelimit.h>
 #include <linux/scatterlist.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
@@ -26,6 +27,7 @@ bool vgpio_has_feature(const struct virtio_device *vdev, unsigned int fbit);
 void vgpio_device_ready(struct virtio_device *vdev);
 void vgpio_del_vqs(struct virtio_device *vdev);
 const char *vgpio_dev_name(const struct device *dev);
+bool vgpio_log_ratelimit(void);
 
 /* virtqueues */
 int vgpio_find_vqs(struct virtio_device *vdev, unsigned int nvqs,

@@ -29,7 +29,6 @@ bench() {
 		esac
 	done
 }
-slab_kb() { awk '/^Slab:/ {print $2}' /proc/meminfo; }
 busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
 
 unbind_all() {
@@ -50,13 +49,12 @@ for round in $(seq "$ROUNDS"); do
 		unbind_all
 		for i in 0 1 2; do
 			lines=$(field ngpio "$(ctl $i info)")
-			sync; echo 1 >/proc/sys/vm/drop_caches 2>/dev/null
 			before=$(slab_kb)
 			t0=$(date +%s%N)
 			echo "$(vdev_of $i)" >/sys/bus/virtio/drivers/"$DRV_NAME"/bind
 			t1=$(date +%s%N)
-			after=$(slab_kb)
 			wait_chip $i
+			after=$(slab_kb)
 			result "probe$lines" us "$(((t1 - t0) / 1000))"
 			result "probe$lines" slab_bytes_per_line "$(((after - before) * 1024 / lines))"
 		done

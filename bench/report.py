@@ -55,6 +55,20 @@ for w, m, higher, target, label in ROWS:
     print(f"{label:28} {rm:12.1f} {cm:12.1f} {ratio:8.2f}  {better:8.2f}x  {verdict}")
 print(f"(medians of {len(vals.get(('set', 'ops_per_s', 'rust'), []))} rounds; "
       "'better by' > 1 means the Rust driver is better)")
+sim = out / "sim-bench.txt"
+if sim.exists():
+    kv = dict(f.split("=", 1) for f in sim.read_text().split() if "=" in f)
+    if "ns_per_request" in kv:
+        ns = float(kv["ns_per_request"])
+        print(f"the simulator alone (no guest): {ns:.0f} ns per request, "
+              f"{1e9 / ns:,.0f} requests/s; the rest of each round trip is virtqueue, "
+              "QEMU and guest")
+        for w in ("set", "get"):
+            for drv in ("rust", "c"):
+                v = vals.get((w, "ops_per_s", drv))
+                if v:
+                    share = statistics.median(v) * ns / 1e9 * 100
+                    print(f"  {w} {drv}: the simulator's share of each operation: {share:.2f}%")
 
 try:
     import matplotlib

@@ -9,6 +9,9 @@
  *   vgpio-bench mget  CHIP NLINES N        N reads of lines 0..NLINES-1 at once
  *   vgpio-bench loop  CHIP OUT IN N        set OUT, wait for IN's edge event
  *   vgpio-bench count CHIP LINE SECONDS    count IN's edge events
+ *   vgpio-bench hammer CHIP LINE SECONDS   write pseudo-random values to an
+ *                                          output, read each back; fails
+ *                                          on any value not the one written
  *
  * Prints key=value results on one line; with -o FILE, writes every
  * latency sample (microseconds, one per line) to FILE.
@@ -179,6 +182,8 @@ int main(int argc, char **argv)
 			p.fd = fd;
 			p.events = POLLIN;
 			if (poll(&p, 1, 100) == 1) {
+				if (p.revents & (POLLERR | POLLHUP))
+					break;	/* the chip is gone */
 				r = read(fd, ev, sizeof(ev));
 				if (r > 0)
 					count += r / sizeof(ev[0]);
@@ -186,6 +191,38 @@ int main(int argc, char **argv)
 		}
 		printf("workload=count events=%lu\n", count);
 		return 0;
+	}
+	if (!strcmp(argv[1], "hammer")) {
+		struct gpio_v2_line_values v = { .mask = 1 };
+		unsigned long ops = 0, bad = 0, errors = 0;
+		unsigned int seed = atoi(argv[3]) * 2654435761u + getpid();
+		uint64_t want;
+		double end;
+
+		fd = request(argv[2], atoi(argv[3]), 1, NULL, GPIO_V2_LINE_FLAG_OUTPUT);
+		end = now_us() + atof(argv[4]) * 1e6;
+		while (now_us() < end) {
+			want = rand_r(&seed) & 1;
+			v.bits = want;
+			if (ioctl(fd, GPIO_V2_LINE_SET_VALUES_IOCTL, &v) < 0) {
+				errors++;
+				if (errno == ENODEV)
+					break;	/* the chip is gone */
+				continue;
+			}
+			v.bits = !want;
+			if (ioctl(fd, GPIO_V2_LINE_GET_VALUES_IOCTL, &v) < 0) {
+				errors++;
+				if (errno == ENODEV)
+					break;
+			}
+			else if ((v.bits & 1) != want)
+				bad++;
+			ops++;
+		}
+		printf("workload=hammer line=%s ops=%lu mismatches=%lu errors=%lu\n",
+		       argv[3], ops, bad, errors);
+		return bad || errors || !ops;
 	}
 	fprintf(stderr, "unknown workload %s\n", argv[1]);
 	return 2;

@@ -21,13 +21,12 @@ python3 -c 'import matplotlib' 2>/dev/null ||
 	pip3 install --quiet --break-system-packages matplotlib
 out=$TOP/out/bench-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$out"
-gcc -O2 -Wall -o "$out/vgpio-bench" "$TOP/bench/vgpio-bench.c" || exit 1
 echo "bench: the simulator alone:"
 "$TOP/sim/target/release/virtio-gpio-sim" bench | tee "$out/sim-bench.txt"
 start=$(date +%s)
 "$TOP/scripts/run-guest.sh" "${accel[@]}" --out "$out" --devices 3 --timeout 1500 \
 	--sim0 "--lines 32 --wire 0:1" --sim1 "--lines 256" --sim2 "--lines 1024" -- \
-	bash "$TOP/bench/guest-bench.sh" "$out/vgpio-bench" "$rounds"
+	bash "$TOP/bench/guest-bench.sh" "$TOP/bench/vgpio-bench" "$rounds"
 rc=$?
 echo "bench: guest run took $(($(date +%s) - start)) s"
 python3 "$TOP/bench/report.py" "$out" | tee "$out/table.txt"

@@ -14,6 +14,7 @@ out=$TOP/out/check-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$out"
 passed=0
 failed=0
+failures=()
 result() {
 	if [ "$2" = 0 ]; then
 		echo "check: PASS $1"
@@ -21,6 +22,7 @@ result() {
 	else
 		echo "check: FAIL $1"
 		failed=$((failed + 1))
+		failures+=("$1")
 	fi
 }
 t0=$(date +%s)
@@ -30,10 +32,11 @@ echo "check: [1/3] simulator cargo tests"
 result "simulator cargo tests" "${PIPESTATUS[0]}"
 
 echo "check: [2/3] kselftests in the guest (Rust driver, then C driver)"
-"$TOP/scripts/run-guest.sh" --out "$out/suite" --devices 2 \
-	--sim0 "--lines 8 --wire 0:1 --wire 2:3" --sim1 "--lines 96" -- \
-	bash "$TOP/tests/guest-run.sh" "$TOP"/tests/*.sh
-rc=$?
+"$TOP/scripts/run-guest.sh" --out "$out/suite" --devices 4 \
+	--sim0 "--lines 8 --wire 0:1 --wire 2:3" --sim1 "--lines 96" \
+	--sim2 "--lines 16" --sim3 "--lines 16" -- \
+	bash "$TOP/tests/guest-run.sh" "$TOP"/tests/*.sh 2>&1 | tee "$out/suite.log"
+rc=${PIPESTATUS[0]}
 if [ -s "$out/suite/ktap.txt" ]; then
 	grep -E '^(TAP|1\.\.|ok |not ok |# Totals)' "$out/suite/ktap.txt"
 	n_ok=$(grep -cE '^ok ' "$out/suite/ktap.txt")
@@ -45,6 +48,14 @@ else
 	tail -n 30 "$out/suite/console.log" | sed 's/^/  | /'
 fi
 result "kselftests in the guest, kernel log clean" "$rc"
+suite_summary=""
+if [ "$rc" != 0 ]; then
+	suite_summary=$(
+		grep -E '^not ok ' "$out/suite/ktap.txt" 2>/dev/null
+		grep -E '^# +not ok ' "$out/suite/ktap.txt" 2>/dev/null | head -n 20
+		grep -E '^run-guest: ' "$out/suite.log" 2>/dev/null | tail -n 15
+	)
+fi
 
 echo "check: [3/3] runner self-test: a WARN in the guest must fail the run"
 "$TOP/scripts/run-guest.sh" --out "$out/selftest" -- \
@@ -59,5 +70,10 @@ else
 fi
 
 echo "check: took $(($(date +%s) - t0)) s; results in $out"
+if [ "$failed" != 0 ]; then
+	echo "check: what failed:"
+	printf '  %s\n' "${failures[@]}"
+	[ -n "$suite_summary" ] && printf '%s\n' "$suite_summary" | sed 's/^/  | /'
+fi
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

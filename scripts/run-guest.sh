@@ -30,7 +30,7 @@ devices=1
 sim_all=""
 declare -A sim_one
 out=""
-timeout_s=2400
+timeout_s=3600
 mem=2G
 logcheck=1
 accel=--disable-kvm

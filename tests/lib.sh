@@ -159,6 +159,16 @@ line_name() {
 	gpioinfo "$1" | sed -nE "s/^[[:space:]]+line +$2: +(\"([^\"]*)\"|(unnamed)).*/\2\3/p"
 }
 
+# Slab in use, in kB, with reclaimable caches dropped and every cache shrunk
+# (which also empties KASAN's quarantine of freed objects).
+slab_kb() {
+	local f
+	sync
+	echo 3 >/proc/sys/vm/drop_caches
+	for f in /sys/kernel/slab/*/shrink; do echo 1 >"$f" 2>/dev/null; done
+	awk '/^Slab:/ {print $2}' /proc/meminfo
+}
+
 CONSUMER_KO=$VGPIO_TOP/tests/modules/vgpio_irq_consumer.ko
 # consumer_param NAME: a count from the test consumer module
 consumer_param() { cat /sys/module/vgpio_irq_consumer/parameters/"$1"; }

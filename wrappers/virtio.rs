@@ -111,6 +111,15 @@ impl Device {
         };
     }
 
+    /// [`Device::log`], for what a device does wrong: rate-limited, so a
+    /// device that misbehaves all the time cannot flood the log.
+    pub(crate) fn log_ratelimited(&self, level: &core::ffi::CStr, args: fmt::Arguments<'_>) {
+        // SAFETY: the helper only touches its own static ratelimit state.
+        if unsafe { bindings::vgpio_log_ratelimit() } {
+            self.log(level, args);
+        }
+    }
+
     /// Read a 16-bit field of the config space with one 16-bit access.
     pub(crate) fn cread16(&self, offset: u32) -> u16 {
         // SAFETY: the device is valid (type invariant); the transport checks
@@ -227,6 +236,14 @@ macro_rules! dev_log {
     };
 }
 pub(crate) use dev_log;
+
+/// `dev_log!` for a device's misbehaviour: rate-limited.
+macro_rules! dev_log_bad {
+    ($vdev:expr, $lvl:ident, $($arg:tt)*) => {
+        $vdev.log_ratelimited($crate::virtio::level::$lvl, core::format_args!($($arg)*))
+    };
+}
+pub(crate) use dev_log_bad;
 
 /// What the bus holds: the C driver structure and its ID table, together.
 #[repr(C)]

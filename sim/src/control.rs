@@ -9,7 +9,7 @@ use crate::model::{Completion, Device, NamesFault, Rule};
 use crate::proto::*;
 
 pub const HELP: &str = "commands: ping | info | set L 0|1 | edges L COUNT PERIOD_US | stop L | get L | dirs | values | levels BITS \
-| counters [L] | reset-counters | wire OUT IN | unwire OUT IN | spurious L | release \
+| counters [L] | reset-counters | wire OUT IN | unwire OUT IN | spurious L | release | fuzz MS \
 | fault err|drop|short|long|evshort|evlong [type=T] [line=L] [prob=P] [count=N] \
 | fault delay MS [type=T] [line=L] [prob=P] [count=N] \
 | fault names ok|unterminated|short|duplicate|nonascii | fault ngpio0 on|off \
@@ -211,6 +211,11 @@ fn run(dev: &mut Device, cmd: &str, now: Instant, out: &mut Vec<Completion>) -> 
             } else {
                 Err(format!("line {l} holds no eventq buffer"))
             }
+        }
+        Some("fuzz") => {
+            let ms: u64 = num(w.next(), "duration in ms")?;
+            dev.fuzz(Duration::from_millis(ms), now);
+            Ok(String::new())
         }
         Some("release") => Ok(format!("released={}", dev.release_dropped(now, out))),
         Some("fault") => fault(dev, &words[1..]),

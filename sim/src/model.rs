@@ -81,6 +81,8 @@ pub struct Faults {
     /// Disabling a line's interrupt returns its buffer VALID, not INVALID:
     /// an event for a line the driver no longer has enabled.
     pub ev_stale: bool,
+    /// Fuzz mode until then: answers mangled at random (see `Device::mangle`).
+    pub fuzz_until: Option<Instant>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -178,6 +180,8 @@ enum Timer {
     Line(u16),
     /// Flip a line's input level (one step of an edge train).
     Toggle(u16),
+    /// The fuzz mode's time is up.
+    FuzzEnd,
 }
 
 /// xorshift64*: deterministic for a given seed, good enough for fault odds.
@@ -370,6 +374,7 @@ impl Device {
         if self.faults.reverse {
             reverse_across_lines(&mut out);
         }
+        self.mangle(&mut out, now);
         out
     }
 
@@ -583,8 +588,15 @@ impl Device {
                     let v = 1 - self.lines[l as usize].level;
                     self.set_level(l, v, &mut out);
                 }
+                Timer::FuzzEnd => {
+                    if self.faults.fuzz_until.is_some_and(|t| t <= now) {
+                        self.faults.fuzz_until = None;
+                        self.release_dropped(now, &mut out);
+                    }
+                }
             }
         }
+        self.mangle(&mut out, now);
         if self.faults.reverse {
             reverse_across_lines(&mut out);
         }
@@ -649,6 +661,7 @@ impl Device {
             self.lines[gpio as usize].held = Some(chain);
             self.check_event(gpio, &mut out);
         }
+        self.mangle(&mut out, Instant::now());
         out
     }
 
@@ -664,7 +677,59 @@ impl Device {
             l.pending.clear();
         }
         self.dropped.clear();
-        self.timers.retain(|Reverse((_, _, t))| matches!(t, Timer::Toggle(_)));
+        self.timers.retain(|Reverse((_, _, t))| matches!(t, Timer::Toggle(_) | Timer::FuzzEnd));
+    }
+
+    /// Start the fuzz mode for `d`: until then every answer may be mangled.
+    pub fn fuzz(&mut self, d: Duration, now: Instant) {
+        self.faults.fuzz_until = Some(now + d);
+        self.schedule(now + d, Timer::FuzzEnd);
+    }
+
+    /// The fuzz mode: about half the answers leave as they are; the others
+    /// get a random status, random bytes, a random or absurd used length,
+    /// or (requestq only) are never answered until the fuzz mode ends. The
+    /// answers leave in random order, and now and then a held eventq buffer
+    /// comes back at once with a random status.
+    fn mangle(&mut self, out: &mut Vec<Completion>, now: Instant) {
+        if !self.faults.fuzz_until.is_some_and(|t| now < t) {
+            return;
+        }
+        let mut kept = Vec::with_capacity(out.len() + 1);
+        for mut c in out.drain(..) {
+            let cap = c.chain.wcap() as u64;
+            match self.rng.below(16) {
+                0..=7 => {}
+                8 if c.queue == REQUESTQ => {
+                    self.stats.dropped += 1;
+                    self.dropped.push(c.chain);
+                    continue;
+                }
+                8 | 9 => {
+                    if let Some(s) = c.data.first_mut() {
+                        *s = self.rng.below(4) as u8;
+                    }
+                }
+                10 | 11 => c.used_len = self.rng.below(cap + 9) as u32,
+                12 => c.used_len = self.rng.next() as u32,
+                13 | 14 => c.data.iter_mut().for_each(|b| *b = self.rng.next() as u8),
+                _ => {
+                    c.data.truncate(self.rng.below(c.data.len() as u64 + 1) as usize);
+                    c.used_len = c.data.len() as u32;
+                }
+            }
+            kept.push(c);
+        }
+        for i in (1..kept.len()).rev() {
+            kept.swap(i, self.rng.below(i as u64 + 1) as usize);
+        }
+        if self.cfg.ngpio > 0 && self.rng.below(8) == 0 {
+            let l = self.rng.below(self.cfg.ngpio as u64) as usize;
+            if let Some(c) = self.lines[l].held.take() {
+                kept.push(answer_event(c, self.rng.below(4) as u8));
+            }
+        }
+        *out = kept;
     }
 
     /// Forget the eventq buffers only (the eventq was stopped).

@@ -279,6 +279,31 @@ fn fault_evstale_returns_the_buffer_valid_on_none() {
 }
 
 #[test]
+fn fuzz_mangles_for_a_while_then_releases_and_stops() {
+    let mut d = dev(4);
+    let t0 = Instant::now();
+    d.fuzz(Duration::from_secs(1), t0);
+    let mut answered = 0;
+    let mut mangled = 0;
+    for i in 0..400u16 {
+        for c in d.on_requests(vec![chain(i, MSG_GET_VALUE, i % 4, 0)], t0) {
+            answered += 1;
+            if c.used_len != RESPONSE_SIZE || c.data.len() != 2 || c.data[0] != STATUS_OK || c.data[1] > 1 {
+                mangled += 1;
+            }
+        }
+    }
+    let held = d.dropped_count();
+    assert!(held > 0 && mangled > 40 && answered - mangled > 100, "{held} {mangled} {answered}");
+    assert_eq!(answered + held, 400);
+    // Time is up: the held requests are answered, then answers are normal.
+    let out = d.tick(t0 + Duration::from_secs(2));
+    assert_eq!(out.len(), held);
+    assert_eq!(d.dropped_count(), 0);
+    assert!(!is_err(&req(&mut d, MSG_GET_VALUE, 0, 0)));
+}
+
+#[test]
 fn type_change_without_none_is_counted() {
     let mut d = dev(1);
     input_with_irq(&mut d, 0, IRQ_EDGE_RISING);

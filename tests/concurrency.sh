@@ -1,0 +1,69 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# drivers: rust c
+#
+# Many users at once on one chip: processes each holding their own output
+# line write and read back pseudo-random values in tight loops, while
+# others watch edge trains on input lines and others read 8 lines at once.
+# Every value read back is the one last written; every edge is reported.
+. "$VGPIO_TOP/tests/lib.sh"
+
+ktap_print_header
+ktap_set_plan 4
+
+BENCH=$VGPIO_TOP/bench/vgpio-bench
+secs=${VGPIO_CONCURRENCY_S:-15}
+writers="0 1 2 3 4 5"
+watched="10 11 12"
+edges=200
+period_us=20000
+wait_chip 1
+chip=$(chip_of 1)
+tmp=$(mktemp -d)
+
+for l in $watched; do ctl 1 set "$l" 0 >/dev/null; done
+for l in $writers; do
+	"$BENCH" hammer "$chip" "$l" "$secs" >"$tmp/hammer.$l" 2>&1 &
+done
+for l in $watched; do
+	"$BENCH" count "$chip" "$l" $((secs + 2)) >"$tmp/count.$l" 2>&1 &
+done
+# Readers of lines 20..27, one ioctl for all eight, whose levels are fixed.
+ctl 1 levels 0000000000000000000010110100 >/dev/null
+(
+	end=$((SECONDS + secs))
+	n=0
+	bad=0
+	while [ $SECONDS -lt $end ]; do
+		v=$(gpioget "$chip" 20 21 22 23 24 25 26 27 | tr -d ' ') || bad=$((bad + 1))
+		[ "$v" = 10110100 ] || bad=$((bad + 1))
+		n=$((n + 1))
+	done
+	echo "reads=$n bad=$bad"
+) >"$tmp/reader" 2>&1 &
+reader=$!
+for l in $watched; do
+	wait_for eval "grep -q armed $tmp/count.$l"
+	wait_for eval '[ "$(line_state 1 '"$l"' queued)" = 1 ]'
+done
+for l in $watched; do ctl 1 edges "$l" $edges $period_us >/dev/null; done
+wait
+
+ok=1
+for l in $writers; do
+	log "$(cat "$tmp/hammer.$l")"
+	grep -q 'mismatches=0 errors=0' "$tmp/hammer.$l" || ok=0
+done
+check "${#writers} writers: every value read back is the one written" test $ok = 1
+ok=1
+for l in $watched; do
+	log "line $l: $(cat "$tmp/count.$l" | tail -n1) of $edges"
+	grep -q "events=$edges\$" "$tmp/count.$l" || ok=0
+done
+check "edge watchers: every generated edge reported" test $ok = 1
+log "8-line reader: $(cat "$tmp/reader")"
+check "8-line reader: every read right" grep -q 'bad=0$' "$tmp/reader"
+check "the device saw no double-queued eventq buffer" \
+	eval '[ "$(field double_queue "$(ctl 1 counters)")" = 0 ]'
+rm -rf "$tmp"
+vgpio_finished

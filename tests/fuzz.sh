@@ -1,0 +1,83 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# drivers: rust c
+# runs: last
+#
+# The simulator's fuzz mode on device 2 for a bounded time: about half of
+# all answers get a random status, random bytes, a random or absurd used
+# length, a random order, or no answer until the fuzz time ends; held
+# eventq buffers come back at random. Meanwhile users write, read, watch
+# edges and ask for directions on every line. Afterwards no user is stuck,
+# the bad answers were logged, and once rebound the chip works. The log
+# check (KASAN, lockdep, ...) covers the rest.
+. "$VGPIO_TOP/tests/lib.sh"
+
+ktap_print_header
+ktap_set_plan 5
+
+BENCH=$VGPIO_TOP/bench/vgpio-bench
+dev=2
+fuzz_s=${VGPIO_FUZZ_S:-20}
+if [ "$VGPIO_DEVICES" -le $dev ]; then
+	ktap_test_skip "needs a third device"
+	exit 4
+fi
+wait_chip $dev
+chip=$(chip_of $dev)
+tmp=$(mktemp -d)
+# Each user runs in a loop until the fuzz time is over; a request may go
+# unanswered until then, so every call is bounded and killed if need be.
+users() {
+	local end=$((SECONDS + fuzz_s)) i=0
+	while [ $SECONDS -lt $end ]; do
+		timeout -s KILL 3 "$BENCH" hammer "$chip" $((i % 4)) 0.5 >/dev/null 2>&1
+		timeout -s KILL 3 gpioget "$chip" 4 5 6 7 8 9 10 11 >/dev/null 2>&1
+		timeout -s KILL 3 gpioset "$chip" 0=1 1=0 2=1 3=0 >/dev/null 2>&1
+		timeout -s KILL 3 gpioinfo "$chip" >/dev/null 2>&1
+		i=$((i + 1))
+	done
+	echo "rounds=$i"
+}
+watchers() {
+	local end=$((SECONDS + fuzz_s)) n=0
+	while [ $SECONDS -lt $end ]; do
+		timeout -s KILL 4 "$BENCH" count "$chip" $((12 + n % 4)) 1 >/dev/null 2>&1
+		n=$((n + 1))
+	done
+	echo "sessions=$n"
+}
+
+mark=$(dmesg_mark)
+ctl $dev reset-counters >/dev/null
+for l in 12 13 14 15; do ctl $dev edges $l 100000 10000 >/dev/null; done
+ctl $dev fuzz $((fuzz_s * 1000)) >/dev/null
+users >"$tmp/users" 2>&1 &
+u1=$!
+users >"$tmp/users2" 2>&1 &
+u2=$!
+watchers >"$tmp/watchers" 2>&1 &
+w=$!
+WAIT_S=$((fuzz_s + 15)) wait_for eval "! kill -0 $u1 2>/dev/null && ! kill -0 $u2 2>/dev/null && ! kill -0 $w 2>/dev/null"
+stuck=$(jobs -rp | wc -l)
+for l in 12 13 14 15; do ctl $dev stop $l >/dev/null; done
+log "users: $(cat "$tmp/users") $(cat "$tmp/users2"); watchers: $(cat "$tmp/watchers")"
+log "device: $(ctl $dev counters)"
+check "no user stuck after the fuzz time" test "$stuck" = 0
+logged=$(dmesg_since "$mark" | grep -c "$(vdev_of $dev)")
+log "$logged kernel log lines about the device"
+check "the device's bad answers were logged" test "$logged" -gt 0
+if [ "$logged" -lt 2000 ]; then
+	ktap_test_pass "the device kept a bounded kernel log (rate-limited)"
+elif [ "$DRIVER" = c ]; then
+	ktap_test_xfail "the device kept a bounded kernel log (rate-limited)" \
+		"C driver: one line per bad answer, not rate-limited"
+else
+	ktap_test_fail "the device kept a bounded kernel log (rate-limited)"
+fi
+rebind $dev
+check "the device rebinds" wait_chip $dev
+chip=$(chip_of $dev)
+ctl $dev set 9 1 >/dev/null
+check "and works" eval "[ \"\$(gpioget $chip 9)\" = 1 ]"
+rm -rf "$tmp"
+vgpio_finished
