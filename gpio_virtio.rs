@@ -400,6 +400,36 @@ impl VirtioGpio {
         r
     }
 
+    /// Send one request for a line without waiting for its answer, if the
+    /// line's message is free now (else `EBUSY`); the answer goes straight
+    /// back to the free slot. For deactivating a line in `free`, which can
+    /// run in the exit of a killed task: nothing there may wait for a device
+    /// that does not answer (a fatal signal no longer interrupts the wait).
+    fn post(&self, type_: u16, line: u16, value: u32) -> Result {
+        if line >= self.ngpio {
+            return Err(EINVAL);
+        }
+        let mut q = self.rq.lock();
+        if q.gone {
+            return Err(ENODEV);
+        }
+        let slot = line as usize;
+        let Some(mut m) = q.slots[slot].free.take() else {
+            return Err(EBUSY);
+        };
+        Self::fill(&mut m, type_, line, value);
+        match q.vq.add(m) {
+            Ok(()) => {
+                q.vq.kick();
+                Ok(())
+            }
+            Err((e, m)) => {
+                q.slots[slot].free = Some(m);
+                Err(e)
+            }
+        }
+    }
+
     /// The same request for every line set in `mask`, all in flight at once.
     /// `value(line)` gives each request's value; `answer(line, value_byte)`
     /// takes each response's value. Returns the first error, after all
@@ -644,12 +674,21 @@ impl gpio::Chip for VirtioGpio {
     }
 
     fn free(&self, offset: u32) {
-        // Deactivate: the device may forget the line's state.
-        let _ = self.request(
+        // Deactivate: the device may forget the line's state. Not waited
+        // for; a request after this one waits for the message to come back.
+        let r = self.post(
             VIRTIO_GPIO_MSG_SET_DIRECTION,
             offset as u16,
             VIRTIO_GPIO_DIRECTION_NONE.into(),
         );
+        if r == Err(EBUSY) {
+            dev_log_bad!(
+                self.vdev,
+                WARNING,
+                "line {}: not deactivated: the device has not answered its last request\n",
+                offset
+            );
+        }
     }
 
     fn get_direction(&self, offset: u32) -> Result<LineDirection> {

@@ -8,7 +8,7 @@
  *   vgpio-bench mset  CHIP NLINES N        N writes of lines 0..NLINES-1 at once
  *   vgpio-bench mget  CHIP NLINES N        N reads of lines 0..NLINES-1 at once
  *   vgpio-bench loop  CHIP OUT IN N        set OUT, wait for IN's edge event
- *   vgpio-bench count CHIP LINE SECONDS    count IN's edge events
+ *   vgpio-bench count CHIP LINE SECONDS [N] count IN's edge events (until N)
  *   vgpio-bench hammer CHIP LINE SECONDS   write pseudo-random values to an
  *                                          output, read each back; fails
  *                                          on any value not the one written
@@ -169,7 +169,7 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "count")) {
 		struct gpio_v2_line_event ev[16];
 		double end;
-		unsigned long count = 0;
+		unsigned long count = 0, stop = argc > 5 ? strtoul(argv[5], NULL, 0) : 0;
 		struct pollfd p;
 		ssize_t r;
 
@@ -178,7 +178,7 @@ int main(int argc, char **argv)
 		printf("armed\n");
 		fflush(stdout);
 		end = now_us() + atof(argv[4]) * 1e6;
-		while (now_us() < end) {
+		while (now_us() < end && (!stop || count < stop)) {
 			p.fd = fd;
 			p.events = POLLIN;
 			if (poll(&p, 1, 100) == 1) {

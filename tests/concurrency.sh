@@ -15,21 +15,28 @@ BENCH=$VGPIO_TOP/bench/vgpio-bench
 secs=${VGPIO_CONCURRENCY_S:-15}
 writers="0 1 2 3 4 5"
 watched="10 11 12"
-edges=200
-period_us=20000
+edges=300
+period_us=40000
 wait_chip 1
 chip=$(chip_of 1)
 tmp=$(mktemp -d)
 
 for l in $watched; do ctl 1 set "$l" 0 >/dev/null; done
+# Readers of lines 20..27, one ioctl for all eight, whose levels are fixed.
+ctl 1 levels 0000000000000000000010110100 >/dev/null
+# The watchers and their edge trains first (a control command is slow
+# once the writers load the guest), then the writers and the reader.
+for l in $watched; do
+	"$BENCH" count "$chip" "$l" $((secs + 30)) $edges >"$tmp/count.$l" 2>&1 &
+done
+for l in $watched; do
+	wait_for eval "grep -q armed $tmp/count.$l"
+	wait_for eval '[ "$(line_state 1 '"$l"' queued)" = 1 ]'
+done
+for l in $watched; do ctl 1 edges "$l" $edges $period_us >/dev/null; done
 for l in $writers; do
 	"$BENCH" hammer "$chip" "$l" "$secs" >"$tmp/hammer.$l" 2>&1 &
 done
-for l in $watched; do
-	"$BENCH" count "$chip" "$l" $((secs + 2)) >"$tmp/count.$l" 2>&1 &
-done
-# Readers of lines 20..27, one ioctl for all eight, whose levels are fixed.
-ctl 1 levels 0000000000000000000010110100 >/dev/null
 (
 	end=$((SECONDS + secs))
 	n=0
@@ -41,12 +48,6 @@ ctl 1 levels 0000000000000000000010110100 >/dev/null
 	done
 	echo "reads=$n bad=$bad"
 ) >"$tmp/reader" 2>&1 &
-reader=$!
-for l in $watched; do
-	wait_for eval "grep -q armed $tmp/count.$l"
-	wait_for eval '[ "$(line_state 1 '"$l"' queued)" = 1 ]'
-done
-for l in $watched; do ctl 1 edges "$l" $edges $period_us >/dev/null; done
 wait
 
 ok=1

@@ -31,7 +31,8 @@ cycles_ok() {
 		gpioset "$chip" 6=$((i % 2)) || return 1
 		gpioget "$chip" 7 >/dev/null || return 1
 	done
-	[ "$(ctl 0 dirs)" = "ok --------" ]
+	# the last release's deactivation is not waited for by the releaser
+	wait_for eval '[ "$(ctl 0 dirs)" = "ok --------" ]'
 }
 check "20 request/release cycles leave every line deactivated" cycles_ok
 vgpio_finished

@@ -18,7 +18,6 @@ chip=$(chip_of 0)
 vdev=$(vdev_of 0)
 ctl 0 fault clear >/dev/null
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
-running() { kill -0 "$1" 2>/dev/null; }
 
 # --- answers of the wrong length ---
 for f in short long; do
@@ -74,6 +73,7 @@ elif [ "$DRIVER" = c ]; then
 		"C driver: wait_for_completion is not killable"
 	ctl 0 release >/dev/null
 else
+	log "still there: $(ps -o pid=,stat=,wchan:32=,comm= -p $hung) $(cat /proc/$hung/stack 2>/dev/null | tr '\n' ' ')"
 	ktap_test_fail "the task waiting for it can be killed"
 	ctl 0 release >/dev/null
 fi

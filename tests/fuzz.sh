@@ -57,7 +57,7 @@ users >"$tmp/users2" 2>&1 &
 u2=$!
 watchers >"$tmp/watchers" 2>&1 &
 w=$!
-WAIT_S=$((fuzz_s + 15)) wait_for eval "! kill -0 $u1 2>/dev/null && ! kill -0 $u2 2>/dev/null && ! kill -0 $w 2>/dev/null"
+WAIT_S=$((fuzz_s + 15)) wait_for eval "! running $u1 && ! running $u2 && ! running $w"
 stuck=$(jobs -rp | wc -l)
 for l in 12 13 14 15; do ctl $dev stop $l >/dev/null; done
 log "users: $(cat "$tmp/users") $(cat "$tmp/users2"); watchers: $(cat "$tmp/watchers")"

@@ -19,7 +19,7 @@ cycles=${VGPIO_STRESS_CYCLES:-100000}
 ctl 0 set $line 0 >/dev/null
 ctl 0 reset-counters >/dev/null
 mark=$(dmesg_mark)
-ctl 0 edges $line 1000000 2000 >/dev/null   # an edge every 2 ms until stopped
+ctl 0 edges $line 1000000 "${VGPIO_STRESS_PERIOD_US:-10000}" >/dev/null   # an edge every 10 ms until stopped
 start=$(date +%s)
 check "$cycles disable/enable cycles with edges arriving" \
 	insmod "$CONSUMER_KO" label="$vdev" line=$line trigger=both work_ms=0 stress_cycles="$cycles"

@@ -159,6 +159,12 @@ line_name() {
 	gpioinfo "$1" | sed -nE "s/^[[:space:]]+line +$2: +(\"([^\"]*)\"|(unnamed)).*/\2\3/p"
 }
 
+# running PID: is the process alive (and not a zombie)?
+running() {
+	local s
+	s=$(ps -o stat= -p "$1" 2>/dev/null) && [[ $s != Z* ]]
+}
+
 # Slab in use, in kB, with reclaimable caches dropped and every cache shrunk
 # (which also empties KASAN's quarantine of freed objects).
 slab_kb() {

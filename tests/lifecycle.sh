@@ -44,5 +44,6 @@ ctl 1 set 6 1 >/dev/null
 check "two devices: same line, own values" \
 	eval "[ \"\$(gpioget $(chip_of 0) 6)\" = 0 ] && [ \"\$(gpioget $(chip_of 1) 6)\" = 1 ]"
 gpioset "$(chip_of 1)" 5=1
-check "two devices: device 0 unaffected by device 1's traffic" eval "[ \"\$(ctl 0 dirs)\" = 'ok --------' ]"
+check "two devices: device 0 unaffected by device 1's traffic" \
+	wait_for eval "[ \"\$(ctl 0 dirs)\" = 'ok --------' ]"
 vgpio_finished

@@ -17,7 +17,7 @@ BENCH=$VGPIO_TOP/bench/vgpio-bench
 n=$VGPIO_DEVICES
 last=$((n - 1))
 secs=12
-edges=150
+edges=250
 tmp=$(mktemp -d)
 for i in $(seq 0 $last); do wait_chip "$i"; done
 log "$n devices: $(for i in $(seq 0 $last); do printf '%s ' "$(chip_of "$i")"; done)"
@@ -27,19 +27,23 @@ if [ "$n" -lt 2 ]; then
 fi
 watch() { [ "$DRIVER" = rust ] || [ "$1" = 0 ]; }
 
+# The watchers and their edge trains first (a control command is slow once
+# the writers load the guest), then the writers.
 for i in $(seq 0 $last); do
-	c=$(chip_of "$i")
-	"$BENCH" hammer "$c" 4 "$secs" >"$tmp/hammer.$i" 2>&1 &
-	if watch "$i"; then
-		ctl "$i" set 5 0 >/dev/null
-		"$BENCH" count "$c" 5 $((secs + 2)) >"$tmp/count.$i" 2>&1 &
-	fi
+	watch "$i" || continue
+	ctl "$i" set 5 0 >/dev/null
+	"$BENCH" count "$(chip_of "$i")" 5 $((secs + 30)) $edges >"$tmp/count.$i" 2>&1 &
 done
 for i in $(seq 0 $last); do
 	watch "$i" || continue
 	wait_for eval "grep -q armed $tmp/count.$i"
 	wait_for eval '[ "$(line_state '"$i"' 5 queued)" = 1 ]'
-	ctl "$i" edges 5 $edges 20000 >/dev/null
+done
+for i in $(seq 0 $last); do
+	watch "$i" && ctl "$i" edges 5 $edges 40000 >/dev/null
+done
+for i in $(seq 0 $last); do
+	"$BENCH" hammer "$(chip_of "$i")" 4 "$secs" >"$tmp/hammer.$i" 2>&1 &
 done
 sleep $((secs / 3))
 t0=$(date +%s)
