@@ -40,22 +40,24 @@ check "answers out of order: each line gets its own value" test "$got" = 0110100
 
 # --- a late answer holds up only its own line ---
 ctl 0 set 3 1 >/dev/null
-ctl 0 fault delay 3000 type=get_value line=3 count=1 >/dev/null
+ctl 0 fault delay 5000 type=get_value line=3 count=1 >/dev/null
 t0=$(now_ms)
 gpioget "$chip" 3 >/tmp/late.out 2>&1 &
 late=$!
 wait_for eval '[ "$(line_state 0 3 pending)" = 1 ]'
 t1=$(now_ms)
 gpioget "$chip" 2 >/dev/null
+r2=$?
 t2=$(now_ms)
 log "another line's get took $((t2 - t1)) ms while line 3's answer was late"
-check "a late answer does not hold up other lines" test $((t2 - t1)) -lt 2000
+check "a late answer does not hold up other lines (answered while it is still due)" \
+	eval '[ $r2 = 0 ] && [ "$(line_state 0 3 pending)" = 1 ]'
 wait $late
 rc=$?
 t3=$(now_ms)
 log "the late get returned $(cat /tmp/late.out) after $((t3 - t0)) ms"
 check "the late answer reaches its caller" \
-	eval "[ $rc = 0 ] && [ \"\$(cat /tmp/late.out)\" = 1 ] && [ $((t3 - t0)) -ge 2500 ]"
+	eval "[ $rc = 0 ] && [ \"\$(cat /tmp/late.out)\" = 1 ] && [ $((t3 - t0)) -ge 4500 ]"
 
 # --- an answer that never comes ---
 ctl 0 fault drop type=get_value line=4 count=1 >/dev/null
