@@ -32,7 +32,7 @@ echo "check: [1/3] simulator cargo tests"
 result "simulator cargo tests" "${PIPESTATUS[0]}"
 
 echo "check: [2/3] kselftests in the guest (Rust driver, then C driver)"
-"$TOP/scripts/run-guest.sh" --out "$out/suite" --devices 4 \
+"$TOP/scripts/run-guest.sh" --out "$out/suite" --devices 4 --timeout 4800 \
 	--sim0 "--lines 8 --wire 0:1 --wire 2:3" --sim1 "--lines 96" \
 	--sim2 "--lines 16" --sim3 "--lines 16" -- \
 	bash "$TOP/tests/guest-run.sh" "$TOP"/tests/*.sh 2>&1 | tee "$out/suite.log"

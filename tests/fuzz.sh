@@ -22,7 +22,10 @@ if [ "$VGPIO_DEVICES" -le $dev ]; then
 	ktap_test_skip "needs a third device"
 	exit 4
 fi
-wait_chip $dev
+if ! wait_chip $dev; then
+	ktap_test_fail "device $dev has a chip"
+	exit 1
+fi
 chip=$(chip_of $dev)
 tmp=$(mktemp -d)
 # Each user runs in a loop until the fuzz time is over; a request may go

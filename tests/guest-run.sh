@@ -53,7 +53,10 @@ for drv in $drivers; do
 		start=$(date +%s)
 		# Markers let the host's log check tell which test a splat is in.
 		echo "vgpio-test: begin $name" >/dev/kmsg
-		timeout -k 5 "$per_test_timeout" bash "$t" >/tmp/vgpio-test.out 2>&1
+		# a test may say "# timeout: SECONDS" (default $per_test_timeout)
+		limit=$(sed -n 's/^# timeout: \([0-9]*\)$/\1/p' "$t")
+		limit=${limit:-$per_test_timeout}
+		timeout -k 5 "$limit" bash "$t" >/tmp/vgpio-test.out 2>&1
 		rc=$?
 		echo "vgpio-test: end $name" >/dev/kmsg
 		sed 's/^/# /' /tmp/vgpio-test.out
@@ -61,7 +64,7 @@ for drv in $drivers; do
 		case $rc in
 		0) echo "ok $n $name" ;;
 		4) echo "ok $n $name # SKIP" ;;
-		124) echo "not ok $n $name # TIMEOUT ${per_test_timeout}s"; fails=$((fails + 1)) ;;
+		124) echo "not ok $n $name # TIMEOUT ${limit}s"; fails=$((fails + 1)) ;;
 		*) echo "not ok $n $name"; fails=$((fails + 1)) ;;
 		esac
 	done

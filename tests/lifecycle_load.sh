@@ -1,6 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # drivers: rust c
+# timeout: 1200
 #
 # The module comes and goes while the chip is busy: 100 unbind/bind cycles
 # of device 0 while users toggle lines and watch a line that the device
@@ -69,26 +70,39 @@ ctl 0 stop 7 >/dev/null
 ok=1
 uses=0
 bursts=0
+# insmod from the guest's own memory, not from the host over 9p each time
+ko=$tmp/$(basename "$MODULE_KO")
+cp "$MODULE_KO" "$ko"
+trap 'echo 1 >/sys/bus/virtio/drivers_autoprobe' EXIT
 echo 0 >/sys/bus/virtio/drivers_autoprobe
+ms() { echo $(($(date +%s%N) / 1000000)); }
+t_rm=0 t_ins=0 t_bind=0 t_use=0
 for i in $(seq "$cycles"); do
+	a=$(ms)
 	rmmod "$MODULE" || { ok=0; break; }
-	insmod "$MODULE_KO" || { ok=0; break; }
+	b=$(ms)
+	insmod "$ko" || { ok=0; break; }
+	c=$(ms)
 	echo "$vdev" >"$drv/bind" || { ok=0; break; }
 	wait_chip 0 || { ok=0; break; }
+	d=$(ms)
+	t_rm=$((t_rm + b - a)) t_ins=$((t_ins + c - b)) t_bind=$((t_bind + d - c))
 	# A burst of use: a line written and read back, eight edges watched.
 	c=$(chip_of 0)
 	"$BENCH" hammer "$c" 4 0.1 >/dev/null 2>&1 && uses=$((uses + 1))
-	[ $irq = 1 ] || continue
+	[ $irq = 1 ] || { t_use=$((t_use + $(ms) - d)); continue; }
 	"$BENCH" count "$c" 7 5 8 >"$tmp/c1" 2>&1 &
 	cpid=$!
 	wait_for eval "grep -q armed $tmp/c1"
 	ctl 0 edges 7 8 20000 >/dev/null
 	wait $cpid
 	grep -q 'events=8$' "$tmp/c1" && bursts=$((bursts + 1))
+	t_use=$((t_use + $(ms) - d))
 done
+log "time in rmmod $t_rm ms, insmod $t_ins ms, bind $t_bind ms, use $t_use ms"
 echo 1 >/sys/bus/virtio/drivers_autoprobe
 for d in $(seq 1 $((VGPIO_DEVICES - 1))); do
-	echo "$(vdev_of "$d")" >"$drv/bind"
+	echo "$(vdev_of "$d")" >"$drv/bind" && wait_chip "$d"
 done
 log "rmmod/insmod: $i cycles; $uses of $cycles write bursts and $bursts edge bursts right"
 check "$cycles rmmod/insmod cycles, each with a burst of use" test $ok = 1
