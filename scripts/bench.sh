@@ -24,8 +24,9 @@ mkdir -p "$out"
 echo "bench: the simulator alone:"
 "$TOP/sim/target/release/virtio-gpio-sim" bench | tee "$out/sim-bench.txt"
 start=$(date +%s)
-"$TOP/scripts/run-guest.sh" "${accel[@]}" --out "$out" --devices 3 --timeout 1500 \
-	--sim0 "--lines 32 --wire 0:1" --sim1 "--lines 256" --sim2 "--lines 1024" -- \
+"$TOP/scripts/run-guest.sh" "${accel[@]}" --out "$out" --devices 4 --timeout 1500 \
+	--sim0 "--lines 32 --wire 0:1" --sim1 "--lines 256" --sim2 "--lines 1024" \
+	--sim3 "--lines 8" -- \
 	bash "$TOP/bench/guest-bench.sh" "$TOP/bench/vgpio-bench" "$rounds"
 rc=$?
 echo "bench: guest run took $(($(date +%s) - start)) s"
