@@ -50,18 +50,10 @@ done
 ) >"$tmp/reader" 2>&1 &
 wait
 
-ok=1
-for l in $writers; do
-	log "$(cat "$tmp/hammer.$l")"
-	grep -q 'mismatches=0 errors=0' "$tmp/hammer.$l" || ok=0
-done
-check "${#writers} writers: every value read back is the one written" test $ok = 1
-ok=1
-for l in $watched; do
-	log "line $l: $(cat "$tmp/count.$l" | tail -n1) of $edges"
-	grep -q "events=$edges\$" "$tmp/count.$l" || ok=0
-done
-check "edge watchers: every generated edge reported" test $ok = 1
+check "6 writers: every value read back is the one written" \
+	all_match 'mismatches=0 errors=0' $(for l in $writers; do echo "$tmp/hammer.$l"; done)
+check "edge watchers: every generated edge reported (of $edges each)" \
+	all_match "events=$edges\$" $(for l in $watched; do echo "$tmp/count.$l"; done)
 log "8-line reader: $(cat "$tmp/reader")"
 check "8-line reader: every read right" grep -q 'bad=0$' "$tmp/reader"
 check "the device saw no double-queued eventq buffer" \

@@ -159,6 +159,18 @@ line_name() {
 	gpioinfo "$1" | sed -nE "s/^[[:space:]]+line +$2: +(\"([^\"]*)\"|(unnamed)).*/\2\3/p"
 }
 
+# all_match PATTERN FILE...: log each file's last line; true if every file
+# has a line matching PATTERN.
+all_match() {
+	local pat=$1 f rc=0
+	shift
+	for f; do
+		log "${f##*/}: $(tail -n1 "$f")"
+		grep -q "$pat" "$f" || rc=1
+	done
+	return $rc
+}
+
 # running PID: is the process alive (and not a zombie)?
 running() {
 	local s
