@@ -66,44 +66,71 @@ cleanup() {
 }
 trap cleanup EXIT
 
-qopts="-device virtio-serial-pci,id=vgpioser"
-for ((i = 0; i < devices; i++)); do
-	# shellcheck disable=SC2086
-	"$SIM" serve --socket "$run/vhost$i.sock" --ctl "$run/ctl$i.sock" \
-		--names "gen:d${i}l" $sim_all ${sim_one[$i]:-} >"$out/sim$i.log" 2>&1 &
-	pids+=($!)
-	qopts+=" -chardev socket,path=$run/vhost$i.sock,id=vgpio$i"
-	qopts+=" -device vhost-user-gpio-pci,chardev=vgpio$i,id=gpio$i"
-	qopts+=" -chardev socket,path=$run/ctl$i.sock,id=vgpioctl$i"
-	qopts+=" -device virtserialport,bus=vgpioser.0,chardev=vgpioctl$i,name=vgpio-ctl$i"
-done
-for ((i = 0; i < devices; i++)); do
-	for _ in $(seq 100); do
-		[ -S "$run/vhost$i.sock" ] && [ -S "$run/ctl$i.sock" ] && break
-		sleep 0.1
+# start_sims: one simulator per device, listening on fresh sockets.
+start_sims() {
+	local i
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	pids=()
+	rm -f "$run"/*.sock
+	qopts="-device virtio-serial-pci,id=vgpioser"
+	for ((i = 0; i < devices; i++)); do
+		# shellcheck disable=SC2086
+		"$SIM" serve --socket "$run/vhost$i.sock" --ctl "$run/ctl$i.sock" \
+			--names "gen:d${i}l" $sim_all ${sim_one[$i]:-} >"$out/sim$i.log" 2>&1 &
+		pids+=($!)
+		qopts+=" -chardev socket,path=$run/vhost$i.sock,id=vgpio$i"
+		qopts+=" -device vhost-user-gpio-pci,chardev=vgpio$i,id=gpio$i"
+		qopts+=" -chardev socket,path=$run/ctl$i.sock,id=vgpioctl$i"
+		qopts+=" -device virtserialport,bus=vgpioser.0,chardev=vgpioctl$i,name=vgpio-ctl$i"
 	done
-	if ! [ -S "$run/vhost$i.sock" ]; then
-		echo "run-guest: simulator $i did not start:" >&2
-		cat "$out/sim$i.log" >&2
-		exit 2
-	fi
-done
+	for ((i = 0; i < devices; i++)); do
+		for _ in $(seq 100); do
+			[ -S "$run/vhost$i.sock" ] && [ -S "$run/ctl$i.sock" ] && break
+			sleep 0.1
+		done
+		if ! [ -S "$run/vhost$i.sock" ]; then
+			echo "run-guest: simulator $i did not start:" >&2
+			cat "$out/sim$i.log" >&2
+			exit 2
+		fi
+	done
+}
 
-echo "run-guest: booting $KDIR under $([ -n "$accel" ] && echo TCG || echo KVM) with $devices virtio-gpio device(s); results in $out"
-start=$(date +%s)
 # The guest writes its results under $out (shared read-write); the
 # console (kernel messages and the command's output) goes to console.log.
 # udev must not auto-load the C driver: tests choose the driver (insmod
 # ignores the modprobe blacklist). The log buffer holds a whole run. no5lvl:
 # under TCG, a 5-level-paging boot once hit a KASAN report in early boot
 # (identify_cpu, an interrupt on the direct map), before any of our code.
-timeout --foreground -k 10 "$timeout_s" \
-	vng $accel --run "$KDIR" --force-9p --user root --cpus 2 \
-	-m "$mem" --numa "$mem" --rwdir "$out" --verbose \
-	--append "modprobe.blacklist=gpio_virtio log_buf_len=8M no5lvl" \
-	-o="$qopts" \
-	-- "export VGPIO_OUT=$out VGPIO_TOP=$TOP VGPIO_KDIR=$KDIR VGPIO_DEVICES=$devices; $guest_cmd" \
-	>"$out/console.log" 2>&1 </dev/null
+boot() {
+	timeout --foreground -k 10 "$timeout_s" \
+		vng $accel --run "$KDIR" --force-9p --user root --cpus 2 \
+		-m "$mem" --numa "$mem" --rwdir "$out" --verbose \
+		--append "modprobe.blacklist=gpio_virtio log_buf_len=8M no5lvl" \
+		-o="$qopts" \
+		-- "touch $out/.started; export VGPIO_OUT=$out VGPIO_TOP=$TOP VGPIO_KDIR=$KDIR VGPIO_DEVICES=$devices; $guest_cmd" \
+		>"$out/console.log" 2>&1 </dev/null
+}
+
+echo "run-guest: booting $KDIR under $([ -n "$accel" ] && echo TCG || echo KVM) with $devices virtio-gpio device(s); results in $out"
+start=$(date +%s)
+rm -f "$out/.started"
+start_sims
+boot
+rc=$?
+# A guest kernel that crashed while booting, before our command started (no
+# module of ours loaded yet), is a platform failure, not a result: say so,
+# keep its console log, and boot once more. Seen twice in a few dozen
+# boots under TCG (memory corruption reported in early boot / 9p reads).
+if [ ! -e "$out/.started" ] && grep -qE 'Kernel panic|BUG:|Oops' "$out/console.log"; then
+	mv "$out/console.log" "$out/console-boot-crash.log"
+	echo "run-guest: the guest kernel crashed while booting, before the tests started; booting again. Its log: $out/console-boot-crash.log"
+	grep -m3 -E 'Kernel panic|BUG:|Oops' "$out/console-boot-crash.log" | sed 's/^/  | /'
+	start_sims
+	boot
+	rc=$?
+fi
 rc=$?
 echo "run-guest: guest finished in $(($(date +%s) - start)) s, exit $rc"
 if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
