@@ -1,14 +1,16 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # drivers: rust c
-# timeout: 1200
+# timeout: 1800
 #
 # The module comes and goes while the chip is busy: 100 unbind/bind cycles
 # of device 0 while a user writes and reads back a line the whole time
-# (getting errors while the device is gone, never a crash), each cycle with
-# a burst of interrupts (an edge watcher sees the device's four edges) before
-# the next unbind; then 100 rmmod/insmod cycles, each followed by such
-# bursts. Afterwards the chips work, and memory in use (slab) is back at its
+# (getting errors while the device is gone, never a crash), every fifth
+# cycle with a burst of interrupts (an edge watcher sees the device's four
+# edges) before the next unbind; then 100 rmmod/insmod cycles, each followed
+# by a line written and read back, every fifth by an edge burst too. (A
+# burst costs about 3 s of process start-ups under TCG: one per cycle made
+# this test take 19 minutes per driver.) Afterwards the chips work, and memory in use (slab) is back at its
 # starting level. (kmemleak runs after the whole suite.)
 # The interrupt bursts alternate with the unbinds rather than overlap them:
 # an edge watcher that requests its interrupt while the chip is being
@@ -65,18 +67,18 @@ for i in $(seq "$cycles"); do
 	echo "$vdev" >"$drv/unbind" || { ok=0; break; }
 	echo "$vdev" >"$drv/bind" || { ok=0; break; }
 	wait_chip 0 || { ok=0; break; }
-	[ $irq = 1 ] && edge_burst "$(chip_of 0)" && bursts=$((bursts + 1))
+	[ $irq = 1 ] && [ $((i % 5)) = 0 ] && edge_burst "$(chip_of 0)" && bursts=$((bursts + 1))
 done
 touch "$tmp/stop"
 wait $upid
-log "unbind/bind: $i cycles; the writer ran $(grep -c 'workload=hammer' "$tmp/hammer") whole sessions, $(grep -c 'mismatches=[1-9]' "$tmp/hammer") with a wrong value read back; $bursts of $cycles edge bursts whole"
+log "unbind/bind: $i cycles; the writer ran $(grep -c 'workload=hammer' "$tmp/hammer") whole sessions, $(grep -c 'mismatches=[1-9]' "$tmp/hammer") with a wrong value read back; $bursts of $((cycles / 5)) edge bursts whole"
 check "$cycles unbind/bind cycles with a user active" test $ok = 1
 check "no value read back wrong while the chip came and went" \
 	eval "! grep -q 'mismatches=[1-9]' $tmp/hammer"
 if [ $irq = 1 ]; then
-	check "every cycle's burst of 4 edges was delivered whole" test "$bursts" = "$cycles"
+	check "every burst of 4 edges between unbinds was delivered whole" test "$bursts" = $((cycles / 5))
 else
-	ktap_test_skip "every cycle's burst of 4 edges was delivered whole (C driver: oopses, see above)"
+	ktap_test_skip "every burst of 4 edges between unbinds was delivered whole (C driver: oopses, see above)"
 fi
 
 # Only device 0 follows the module in and out: with autoprobe off, insmod
@@ -105,7 +107,7 @@ for i in $(seq "$cycles"); do
 	# A burst of use: a line written and read back, four edges watched.
 	c=$(chip_of 0)
 	"$BENCH" hammer "$c" 4 0.1 >/dev/null 2>&1 && uses=$((uses + 1))
-	[ $irq = 1 ] && edge_burst "$c" && bursts=$((bursts + 1))
+	[ $irq = 1 ] && [ $((i % 5)) = 0 ] && edge_burst "$c" && bursts=$((bursts + 1))
 	t_use=$((t_use + $(ms) - d))
 done
 log "time in rmmod $t_rm ms, insmod $t_ins ms, bind $t_bind ms, use $t_use ms"
@@ -113,13 +115,13 @@ echo 1 >/sys/bus/virtio/drivers_autoprobe
 for d in $(seq 1 $((VGPIO_DEVICES - 1))); do
 	echo "$(vdev_of "$d")" >"$drv/bind" && wait_chip "$d"
 done
-log "rmmod/insmod: $i cycles; $uses of $cycles write bursts and $bursts edge bursts right"
+log "rmmod/insmod: $i cycles; $uses of $cycles write bursts and $bursts of $((cycles / 5)) edge bursts right"
 check "$cycles rmmod/insmod cycles, each with a burst of use" test $ok = 1
 check "every write burst read back right" test "$uses" = "$cycles"
 if [ $irq = 1 ]; then
-	check "every burst of 4 edges was delivered whole" test "$bursts" = "$cycles"
+	check "every burst of 4 edges after an insmod was delivered whole" test "$bursts" = $((cycles / 5))
 else
-	ktap_test_skip "every burst of 4 edges was delivered whole (C driver: oopses, see above)"
+	ktap_test_skip "every burst of 4 edges after an insmod was delivered whole (C driver: oopses, see above)"
 fi
 ctl 0 set 3 1 >/dev/null
 check "afterwards the chips work" \
