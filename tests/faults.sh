@@ -148,7 +148,9 @@ for f in evshort evlong; do
 	log "$f: logged=$logged, next edge delivered=$delivered"
 	if [ $logged = 1 ] && [ $delivered = 1 ]; then
 		ktap_test_pass "an eventq answer too ${f#ev}: logged, and the next edge is delivered"
-	elif [ "$DRIVER" = c ] && [ $logged = 1 ]; then
+	elif [ "$DRIVER" = c ]; then
+		# (after the first bad answer the line stays deaf, even for a new
+		# requester: the second fault never gets a buffer to spoil)
 		ktap_test_xfail "an eventq answer too ${f#ev}: logged, and the next edge is delivered" \
 			"C driver: the line's buffer is not requeued, the line goes deaf"
 	else
