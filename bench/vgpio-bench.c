@@ -215,9 +215,9 @@ int main(int argc, char **argv)
 				errors++;
 				if (errno == ENODEV)
 					break;
-			}
-			else if ((v.bits & 1) != want)
+			} else if ((v.bits & 1) != want) {
 				bad++;
+			}
 			ops++;
 		}
 		printf("workload=hammer line=%s ops=%lu mismatches=%lu errors=%lu\n",
