@@ -17,7 +17,6 @@ wait_chip 0
 chip=$(chip_of 0)
 vdev=$(vdev_of 0)
 ctl 0 fault clear >/dev/null
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 # --- answers of the wrong length ---
 for f in short long; do

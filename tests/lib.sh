@@ -171,6 +171,9 @@ all_match() {
 	return $rc
 }
 
+# Milliseconds of the wall clock, for timing a step.
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
 # running PID: is the process alive (and not a zombie)?
 running() {
 	local s

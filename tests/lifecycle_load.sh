@@ -95,23 +95,22 @@ ko=$tmp/$(basename "$MODULE_KO")
 cp "$MODULE_KO" "$ko"
 trap 'echo 1 >/sys/bus/virtio/drivers_autoprobe' EXIT
 echo 0 >/sys/bus/virtio/drivers_autoprobe
-ms() { echo $(($(date +%s%N) / 1000000)); }
 t_rm=0 t_ins=0 t_bind=0 t_use=0
 for i in $(seq "$cycles"); do
-	a=$(ms)
+	a=$(now_ms)
 	rmmod "$MODULE" || { ok=0; break; }
-	b=$(ms)
+	b=$(now_ms)
 	insmod "$ko" || { ok=0; break; }
-	c=$(ms)
+	c=$(now_ms)
 	echo "$vdev" >"$drv/bind" || { ok=0; break; }
 	wait_chip 0 || { ok=0; break; }
-	d=$(ms)
+	d=$(now_ms)
 	t_rm=$((t_rm + b - a)) t_ins=$((t_ins + c - b)) t_bind=$((t_bind + d - c))
 	# A burst of use: a line written and read back, four edges watched.
 	c=$(chip_of 0)
 	"$BENCH" hammer "$c" 4 0.1 >/dev/null 2>&1 && uses=$((uses + 1))
 	[ $irq = 1 ] && [ $((i % 5)) = 0 ] && edge_burst "$c" && bursts=$((bursts + 1))
-	t_use=$((t_use + $(ms) - d))
+	t_use=$((t_use + $(now_ms) - d))
 done
 log "time in rmmod $t_rm ms, insmod $t_ins ms, bind $t_bind ms, use $t_use ms"
 echo 1 >/sys/bus/virtio/drivers_autoprobe
