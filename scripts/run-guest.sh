@@ -140,7 +140,6 @@ if [ ! -e "$out/.started" ] && grep -qE 'Kernel panic|BUG:|Oops' "$out/console.l
 	boot
 	rc=$?
 fi
-rc=$?
 echo "run-guest: guest finished in $(($(date +%s) - start)) s, exit $rc"
 if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
 	echo "run-guest: the guest did not come back within $timeout_s s; console tail:"
