@@ -22,7 +22,7 @@ result() { echo "RESULT drv=$DRIVER round=$round workload=$1 metric=$2 value=$3"
 bench() {
 	local w=$1 line kv
 	shift
-	line=$("$BENCH" -o "$VGPIO_OUT/lat-$DRIVER-$w.txt" "$@") || { echo "# $w failed"; return; }
+	line=$("$BENCH" -o "$VGPIO_OUT/lat-$DRIVER-$w.txt" "$w" "$@") || { echo "# $w failed"; return; }
 	for kv in $line; do
 		case $kv in
 		ops_per_s=* | p50_us=* | p99_us=*) result "$w" "${kv%%=*}" "${kv#*=}" ;;

@@ -40,11 +40,13 @@ ROWS = [
     ("probe1024", "slab_bytes_per_line", False, None, "memory per line, bytes"),
 ]
 
+missing = 0
 print(f"{'workload':28} {'Rust':>12} {'C':>12} {'Rust/C':>8}  {'better by':>9}  target")
 for w, m, higher, target, label in ROWS:
     r, c = vals.get((w, m, "rust")), vals.get((w, m, "c"))
     if not r or not c:
-        print(f"{label:28} {'-':>12} {'-':>12}")
+        print(f"{label:28} {'-':>12} {'-':>12}   (no result)")
+        missing += 1
         continue
     rm, cm = statistics.median(r), statistics.median(c)
     ratio = rm / cm if cm else float("inf")
@@ -70,6 +72,9 @@ if sim.exists():
                     share = statistics.median(v) * ns / 1e9 * 100
                     print(f"  {w} {drv}: the simulator's share of each operation: {share:.2f}%")
 
+if missing:
+    print(f"report: {missing} workload(s) without a result for both drivers")
+
 try:
     import matplotlib
 
@@ -77,7 +82,7 @@ try:
     import matplotlib.pyplot as plt
 except ImportError:
     print("matplotlib missing: no plot")
-    sys.exit(0)
+    sys.exit(1 if missing else 0)
 
 fig, axes = plt.subplots(1, 3, figsize=(15, 4))
 for ax, w in zip(axes, ["set", "get", "loop"]):
@@ -99,3 +104,4 @@ fig.suptitle("virtio-gpio: Rust vs C driver, same guest, same device (TCG)")
 fig.tight_layout()
 fig.savefig(out / "latency.png", dpi=100)
 print(f"plot: {out / 'latency.png'}")
+sys.exit(1 if missing else 0)

@@ -16,9 +16,12 @@ while [ $# -gt 0 ]; do
 	*) echo "bench: unknown option $1" >&2; exit 2 ;;
 	esac
 done
-python3 -c 'import matplotlib' 2>/dev/null ||
-	pip3 install --quiet matplotlib 2>/dev/null ||
-	pip3 install --quiet --break-system-packages matplotlib
+# the plot: Debian's matplotlib
+python3 -c 'import matplotlib' 2>/dev/null || {
+	SUDO=
+	[ "$(id -u)" = 0 ] || SUDO=sudo
+	$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-matplotlib
+}
 out=$TOP/out/bench-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$out"
 echo "bench: the simulator alone:"
@@ -31,4 +34,5 @@ start=$(date +%s)
 rc=$?
 echo "bench: guest run took $(($(date +%s) - start)) s"
 python3 "$TOP/bench/report.py" "$out" | tee "$out/table.txt"
+[ "${PIPESTATUS[0]}" = 0 ] || rc=1
 exit $rc
