@@ -124,6 +124,8 @@ struct IrqLine {
     type_: u8,
     /// The type the device has (last SET_IRQ_TYPE it answered OK).
     sent: u8,
+    /// Not an interrupt: before irq_enable (startup), after irq_shutdown.
+    /// disable_irq() is lazy and leaves this alone.
     disabled: bool,
     masked: bool,
     /// The line's eventq message while the device does not have it.
@@ -441,6 +443,14 @@ impl VirtioGpio {
         mut value: impl FnMut(u16) -> u32,
         mut answer: impl FnMut(u16, u8),
     ) -> Result {
+        let mut lines = (0..self.ngpio).filter(|&l| bit(mask, l));
+        // gpiolib sends a one-line request of the character device here
+        // too: no list to allocate for that.
+        if let (Some(line), None) = (lines.next(), lines.next()) {
+            let v = self.request(type_, line, value(line))?;
+            answer(line, v);
+            return Ok(());
+        }
         let mut ents = KVec::new();
         for line in 0..self.ngpio {
             if bit(mask, line) {
@@ -751,9 +761,9 @@ impl gpio::Chip for VirtioGpio {
         }
     }
 
-    fn set(&self, offset: u32, value: bool) {
-        // gpiolib's set() cannot return an error in 6.12; a failure was logged.
-        let _ = self.request(VIRTIO_GPIO_MSG_SET_VALUE, offset as u16, value.into());
+    fn set(&self, offset: u32, value: bool) -> Result {
+        self.request(VIRTIO_GPIO_MSG_SET_VALUE, offset as u16, value.into())
+            .map(|_| ())
     }
 
     fn get_multiple(&self, mask: &[c_ulong], bits: &mut [c_ulong]) -> Result {
@@ -778,13 +788,13 @@ impl gpio::Chip for VirtioGpio {
         Ok(())
     }
 
-    fn set_multiple(&self, mask: &[c_ulong], bits: &[c_ulong]) {
-        let _ = self.request_multiple(
+    fn set_multiple(&self, mask: &[c_ulong], bits: &[c_ulong]) -> Result {
+        self.request_multiple(
             VIRTIO_GPIO_MSG_SET_VALUE,
             mask,
             |line| bit(bits, line).into(),
             |_, _| (),
-        );
+        )
     }
 
     fn irq_enable(&self, hwirq: u32) {
@@ -797,7 +807,7 @@ impl gpio::Chip for VirtioGpio {
         });
     }
 
-    fn irq_disable(&self, hwirq: u32) {
+    fn irq_shutdown(&self, hwirq: u32) {
         // The device learns it in irq_bus_sync_unlock (SET_IRQ_TYPE none),
         // and then returns the line's message INVALID.
         self.with_irq_line(hwirq, |eq, l| {
@@ -1018,6 +1028,14 @@ impl virtio::Driver for VirtioGpio {
     const DEVICE_ID: u32 = VIRTIO_ID_GPIO;
     const FEATURES: &'static [u32] = &[VIRTIO_GPIO_F_IRQ];
     type Data = gpio::Registration<VirtioGpio>;
+
+    fn validate(vdev: &virtio::Negotiating<'_>) -> Result {
+        // Every message is two small buffers: as a two-descriptor chain in
+        // the ring it costs nothing more, as an indirect table it costs an
+        // allocation and a free per request.
+        vdev.clear_feature(bindings::VIRTIO_RING_F_INDIRECT_DESC);
+        Ok(())
+    }
 
     fn probe(vdev: &virtio::Device) -> Result<Pin<KBox<Self::Data>>> {
         // 16- and 32-bit accesses, as the spec's access-width rules want.

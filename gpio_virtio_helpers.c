@@ -21,6 +21,11 @@ bool vgpio_has_feature(const struct virtio_device *vdev, unsigned int fbit)
 	return virtio_has_feature(vdev, fbit);
 }
 
+void vgpio_clear_feature(struct virtio_device *vdev, unsigned int fbit)
+{
+	__virtio_clear_bit(vdev, fbit);
+}
+
 void vgpio_device_ready(struct virtio_device *vdev)
 {
 	virtio_device_ready(vdev);

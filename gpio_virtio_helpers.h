@@ -19,11 +19,13 @@
 #include <linux/spinlock.h>
 #include <linux/virtio.h>
 #include <linux/virtio_config.h>
+#include <linux/virtio_ring.h>
 
 /* virtio config space and features */
 u16 vgpio_cread16(struct virtio_device *vdev, unsigned int offset);
 u32 vgpio_cread32(struct virtio_device *vdev, unsigned int offset);
 bool vgpio_has_feature(const struct virtio_device *vdev, unsigned int fbit);
+void vgpio_clear_feature(struct virtio_device *vdev, unsigned int fbit);
 void vgpio_device_ready(struct virtio_device *vdev);
 void vgpio_del_vqs(struct virtio_device *vdev);
 const char *vgpio_dev_name(const struct device *dev);

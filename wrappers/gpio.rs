@@ -35,21 +35,27 @@ pub(crate) trait Chip: Sync + Send + Sized {
     fn direction_input(&self, offset: u32) -> Result;
     fn direction_output(&self, offset: u32, value: bool) -> Result;
     fn get(&self, offset: u32) -> Result<bool>;
-    /// gpiolib's `set` has no way to return an error in 6.12.
-    fn set(&self, offset: u32, value: bool);
+    /// Registered as `set_rv` (in 6.12 since 6.12.y's backport of it), so
+    /// the caller sees the error.
+    fn set(&self, offset: u32, value: bool) -> Result;
     /// For each bit set in `mask`, read the line into the same bit of `bits`.
     fn get_multiple(&self, mask: &[c_ulong], bits: &mut [c_ulong]) -> Result;
     /// For each bit set in `mask`, set the line to the same bit of `bits`.
-    fn set_multiple(&self, mask: &[c_ulong], bits: &[c_ulong]);
+    fn set_multiple(&self, mask: &[c_ulong], bits: &[c_ulong]) -> Result;
 
     // The interrupt controller, when registered with `irq`. enable, disable,
     // mask, unmask and set_type run in atomic context (under the irq
     // descriptor's raw lock): they may only record state. What needs the
     // device is done in `irq_bus_sync_unlock`, which may sleep and runs with
     // the chip's bus lock held (taken in irq_bus_lock).
+    //
+    // There is no irq_disable: disable_irq() is lazy, it costs the device
+    // nothing. Only if an interrupt comes while the line is disabled does
+    // the irq core mask the line (and replay an edge on enable_irq()).
+    // `irq_shutdown` is the line ceasing to be an interrupt (free_irq).
 
     fn irq_enable(&self, _hwirq: u32) {}
-    fn irq_disable(&self, _hwirq: u32) {}
+    fn irq_shutdown(&self, _hwirq: u32) {}
     fn irq_mask(&self, _hwirq: u32) {}
     fn irq_unmask(&self, _hwirq: u32) {}
     /// `flow_type` is an `IRQ_TYPE_*` value.
@@ -231,14 +237,14 @@ impl<T: Chip> Registration<T> {
             (*gc).direction_input = Some(direction_input_callback::<T>);
             (*gc).direction_output = Some(direction_output_callback::<T>);
             (*gc).get = Some(get_callback::<T>);
-            (*gc).set = Some(set_callback::<T>);
+            (*gc).set_rv = Some(set_callback::<T>);
             (*gc).get_multiple = Some(get_multiple_callback::<T>);
-            (*gc).set_multiple = Some(set_multiple_callback::<T>);
+            (*gc).set_multiple_rv = Some(set_multiple_callback::<T>);
             if irq {
                 let ic = self.irq_chip.get();
                 (*ic).name = vdev.name().as_char_ptr();
                 (*ic).irq_enable = Some(irq_enable_callback::<T>);
-                (*ic).irq_disable = Some(irq_disable_callback::<T>);
+                (*ic).irq_shutdown = Some(irq_shutdown_callback::<T>);
                 (*ic).irq_mask = Some(irq_mask_callback::<T>);
                 (*ic).irq_unmask = Some(irq_unmask_callback::<T>);
                 (*ic).irq_set_type = Some(irq_set_type_callback::<T>);
@@ -313,11 +319,13 @@ unsafe extern "C" fn irq_enable_callback<T: Chip>(d: *mut bindings::irq_data) {
     reg.data.irq_enable(hwirq);
 }
 
-unsafe extern "C" fn irq_disable_callback<T: Chip>(d: *mut bindings::irq_data) {
+unsafe extern "C" fn irq_shutdown_callback<T: Chip>(d: *mut bindings::irq_data) {
     // SAFETY: the irq core calls back with an irq of our chip.
     let (reg, hwirq) = unsafe { irq_registration::<T>(d) };
-    reg.data.irq_disable(hwirq);
-    // SAFETY: as in `irq_enable_callback`.
+    reg.data.irq_shutdown(hwirq);
+    // SAFETY: as in `irq_enable_callback`. While the interrupt is only
+    // (lazily) disabled, gpiolib keeps counting the line as an enabled
+    // interrupt, so it cannot be turned into an output meanwhile.
     unsafe { bindings::gpiochip_disable_irq(reg.gc.get(), hwirq.into()) };
 }
 
@@ -435,9 +443,9 @@ unsafe extern "C" fn set_callback<T: Chip>(
     gc: *mut bindings::gpio_chip,
     offset: c_uint,
     value: c_int,
-) {
+) -> c_int {
     // SAFETY: gpiolib calls back with our registered chip.
-    unsafe { chip_data::<T>(gc) }.set(offset, value != 0)
+    from_result(|| unsafe { chip_data::<T>(gc) }.set(offset, value != 0).map(|()| 0))
 }
 
 unsafe extern "C" fn get_multiple_callback<T: Chip>(
@@ -466,7 +474,7 @@ unsafe extern "C" fn set_multiple_callback<T: Chip>(
     gc: *mut bindings::gpio_chip,
     mask: *mut c_ulong,
     bits: *mut c_ulong,
-) {
+) -> c_int {
     let n = words(gc);
     // SAFETY: as in `get_multiple_callback`; both are only read here.
     let (mask, bits) = unsafe {
@@ -476,5 +484,9 @@ unsafe extern "C" fn set_multiple_callback<T: Chip>(
         )
     };
     // SAFETY: gpiolib calls back with our registered chip.
-    unsafe { chip_data::<T>(gc) }.set_multiple(mask, bits)
+    from_result(|| {
+        unsafe { chip_data::<T>(gc) }
+            .set_multiple(mask, bits)
+            .map(|()| 0)
+    })
 }
