@@ -7,7 +7,7 @@
 . "$VGPIO_TOP/tests/lib.sh"
 
 ktap_print_header
-ktap_set_plan 4
+ktap_set_plan 5
 
 wait_chip 0
 chip=$(chip_of 0)
@@ -19,4 +19,25 @@ check "a kernel log line names the failure" eval "dmesg_since $mark | grep -qiE 
 check "other lines still work" eval "gpioget $chip 2 >/dev/null"
 ctl 0 fault clear >/dev/null
 check "the line works again once the device does" eval "gpioget $chip 3 >/dev/null"
+
+# A value write the device fails, on a line already held as an output: the
+# writer gets the error (gpiolib's set_rv), it is not lost in the driver.
+ctl 0 reset-counters >/dev/null
+"$VGPIO_TOP/bench/vgpio-bench" set "$chip" 3 3000 >/tmp/errors.set 2>&1 &
+pid=$!
+wait_for eval '[ "$(field requests "$(ctl 0 counters 3)")" -ge 20 ]'
+ctl 0 fault err type=set_value line=3 count=1 >/dev/null
+WAIT_S=60 wait_for eval "! running $pid"
+wait $pid
+rc=$?
+log "writer exit $rc: $(tail -n1 /tmp/errors.set)"
+if [ $rc = 1 ] && grep -q 'values ioctl' /tmp/errors.set; then
+	ktap_test_pass "a failed write of an output line: the writer gets an error"
+elif [ "$DRIVER" = c ] && [ $rc = 0 ]; then
+	ktap_test_xfail "a failed write of an output line: the writer gets an error" \
+		"C driver: its set() returns nothing, the error is only logged"
+else
+	ktap_test_fail "a failed write of an output line: the writer gets an error"
+fi
+ctl 0 fault clear >/dev/null
 vgpio_finished
