@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
-# drivers: rust
+# drivers: rust c
 # runs: last
 #
 # The simulator's fuzz mode on device 2 for a bounded time: about half of
@@ -10,9 +10,8 @@
 # edges and ask for directions on every line. Afterwards no user is stuck,
 # the bad answers were logged, and once rebound the chip works. The log
 # check (KASAN, lockdep, ...) covers the rest.
-# Rust driver only in make check for now: on the C driver, the first run of
-# the concurrency test hung (a watcher never returned; timeout 600 s), and
-# the C driver's runs of this one are still to be looked at.
+# On the C driver, device 2 is made the one whose interrupts work
+# (c_irq_device).
 . "$VGPIO_TOP/tests/lib.sh"
 
 ktap_print_header
@@ -25,6 +24,7 @@ if [ "$VGPIO_DEVICES" -le $dev ]; then
 	ktap_test_skip "needs a third device"
 	exit 4
 fi
+c_irq_device $dev
 if ! wait_chip $dev; then
 	ktap_test_fail "device $dev has a chip"
 	exit 1

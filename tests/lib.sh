@@ -49,7 +49,7 @@ log() { echo "# $*"; }
 # The virtio device (virtioN) of simulator N: virtio-gpio devices (ID 0x0029)
 # in PCI order, which is the order the runner added them in. Cached: the
 # mapping does not change while the guest runs.
-declare -a VDEVS=()
+declare -ga VDEVS=()
 vdev_of() {
 	if [ ${#VDEVS[@]} = 0 ]; then
 		local d id list=()
@@ -75,7 +75,7 @@ wait_chip() { WAIT_S=20 wait_for chip_of "$1" >/dev/null; }
 wait_no_chip() { WAIT_S=20 wait_for eval "! chip_of $1 >/dev/null"; }
 
 # The control port of simulator N inside the guest (cached).
-declare -A PORTS=()
+declare -gA PORTS=()
 port_of() {
 	if [ -z "${PORTS[$1]:-}" ]; then
 		local d name
@@ -143,6 +143,27 @@ rebind() {
 	fi
 	echo "$v" >/sys/bus/virtio/drivers/"$DRV_NAME"/bind 2>/dev/null
 	return 0
+}
+
+# c_irq_device N: on the C driver, reload it so that device N's chip is the
+# one whose interrupts work. Its one static irq_chip is shared by all its
+# chips: the first chip probed installs gpiolib's hooks in it and keeps the
+# originals; every later chip keeps none, and its first interrupt calls a
+# NULL irq_enable (see irq_many_lines). Nothing to do for the Rust driver.
+c_irq_device() {
+	local d v drv=/sys/bus/virtio/drivers/$DRV_NAME
+	[ "$DRIVER" = c ] || return 0
+	vgpio_unload || return 1
+	echo 0 >/sys/bus/virtio/drivers_autoprobe
+	insmod "$MODULE_KO"
+	v=$(vdev_of "$1")
+	echo "$v" >"$drv/bind"
+	wait_chip "$1"
+	for d in $(seq 0 $((VGPIO_DEVICES - 1))); do
+		[ "$d" = "$1" ] || echo "$(vdev_of "$d")" >"$drv/bind"
+	done
+	echo 1 >/sys/bus/virtio/drivers_autoprobe
+	for d in $(seq 0 $((VGPIO_DEVICES - 1))); do wait_chip "$d" || return 1; done
 }
 
 # Kernel log lines since a mark: mark=$(dmesg_mark); ...; dmesg_since "$mark"

@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
-# drivers: rust
+# drivers: rust c
 # timeout: 1800
 #
 # The module comes and goes while the chip is busy: 100 unbind/bind cycles
@@ -19,12 +19,6 @@
 # request_threaded_irq is still registering: KASAN use-after-free in
 # __setup_irq, then "Trying to free already-free IRQ").
 # Each rmmod/insmod cycle binds device 0 only.
-# The C driver runs without the interrupt bursts: its one static irq_chip,
-# shared by all its chips, oopses (a NULL irq_enable) on the first interrupt
-# request after a rebind; irq_many_lines shows that failure.
-# Rust driver only in make check for now: on the C driver, the first run of
-# the concurrency test hung (a watcher never returned; timeout 600 s), and
-# the C driver's runs of this one are still to be looked at.
 . "$VGPIO_TOP/tests/lib.sh"
 
 ktap_print_header
@@ -34,8 +28,6 @@ BENCH=$VGPIO_TOP/bench/vgpio-bench
 cycles=${VGPIO_LIFECYCLE_CYCLES:-100}
 vdev=$(vdev_of 0)
 drv=/sys/bus/virtio/drivers/$DRV_NAME
-irq=1
-[ "$DRIVER" = c ] && irq=0
 wait_chip 0
 wait_chip 1
 tmp=$(mktemp -d)
@@ -70,7 +62,7 @@ for i in $(seq "$cycles"); do
 	echo "$vdev" >"$drv/unbind" || { ok=0; break; }
 	echo "$vdev" >"$drv/bind" || { ok=0; break; }
 	wait_chip 0 || { ok=0; break; }
-	[ $irq = 1 ] && [ $((i % 5)) = 0 ] && edge_burst "$(chip_of 0)" && bursts=$((bursts + 1))
+	[ $((i % 5)) = 0 ] && edge_burst "$(chip_of 0)" && bursts=$((bursts + 1))
 done
 touch "$tmp/stop"
 wait $upid
@@ -78,11 +70,7 @@ log "unbind/bind: $i cycles; the writer ran $(grep -c 'workload=hammer' "$tmp/ha
 check "$cycles unbind/bind cycles with a user active" test $ok = 1
 check "no value read back wrong while the chip came and went" \
 	eval "! grep -q 'mismatches=[1-9]' $tmp/hammer"
-if [ $irq = 1 ]; then
-	check "every burst of 4 edges between unbinds was delivered whole" test "$bursts" = $((cycles / 5))
-else
-	ktap_test_skip "every burst of 4 edges between unbinds was delivered whole (C driver: oopses, see above)"
-fi
+check "every burst of 4 edges between unbinds was delivered whole" test "$bursts" = $((cycles / 5))
 
 # Only device 0 follows the module in and out: with autoprobe off, insmod
 # binds nothing by itself (the other devices would make a cycle slower,
@@ -109,7 +97,7 @@ for i in $(seq "$cycles"); do
 	# A burst of use: a line written and read back, four edges watched.
 	c=$(chip_of 0)
 	"$BENCH" hammer "$c" 4 0.1 >/dev/null 2>&1 && uses=$((uses + 1))
-	[ $irq = 1 ] && [ $((i % 5)) = 0 ] && edge_burst "$c" && bursts=$((bursts + 1))
+	[ $((i % 5)) = 0 ] && edge_burst "$c" && bursts=$((bursts + 1))
 	t_use=$((t_use + $(now_ms) - d))
 done
 log "time in rmmod $t_rm ms, insmod $t_ins ms, bind $t_bind ms, use $t_use ms"
@@ -120,11 +108,7 @@ done
 log "rmmod/insmod: $i cycles; $uses of $cycles write bursts and $bursts of $((cycles / 5)) edge bursts right"
 check "$cycles rmmod/insmod cycles, each with a burst of use" test $ok = 1
 check "every write burst read back right" test "$uses" = "$cycles"
-if [ $irq = 1 ]; then
-	check "every burst of 4 edges after an insmod was delivered whole" test "$bursts" = $((cycles / 5))
-else
-	ktap_test_skip "every burst of 4 edges after an insmod was delivered whole (C driver: oopses, see above)"
-fi
+check "every burst of 4 edges after an insmod was delivered whole" test "$bursts" = $((cycles / 5))
 ctl 0 set 3 1 >/dev/null
 check "afterwards the chips work" \
 	eval "[ \"\$(gpioget $(chip_of 0) 3)\" = 1 ] && gpioget $(chip_of 1) 50 >/dev/null"

@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
-# drivers: rust
+# drivers: rust c
 #
 # Every device of the guest (four in make check) busy at once: a writer
 # reading back on each, edge trains watched on each; the last device is
@@ -8,9 +8,6 @@
 # The C driver watches edges on device 0 only: on its other devices the
 # first interrupt oopses (one static irq_chip shared by all chips, see
 # irq_many_lines).
-# Rust driver only in make check for now: on the C driver, the first run of
-# the concurrency test hung (a watcher never returned; timeout 600 s), and
-# the C driver's runs of this one are still to be looked at.
 . "$VGPIO_TOP/tests/lib.sh"
 
 ktap_print_header
