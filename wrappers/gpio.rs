@@ -445,7 +445,11 @@ unsafe extern "C" fn set_callback<T: Chip>(
     value: c_int,
 ) -> c_int {
     // SAFETY: gpiolib calls back with our registered chip.
-    from_result(|| unsafe { chip_data::<T>(gc) }.set(offset, value != 0).map(|()| 0))
+    from_result(|| {
+        unsafe { chip_data::<T>(gc) }
+            .set(offset, value != 0)
+            .map(|()| 0)
+    })
 }
 
 unsafe extern "C" fn get_multiple_callback<T: Chip>(
