@@ -5,6 +5,7 @@
 #   make demo         install, build, boot a guest and show the driver at work
 #   make check        install, build, run the whole test suite in a guest
 #   make bench        benchmarks, Rust driver against the C driver
+#                     (BENCH_ARGS="--rounds N --kvm" to change the defaults)
 
 TOP := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 export PATH := /usr/bin:$(HOME)/.cargo/bin:$(PATH)
@@ -47,7 +48,7 @@ check: deps kernel modules sim testmods tools
 	$(TOP)/scripts/check.sh
 
 bench: deps kernel modules sim tools
-	$(TOP)/scripts/bench.sh
+	$(TOP)/scripts/bench.sh $(BENCH_ARGS)
 
 clean:
 	$(KMAKE) M=$(TOP) clean

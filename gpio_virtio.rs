@@ -1029,14 +1029,6 @@ impl virtio::Driver for VirtioGpio {
     const FEATURES: &'static [u32] = &[VIRTIO_GPIO_F_IRQ];
     type Data = gpio::Registration<VirtioGpio>;
 
-    fn validate(vdev: &virtio::Negotiating<'_>) -> Result {
-        // Every message is two small buffers: as a two-descriptor chain in
-        // the ring it costs nothing more, as an indirect table it costs an
-        // allocation and a free per request.
-        vdev.clear_feature(bindings::VIRTIO_RING_F_INDIRECT_DESC);
-        Ok(())
-    }
-
     fn probe(vdev: &virtio::Device) -> Result<Pin<KBox<Self::Data>>> {
         // 16- and 32-bit accesses, as the spec's access-width rules want.
         let ngpio = vdev.cread16(CONFIG_NGPIO);
@@ -1051,8 +1043,14 @@ impl virtio::Driver for VirtioGpio {
             return Err(EINVAL);
         }
         let irq = vdev.has_feature(VIRTIO_GPIO_F_IRQ);
+        // requestq messages are two small buffers, in the ring as a
+        // two-descriptor chain: an indirect table would cost an allocation
+        // and a free per request. eventq buffers stay queued while their
+        // lines wait for an edge: there one ring entry each (an indirect
+        // table) lets QEMU's 64-entry ring hold 64 lines rather than 32.
         let (requestq, eventq) = vdev.find_vqs::<VirtioGpio, ReqMsg, IrqMsg>(
             [kernel::c_str!("requestq"), kernel::c_str!("eventq")],
+            [true, false],
             irq,
         )?;
         let mut slots = KVec::with_capacity(ngpio as usize + 1, GFP_KERNEL)?;

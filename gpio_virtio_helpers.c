@@ -21,11 +21,6 @@ bool vgpio_has_feature(const struct virtio_device *vdev, unsigned int fbit)
 	return virtio_has_feature(vdev, fbit);
 }
 
-void vgpio_clear_feature(struct virtio_device *vdev, unsigned int fbit)
-{
-	__virtio_clear_bit(vdev, fbit);
-}
-
 void vgpio_device_ready(struct virtio_device *vdev)
 {
 	virtio_device_ready(vdev);
@@ -55,7 +50,7 @@ bool vgpio_log_ratelimit(void)
 
 int vgpio_find_vqs(struct virtio_device *vdev, unsigned int nvqs,
 		   struct virtqueue *vqs[], vq_callback_t *callbacks[],
-		   const char *const names[])
+		   const char *const names[], const bool direct[])
 {
 	struct virtqueue_info info[2] = {};
 	unsigned int i;
@@ -65,6 +60,8 @@ int vgpio_find_vqs(struct virtio_device *vdev, unsigned int nvqs,
 	for (i = 0; i < nvqs; i++) {
 		info[i].name = names[i];
 		info[i].callback = callbacks[i];
+		/* a queue with a context per buffer never uses indirect tables */
+		info[i].ctx = direct[i];
 	}
 	return virtio_find_vqs(vdev, nvqs, vqs, info, NULL);
 }

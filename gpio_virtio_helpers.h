@@ -19,13 +19,11 @@
 #include <linux/spinlock.h>
 #include <linux/virtio.h>
 #include <linux/virtio_config.h>
-#include <linux/virtio_ring.h>
 
 /* virtio config space and features */
 u16 vgpio_cread16(struct virtio_device *vdev, unsigned int offset);
 u32 vgpio_cread32(struct virtio_device *vdev, unsigned int offset);
 bool vgpio_has_feature(const struct virtio_device *vdev, unsigned int fbit);
-void vgpio_clear_feature(struct virtio_device *vdev, unsigned int fbit);
 void vgpio_device_ready(struct virtio_device *vdev);
 void vgpio_del_vqs(struct virtio_device *vdev);
 const char *vgpio_dev_name(const struct device *dev);
@@ -34,7 +32,7 @@ bool vgpio_log_ratelimit(void);
 /* virtqueues */
 int vgpio_find_vqs(struct virtio_device *vdev, unsigned int nvqs,
 		   struct virtqueue *vqs[], vq_callback_t *callbacks[],
-		   const char *const names[]);
+		   const char *const names[], const bool direct[]);
 
 /* an interrupt-safe raw spinlock, and a wait queue to sleep on under it */
 void vgpio_raw_spin_lock_init(raw_spinlock_t *lock, const char *name,

@@ -57,7 +57,7 @@ for round in $(seq "$ROUNDS"); do
 
 		# the highest edge rate delivered with no loss (200 edges each)
 		best=0
-		for rate in 100 200 500 1000 2000 5000; do
+		for rate in 100 150 200 300 400 500 700 1000 2000 5000; do
 			period=$((1000000 / rate))
 			secs=$((200 / rate + 3))
 			"$BENCH" count "$chip" 5 "$secs" 200 >/tmp/count.out &

@@ -31,12 +31,6 @@ pub(crate) trait Driver {
     /// Per-device state, alive from probe until remove.
     type Data: Send + Sync + 'static;
 
-    /// Before probe, while the features are still being negotiated: the
-    /// driver may turn off features the device offers.
-    fn validate(_vdev: &Negotiating<'_>) -> Result {
-        Ok(())
-    }
-
     /// Build the state for a new device.
     fn probe(vdev: &Device) -> Result<Pin<KBox<Self::Data>>>;
 
@@ -161,9 +155,13 @@ impl Device {
 impl Device {
     /// Find the driver's virtqueues: the first always, the second if
     /// `second` (the callbacks go to [`Driver::vq_done`] with index 0 or 1).
+    /// A queue marked `direct` puts each buffer's descriptors in the ring
+    /// itself, never in an indirect table (which costs an allocation and a
+    /// free per buffer, but lets a buffer take one ring entry).
     pub(crate) fn find_vqs<T: Driver, M0: Buffer, M1: Buffer>(
         &self,
         names: [&'static CStr; 2],
+        direct: [bool; 2],
         second: bool,
     ) -> Result<(Virtqueue<M0>, Option<Virtqueue<M1>>)> {
         let n = if second { 2 } else { 1 };
@@ -180,6 +178,7 @@ impl Device {
                 vqs.as_mut_ptr(),
                 cbs.as_mut_ptr(),
                 cnames.as_ptr(),
+                direct.as_ptr(),
             )
         })?;
         let first = Virtqueue {
@@ -293,7 +292,6 @@ impl<T: Driver> Registration<T> {
             (*p).drv.id_table = (*p).ids.as_ptr();
             (*p).drv.feature_table = T::FEATURES.as_ptr();
             (*p).drv.feature_table_size = T::FEATURES.len() as u32;
-            (*p).drv.validate = Some(validate_callback::<T>);
             (*p).drv.probe = Some(probe_callback::<T>);
             (*p).drv.remove = Some(remove_callback::<T>);
         }
@@ -315,33 +313,6 @@ impl<T: Driver> Drop for Registration<T> {
         // device, calling `remove_callback` for each, before returning.
         unsafe { bindings::unregister_virtio_driver(&mut (*self.block.get()).drv) };
     }
-}
-
-/// A device whose features are being negotiated: the driver's `validate`.
-///
-/// # Invariants
-///
-/// The device is valid, and the bus is in its probe before the driver's
-/// features are written to the device: nothing else reads or writes
-/// `vdev->features` meanwhile.
-pub(crate) struct Negotiating<'a>(&'a Device);
-
-impl Negotiating<'_> {
-    /// Do not use this feature even though the device offers it.
-    pub(crate) fn clear_feature(&self, bit: u32) {
-        // SAFETY: the device is valid and its features are ours to change
-        // until the bus finalizes them (type invariant).
-        unsafe { bindings::vgpio_clear_feature(self.0.as_raw(), bit) }
-    }
-}
-
-unsafe extern "C" fn validate_callback<T: Driver>(
-    vdev: *mut bindings::virtio_device,
-) -> core::ffi::c_int {
-    // SAFETY: the bus calls validate from virtio_dev_probe with a valid
-    // device, before virtio_features_ok() writes the features.
-    let dev = Negotiating(unsafe { Device::from_raw(vdev) });
-    from_result(|| T::validate(&dev).map(|()| 0))
 }
 
 unsafe extern "C" fn probe_callback<T: Driver>(

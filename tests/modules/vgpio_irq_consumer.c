@@ -10,6 +10,7 @@
  *            (must stay 0: a ONESHOT line stays masked until the thread ends)
  * Optionally @retype changes the trigger type once the interrupt is enabled,
  * and @stress_cycles runs that many disable_irq/enable_irq cycles at load.
+ * Writing 1 to the parameter @disabled calls disable_irq(), 0 enable_irq().
  */
 
 #include <linux/atomic.h>
@@ -19,6 +20,7 @@
 #include <linux/gpio/driver.h>
 #include <linux/interrupt.h>
 #include <linux/module.h>
+#include <linux/mutex.h>
 #include <linux/string.h>
 
 static char *label;
@@ -42,6 +44,34 @@ module_param(overlap, uint, 0444);
 static atomic_t in_thread = ATOMIC_INIT(0);
 static int gpio = -1;
 static int irq = -1;
+
+static bool disabled;
+static DEFINE_MUTEX(disabled_lock);
+
+static int disabled_set(const char *val, const struct kernel_param *kp)
+{
+	bool d;
+	int ret = kstrtobool(val, &d);
+
+	if (ret)
+		return ret;
+	if (irq < 0)
+		return -ENODEV;
+	mutex_lock(&disabled_lock);
+	if (d && !disabled)
+		disable_irq(irq);
+	else if (!d && disabled)
+		enable_irq(irq);
+	disabled = d;
+	mutex_unlock(&disabled_lock);
+	return 0;
+}
+
+static const struct kernel_param_ops disabled_ops = {
+	.set = disabled_set,
+	.get = param_get_bool,
+};
+module_param_cb(disabled, &disabled_ops, &disabled, 0644);
 
 static irqreturn_t consumer_hard(int irq, void *data)
 {
@@ -127,6 +157,8 @@ static int __init consumer_init(void)
 
 static void __exit consumer_exit(void)
 {
+	if (disabled)
+		enable_irq(irq);
 	free_irq(irq, NULL);
 	gpio_free(gpio);
 }
