@@ -68,16 +68,22 @@ stuck=$(jobs -rp | wc -l)
 for l in 12 13 14 15; do ctl $dev stop $l >/dev/null; done
 log "users: $(cat "$tmp/users") $(cat "$tmp/users2"); watchers: $(cat "$tmp/watchers")"
 log "device: $(ctl $dev counters)"
-check "no user stuck after the fuzz time" test "$stuck" = 0
+check_c_known "$mark" "no user stuck after the fuzz time" test "$stuck" = 0
 logged=$(dmesg_since "$mark" | grep -c "$(vdev_of $dev)")
 log "$logged kernel log lines about the device"
 check "the device's bad answers were logged" test "$logged" -gt 0
 check_xfail_c "the device kept a bounded kernel log (rate-limited)" \
 	"one line per bad answer, not rate-limited" test "$logged" -lt 2000
-rebind $dev
-check "the device rebinds" wait_chip $dev
-chip=$(chip_of $dev)
-ctl $dev set 9 1 >/dev/null
-check "and works" eval "[ \"\$(gpioget $chip 9)\" = 1 ]"
+if [ "$stuck" != 0 ] && why=$(c_known_failure "$mark"); then
+	# an unbind would wait for the stuck requests for good
+	ktap_test_xfail "the device rebinds" "C driver: not tried, users are stuck: $why"
+	ktap_test_xfail "and works" "C driver: not tried, users are stuck"
+else
+	rebind $dev
+	check "the device rebinds" wait_chip $dev
+	chip=$(chip_of $dev)
+	ctl $dev set 9 1 >/dev/null
+	check "and works" eval "[ \"\$(gpioget $chip 9)\" = 1 ]"
+fi
 rm -rf "$tmp"
 vgpio_finished

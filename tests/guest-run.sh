@@ -17,11 +17,16 @@ fi
 # No test named: every test in the tests folder (the list would make the
 # kernel command line, which carries the guest's command, too long).
 [ $# -gt 0 ] || set -- "$VGPIO_TOP"/tests/*.sh
-# Tests that say "# runs: last" go after the others (a driver under test
-# may leave a stuck task behind them).
+# Tests that say "# runs: last [RANK]" go after the others, by rank (default
+# 1): the C driver leaves stuck tasks and broken queues behind them.
 tests=()
 for t in "$@"; do grep -q '^# runs: last' "$t" || tests+=("$t"); done
-for t in "$@"; do grep -q '^# runs: last' "$t" && tests+=("$t"); done
+while read -r _ t; do tests+=("$t"); done < <(
+	for t in "$@"; do
+		r=$(sed -n 's/^# runs: last *\([0-9]*\)$/\1/p' "$t")
+		[ -n "$(grep '^# runs: last' "$t")" ] && echo "${r:-1} $t"
+	done | sort -s -n -k1,1
+)
 export VGPIO_TOP VGPIO_KDIR VGPIO_DEVICES
 
 mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug

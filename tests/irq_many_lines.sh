@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # drivers: rust c
-# runs: last
+# runs: last 2
 #
 # More interrupt lines than the eventq has room for (QEMU gives it 64
 # entries): every line still gets its buffer queued as slots free, and an
