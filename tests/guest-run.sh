@@ -62,9 +62,12 @@ for drv in $drivers; do
 		# irq_chip (see c_irq_device in lib.sh): each of its tests gets
 		# a freshly loaded module, unless a stuck task holds it.
 		if [ "$drv" = c ]; then
+			export VGPIO_C_STALE=0
 			# shellcheck source=/dev/null
-			(. "$VGPIO_TOP/tests/lib.sh" && vgpio_unload && vgpio_load) ||
+			if ! (. "$VGPIO_TOP/tests/lib.sh" && vgpio_unload && vgpio_load); then
 				echo "# could not reload the c driver before $name"
+				VGPIO_C_STALE=1
+			fi
 		fi
 		start=$(date +%s)
 		# Markers let the host's log check tell which test a splat is in.

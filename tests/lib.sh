@@ -68,6 +68,9 @@ c_known_failure() {
 		echo "its requestq ring was corrupted under concurrent use (virtqueue_get_buf without the lock add_sgs holds): requests in flight never complete, later ones fail"
 	elif grep -qE 'RIP: 0010:0x0|kernel NULL pointer' <<<"$l"; then
 		echo "one static irq_chip for all its chips: an interrupt on a chip that did not install gpiolib's hooks calls a NULL irq_enable"
+	elif [ "${VGPIO_C_STALE:-0}" = 1 ]; then
+		# (guest-run.sh could not reload it before this test)
+		echo "an earlier test left its module in use, so this test ran on the state its one shared irq_chip was left in"
 	else
 		return 1
 	fi
