@@ -61,19 +61,19 @@ check_xfail_c() {
 # c_known_failure MARK: on the C driver, if the kernel log since MARK shows
 # one of its known failures, say which (and succeed).
 c_known_failure() {
-	local l
+	local l why=()
 	[ "$DRIVER" = c ] || return 1
 	l=$(dmesg_since "$1")
-	if grep -qE 'is not a head|failed to add request' <<<"$l"; then
-		echo "its requestq ring was corrupted under concurrent use (virtqueue_get_buf without the lock add_sgs holds): requests in flight never complete, later ones fail"
-	elif grep -qE 'RIP: 0010:0x0|kernel NULL pointer' <<<"$l"; then
-		echo "one static irq_chip for all its chips: an interrupt on a chip that did not install gpiolib's hooks calls a NULL irq_enable"
-	elif [ "${VGPIO_C_STALE:-0}" = 1 ]; then
-		# (guest-run.sh could not reload it before this test)
-		echo "an earlier test left its module in use, so this test ran on the state its one shared irq_chip was left in"
-	else
-		return 1
-	fi
+	grep -qE 'is not a head|failed to add request' <<<"$l" &&
+		why+=("its requestq ring was corrupted under concurrent use (virtqueue_get_buf without the lock add_sgs holds): requests in flight never complete, later ones fail")
+	grep -qE 'RIP: 0010:0x0|kernel NULL pointer' <<<"$l" &&
+		why+=("one static irq_chip for all its chips: an interrupt on a chip that did not install gpiolib's hooks calls a NULL irq_enable")
+	# (guest-run.sh could not reload it before this test)
+	[ "${VGPIO_C_STALE:-0}" = 1 ] &&
+		why+=("an earlier test left its module in use, so this test ran on the state its one shared irq_chip was left in")
+	[ ${#why[@]} -gt 0 ] || return 1
+	local IFS=';'
+	echo "${why[*]}"
 }
 
 # check_c_known MARK DESCRIPTION COMMAND...: like check, but a failure the
