@@ -23,8 +23,9 @@ tests=()
 for t in "$@"; do grep -q '^# runs: last' "$t" || tests+=("$t"); done
 while read -r _ t; do tests+=("$t"); done < <(
 	for t in "$@"; do
+		grep -q '^# runs: last' "$t" || continue
 		r=$(sed -n 's/^# runs: last *\([0-9]*\)$/\1/p' "$t")
-		[ -n "$(grep '^# runs: last' "$t")" ] && echo "${r:-1} $t"
+		echo "${r:-1} $t"
 	done | sort -s -n -k1,1
 )
 export VGPIO_TOP VGPIO_KDIR VGPIO_DEVICES
