@@ -4,20 +4,27 @@
 #   make KDIR=<tree>  build it against any Rust-enabled kernel tree
 #   make demo         install, build, boot a guest and show the driver at work
 #   make check        install, build, run the whole test suite in a guest
+#   make soak         the same suite with its long loops (hours, not CI)
 #   make bench        benchmarks, Rust driver against the C driver
 #                     (BENCH_ARGS="--rounds N --kvm" to change the defaults)
 
 TOP := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 export PATH := /usr/bin:$(HOME)/.cargo/bin:$(PATH)
 
+# Nothing here may be computed when the Makefile is parsed: on a new machine
+# the tools the kernel's cache key hashes (rustc, bindgen, clang, vng) do not
+# exist until the `deps` prerequisite has installed them. The kernel tree's
+# path and bindgen's are therefore looked up by the shell, in each recipe.
 ifeq ($(origin KDIR),undefined)
-KDIR := $(shell $(TOP)/scripts/kernel.sh dir)
+KDIR_SH := $$($(TOP)/scripts/kernel.sh dir)
 KERNEL_DEP := kernel
+else
+KDIR_SH := $(KDIR)
 endif
-KMAKE = $(MAKE) -C $(KDIR) LLVM=1 RUSTC=/usr/bin/rustc BINDGEN=$(shell command -v bindgen)
+KMAKE = $(MAKE) -C "$(KDIR_SH)" LLVM=1 RUSTC=/usr/bin/rustc BINDGEN="$$(command -v bindgen)"
 SIM := $(TOP)/sim/target/release/virtio-gpio-sim
 
-.PHONY: all modules deps kernel sim testmods tools demo check bench clean
+.PHONY: all modules deps kernel sim testmods tools demo check soak bench clean
 
 all: modules
 
@@ -46,6 +53,9 @@ demo: deps kernel modules sim testmods
 
 check: deps kernel modules sim testmods tools
 	$(TOP)/scripts/check.sh
+
+soak: deps kernel modules sim testmods tools
+	$(TOP)/scripts/check.sh --soak
 
 bench: deps kernel modules sim tools
 	$(TOP)/scripts/bench.sh $(BENCH_ARGS)

@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# The whole test suite (make check):
+# The whole test suite (make check; make soak runs it with scripts/check.sh
+# --soak: the same tests with the long loop counts, see tier in tests/lib.sh):
 #  1. the simulator's cargo tests;
 #  2. the kselftests in one guest boot, on the Rust driver and on the C
 #     reference driver, with the guest's kernel log checked for splats;
@@ -10,7 +11,13 @@
 set -uo pipefail
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 export PATH=/usr/bin:$HOME/.cargo/bin:$PATH
-out=$TOP/out/check-$(date +%Y%m%d-%H%M%S)
+tier=check
+guest_timeout=2700
+if [ "${1:-}" = --soak ]; then
+	tier=soak
+	guest_timeout=10800
+fi
+out=$TOP/out/$tier-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$out"
 passed=0
 failed=0
@@ -31,8 +38,8 @@ echo "check: [1/3] simulator cargo tests"
 (cd "$TOP/sim" && cargo test --release 2>&1) | tee "$out/cargo-test.log" | grep -E '^test |test result'
 result "simulator cargo tests" "${PIPESTATUS[0]}"
 
-echo "check: [2/3] kselftests in the guest (Rust driver, then C driver)"
-"$TOP/scripts/run-guest.sh" --out "$out/suite" --devices 4 --timeout 4800 \
+echo "check: [2/3] kselftests in the guest (Rust driver, then C driver; tier $tier)"
+VGPIO_TIER=$tier "$TOP/scripts/run-guest.sh" --out "$out/suite" --devices 4 --timeout "$guest_timeout" \
 	--sim0 "--lines 8 --wire 0:1 --wire 2:3" --sim1 "--lines 96" \
 	--sim2 "--lines 16" --sim3 "--lines 16" -- \
 	bash "$TOP/tests/guest-run.sh" 2>&1 | tee "$out/suite.log"
@@ -42,6 +49,13 @@ if [ -s "$out/suite/ktap.txt" ]; then
 	n_ok=$(grep -cE '^ok ' "$out/suite/ktap.txt")
 	n_bad=$(grep -cE '^not ok ' "$out/suite/ktap.txt")
 	echo "check: kselftests: $n_ok ok, $n_bad not ok (details: $out/suite/ktap.txt)"
+	# one line per test: its seconds on each driver
+	echo "check: seconds per test (rust, c):"
+	sed -nE 's/^# (rust|c):([a-z_0-9]+) took ([0-9]+) s$/\2 \1 \3/p' "$out/suite/ktap.txt" |
+		awk '{ if (!($1 in seen)) { order[++n] = $1; seen[$1] = 1 } t[$1, $2] = $3 }
+		END { for (i = 1; i <= n; i++) { k = order[i]
+			r = ((k, "rust") in t) ? t[k, "rust"] : "-"; c = ((k, "c") in t) ? t[k, "c"] : "-"
+			printf "check:   %-16s %6s %6s\n", k, r, c } }'
 	grep -B30 -E '^not ok ' "$out/suite/ktap.txt" | grep -E '^# (not ok|#)' | head -n 40
 else
 	n_bad=1

@@ -11,7 +11,7 @@
 set -euo pipefail
 
 # Bump when the recipe below changes in a way the key does not see.
-RECIPE=1
+RECIPE=2
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 FRAGMENT=$TOP/kernel/config.fragment
 CACHE=${VGPIO_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/virtio-gpio-rs}

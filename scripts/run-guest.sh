@@ -113,7 +113,8 @@ boot() {
 		>"$out/console.log" 2>&1 </dev/null
 }
 
-gcmd="touch $out/.started; export VGPIO_OUT=$out VGPIO_TOP=$TOP VGPIO_KDIR=$KDIR VGPIO_DEVICES=$devices; $guest_cmd"
+# VGPIO_TIER (check or soak) sizes the tests' loops (tier in tests/lib.sh).
+gcmd="touch $out/.started; export VGPIO_OUT=$out VGPIO_TOP=$TOP VGPIO_KDIR=$KDIR VGPIO_DEVICES=$devices VGPIO_TIER=${VGPIO_TIER:-check}; $guest_cmd"
 # The command travels base64-encoded on the kernel command line, which x86
 # cuts at 2048 bytes; virtme-ng's own part takes about 750 plus the results
 # path. A cut command makes virtme-ng boot the full systemd instead (which
