@@ -9,7 +9,7 @@
 #                     (BENCH_ARGS="--rounds N --kvm" to change the defaults)
 
 TOP := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
-export PATH := /usr/bin:$(HOME)/.cargo/bin:$(PATH)
+export PATH := /usr/bin:$(or $(CARGO_HOME),$(HOME)/.cargo)/bin:$(HOME)/.cargo/bin:$(PATH)
 
 # Nothing here may be computed when the Makefile is parsed: on a new machine
 # the tools the kernel's cache key hashes (rustc, bindgen, clang, vng) do not

@@ -25,7 +25,7 @@ mod uapi;
 mod virtio;
 
 use gpio::{Chip as _, LineDirection};
-use sync::{lock_class, SpinLockIrq, SpinLockIrqGuard, WaitQueue};
+use sync::{lock_class, RawSpinLockIrq, SpinLockIrq, SpinLockIrqGuard, WaitQueue};
 use uapi::*;
 use virtio::{dev_log, dev_log_bad};
 
@@ -243,12 +243,12 @@ struct VirtioGpio {
     /// The eventq and the lines' interrupt state, when VIRTIO_GPIO_F_IRQ
     /// was negotiated.
     #[pin]
-    eq: SpinLockIrq<Option<EventQueue>>,
+    eq: RawSpinLockIrq<Option<EventQueue>>,
     /// Every line's direction, fetched in parallel just before the chip is
     /// registered: gpiolib asks for each line's direction one by one while
     /// it registers the chip, and these answer it. Dropped right after.
     #[pin]
-    probe_dirs: SpinLockIrq<Option<KVec<u8>>>,
+    probe_dirs: RawSpinLockIrq<Option<KVec<u8>>>,
 }
 
 type RqGuard<'a> = SpinLockIrqGuard<'a, RequestQueue>;
@@ -1043,14 +1043,16 @@ impl virtio::Driver for VirtioGpio {
             return Err(EINVAL);
         }
         let irq = vdev.has_feature(VIRTIO_GPIO_F_IRQ);
-        // requestq messages are two small buffers, in the ring as a
-        // two-descriptor chain: an indirect table would cost an allocation
-        // and a free per request. eventq buffers stay queued while their
-        // lines wait for an edge: there one ring entry each (an indirect
-        // table) lets QEMU's 64-entry ring hold 64 lines rather than 32.
+        // Messages are two small buffers, in the ring as a two-descriptor
+        // chain, never an indirect table: a table would cost an allocation
+        // and a free per message, and the eventq adds its messages in
+        // irq_unmask, under the irq descriptor's raw spinlock, where
+        // allocating is invalid on PREEMPT_RT (the slab's locks sleep
+        // there). The price: QEMU's 64-entry eventq holds 32 lines' messages
+        // at once; further lines wait for a free slot (`want_slot`).
         let (requestq, eventq) = vdev.find_vqs::<VirtioGpio, ReqMsg, IrqMsg>(
             [kernel::c_str!("requestq"), kernel::c_str!("eventq")],
-            [true, false],
+            [true, true],
             irq,
         )?;
         let mut slots = KVec::with_capacity(ngpio as usize + 1, GFP_KERNEL)?;
@@ -1118,8 +1120,8 @@ impl virtio::Driver for VirtioGpio {
             names_size,
             rq <- SpinLockIrq::new(rq, kernel::c_str!("virtio_gpio_rs.requestq"), lock_class!()),
             rq_wait <- WaitQueue::new(kernel::c_str!("virtio_gpio_rs.rq_wait"), lock_class!()),
-            eq <- SpinLockIrq::new(eq, kernel::c_str!("virtio_gpio_rs.eventq"), lock_class!()),
-            probe_dirs <- SpinLockIrq::new(None, kernel::c_str!("virtio_gpio_rs.probe_dirs"), lock_class!()),
+            eq <- RawSpinLockIrq::new(eq, kernel::c_str!("virtio_gpio_rs.eventq"), lock_class!()),
+            probe_dirs <- RawSpinLockIrq::new(None, kernel::c_str!("virtio_gpio_rs.probe_dirs"), lock_class!()),
         }? Error);
         KBox::pin_init(gpio::Registration::new(data), GFP_KERNEL)
     }

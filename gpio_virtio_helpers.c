@@ -86,6 +86,25 @@ void vgpio_raw_spin_unlock_irqrestore(raw_spinlock_t *lock, unsigned long flags)
 	raw_spin_unlock_irqrestore(lock, flags);
 }
 
+void vgpio_spin_lock_init(spinlock_t *lock, const char *name, struct lock_class_key *key)
+{
+	spin_lock_init(lock);
+	lockdep_set_class_and_name(lock, key, name);
+}
+
+unsigned long vgpio_spin_lock_irqsave(spinlock_t *lock)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(lock, flags);
+	return flags;
+}
+
+void vgpio_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags)
+{
+	spin_unlock_irqrestore(lock, flags);
+}
+
 void vgpio_init_waitqueue_head(struct wait_queue_head *wq, const char *name,
 			       struct lock_class_key *key)
 {
@@ -98,7 +117,7 @@ void vgpio_init_waitqueue_head(struct wait_queue_head *wq, const char *name,
  * checked its condition under @lock, and wakers change the condition under
  * @lock before waking @wq, so no wake-up is lost.
  */
-int vgpio_wait_killable_unlocked(struct wait_queue_head *wq, raw_spinlock_t *lock,
+int vgpio_wait_killable_unlocked(struct wait_queue_head *wq, spinlock_t *lock,
 				 unsigned long *flags)
 {
 	struct wait_queue_entry wait;
@@ -107,9 +126,9 @@ int vgpio_wait_killable_unlocked(struct wait_queue_head *wq, raw_spinlock_t *loc
 	init_wait_entry(&wait, 0);
 	ret = prepare_to_wait_event(wq, &wait, TASK_KILLABLE);
 	if (!ret) {
-		raw_spin_unlock_irqrestore(lock, *flags);
+		spin_unlock_irqrestore(lock, *flags);
 		schedule();
-		raw_spin_lock_irqsave(lock, *flags);
+		spin_lock_irqsave(lock, *flags);
 	}
 	finish_wait(wq, &wait);
 	return ret;

@@ -34,14 +34,21 @@ int vgpio_find_vqs(struct virtio_device *vdev, unsigned int nvqs,
 		   struct virtqueue *vqs[], vq_callback_t *callbacks[],
 		   const char *const names[], const bool direct[]);
 
-/* an interrupt-safe raw spinlock, and a wait queue to sleep on under it */
+/*
+ * Interrupt-safe spinlocks: raw (for what irq_chip callbacks touch under the
+ * irq descriptor's raw lock) and spinlock_t (everything else; a sleeping
+ * lock on PREEMPT_RT), and a wait queue to sleep on under a spinlock_t.
+ */
 void vgpio_raw_spin_lock_init(raw_spinlock_t *lock, const char *name,
 			      struct lock_class_key *key);
 unsigned long vgpio_raw_spin_lock_irqsave(raw_spinlock_t *lock);
 void vgpio_raw_spin_unlock_irqrestore(raw_spinlock_t *lock, unsigned long flags);
+void vgpio_spin_lock_init(spinlock_t *lock, const char *name, struct lock_class_key *key);
+unsigned long vgpio_spin_lock_irqsave(spinlock_t *lock);
+void vgpio_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags);
 void vgpio_init_waitqueue_head(struct wait_queue_head *wq, const char *name,
 			       struct lock_class_key *key);
-int vgpio_wait_killable_unlocked(struct wait_queue_head *wq, raw_spinlock_t *lock,
+int vgpio_wait_killable_unlocked(struct wait_queue_head *wq, spinlock_t *lock,
 				 unsigned long *flags);
 void vgpio_wake_up_all(struct wait_queue_head *wq);
 

@@ -10,7 +10,7 @@
 # Ends with one line "N passed, N failed"; exits non-zero on any failure.
 set -uo pipefail
 TOP=$(cd "$(dirname "$0")/.." && pwd)
-export PATH=/usr/bin:$HOME/.cargo/bin:$PATH
+export PATH=/usr/bin:${CARGO_HOME:-$HOME/.cargo}/bin:$HOME/.cargo/bin:$PATH
 tier=check
 guest_timeout=2700
 if [ "${1:-}" = --soak ]; then

@@ -4,6 +4,7 @@
 # Install everything the build, the guest runner and the tests need on a fresh
 # Debian 12 (bookworm) machine. Idempotent: a second run checks and says so.
 set -euo pipefail
+export PATH=/usr/bin:${CARGO_HOME:-$HOME/.cargo}/bin:$HOME/.cargo/bin:$PATH
 
 BINDGEN_VERSION=0.71.1
 VNG_VERSION=1.42
@@ -18,6 +19,9 @@ BACKPORTS_PKGS=(qemu-system-x86)
 BACKPORTS_LIST=/etc/apt/sources.list.d/bookworm-backports.sources
 
 say() { echo "install-deps: $*"; }
+log=${TMPDIR:-/tmp}/vgpio-install-deps.log
+# apt's own output goes to $log; on failure its tail is shown.
+quiet() { "$@" >>"$log" 2>&1 || { tail -n 30 "$log"; say "failed: $* (log: $log)"; exit 1; }; }
 
 missing_apt() {
 	local p
@@ -53,15 +57,15 @@ if [ "${#need[@]}" -gt 0 ] || ! qemu_ok; then
 			"$uri" | $SUDO tee "$BACKPORTS_LIST" >/dev/null
 	fi
 	say "apt-get update"
-	$SUDO apt-get update -qq
+	quiet $SUDO apt-get update -qq
 	if [ "${#need[@]}" -gt 0 ]; then
 		say "installing ${need[*]}"
-		$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		quiet $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 			--no-install-recommends "${need[@]}"
 	fi
 	if ! qemu_ok; then
 		say "installing qemu-system-x86 from bookworm-backports"
-		$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		quiet $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 			--no-install-recommends -t bookworm-backports "${BACKPORTS_PKGS[@]}"
 	fi
 	did=1
@@ -72,7 +76,7 @@ fi
 
 if ! bindgen_ok; then
 	say "installing bindgen-cli $BINDGEN_VERSION from crates.io"
-	cargo install --locked bindgen-cli --version "$BINDGEN_VERSION"
+	quiet cargo install --locked bindgen-cli --version "$BINDGEN_VERSION"
 	did=1
 fi
 

@@ -16,7 +16,7 @@ TOP=$(cd "$(dirname "$0")/.." && pwd)
 FRAGMENT=$TOP/kernel/config.fragment
 CACHE=${VGPIO_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/virtio-gpio-rs}
 TARBALL=/usr/src/linux-source-6.12.tar.xz
-export PATH=/usr/bin:$HOME/.cargo/bin:$PATH
+export PATH=/usr/bin:${CARGO_HOME:-$HOME/.cargo}/bin:$HOME/.cargo/bin:$PATH
 
 make_args() {
 	echo LLVM=1 RUSTC=/usr/bin/rustc BINDGEN="$(command -v bindgen)"

@@ -24,7 +24,7 @@ set -uo pipefail
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 KDIR=${KDIR:-$("$TOP"/scripts/kernel.sh dir)}
 SIM=$TOP/sim/target/release/virtio-gpio-sim
-export PATH=/usr/bin:$HOME/.cargo/bin:$PATH
+export PATH=/usr/bin:${CARGO_HOME:-$HOME/.cargo}/bin:$HOME/.cargo/bin:$PATH
 
 devices=1
 sim_all=""

@@ -2,6 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 # drivers: rust c
 # runs: last 3
+# timeout: 1200
 #
 # Many users at once: processes each holding their own output line write
 # and read back pseudo-random values in tight loops, and a reader reads 8
@@ -20,11 +21,16 @@ ktap_print_header
 ktap_set_plan 5
 
 BENCH=$VGPIO_TOP/bench/vgpio-bench
-secs=${VGPIO_CONCURRENCY_S:-15}
+secs=${VGPIO_CONCURRENCY_S:-$(tier 10 120)}
 writers="0 1 2 3 4 5"
 watched="5 6 7"
-edges=300
+edges=$(tier 100 300)
 period_us=40000
+# A watcher's own time limit: its paced train (an edge at most every
+# $period_us, each once the driver took the one before) ends long before.
+watch_s=$((secs + 150))
+# A read's: it takes seconds at worst on a slow machine under this load.
+read_s=30
 wdev=0
 udev=3
 if [ "$VGPIO_DEVICES" -le $udev ]; then
@@ -45,14 +51,15 @@ ctl $udev levels 0000000010110100 >/dev/null
 # once the writers load the guest), then the writers and the reader.
 pids=()
 for l in $watched; do
-	"$BENCH" count "$wchip" "$l" $((secs + 30)) $edges >"$tmp/count.$l" 2>&1 &
+	"$BENCH" count "$wchip" "$l" $watch_s $edges >"$tmp/count.$l" 2>&1 &
 	pids+=($!)
 done
+nwatch=${#pids[@]}
 for l in $watched; do
 	wait_for eval "grep -q armed $tmp/count.$l"
 	wait_for eval '[ "$(line_state '$wdev' '"$l"' queued)" = 1 ]'
 done
-for l in $watched; do ctl $wdev edges "$l" $edges $period_us >/dev/null; done
+for l in $watched; do ctl $wdev edges "$l" $edges $period_us paced >/dev/null; done
 for l in $writers; do
 	"$BENCH" hammer "$uchip" "$l" "$secs" >"$tmp/hammer.$l" 2>&1 &
 	pids+=($!)
@@ -62,7 +69,7 @@ done
 	n=0
 	bad=0
 	while [ $SECONDS -lt $end ]; do
-		v=$(timeout -s KILL 10 gpioget "$uchip" 8 9 10 11 12 13 14 15 | tr -d ' ') || bad=$((bad + 1))
+		v=$(timeout -s KILL $read_s gpioget "$uchip" 8 9 10 11 12 13 14 15 | tr -d ' ') || bad=$((bad + 1))
 		[ "$v" = 10110100 ] || bad=$((bad + 1))
 		n=$((n + 1))
 	done
@@ -70,12 +77,19 @@ done
 ) >"$tmp/reader" 2>&1 &
 pids+=($!)
 # Bounded: a user stuck in the kernel is a result, not a reason to hang.
+# Every user ends by itself: the writers after $secs s, the reader after its
+# last read (each bounded), the watchers with their last edge or at their own
+# time limit. One still there after that is stuck in the kernel.
 alive() {
 	local p
-	for p in "${pids[@]}"; do running "$p" && return 0; done
+	for p; do running "$p" && return 0; done
 	return 1
 }
-WAIT_S=$((secs + 60)) wait_for eval '! alive'
+users_done() { ! alive "${pids[@]:nwatch}"; }
+watchers_done() { ! alive "${pids[@]:0:nwatch}"; }
+WAIT_S=$((secs + read_s + 30)) wait_for users_done
+WAIT_S=$((watch_s + 30)) wait_for watchers_done
+for l in $watched; do ctl $wdev stop "$l" >/dev/null; done
 stuck=0
 for p in "${pids[@]}"; do
 	running "$p" || continue

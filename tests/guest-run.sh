@@ -9,7 +9,9 @@
 set -u
 : "${VGPIO_OUT:?}" "${VGPIO_TOP:?}"
 drivers="rust c"
-per_test_timeout=600
+# (a bound for a test that hangs, several times what the slowest test takes
+# on a slow machine: a test must not fail for being slow)
+per_test_timeout=900
 if [ "${1:-}" = --drivers ]; then
 	drivers=$2
 	shift 2

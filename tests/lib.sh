@@ -92,6 +92,14 @@ check_c_known() {
 
 log() { echo "# $*"; }
 
+# tier CHECK SOAK: the loop count (or seconds) for this run's tier.
+# `make check` (VGPIO_TIER=check) sizes every loop to prove its behaviour
+# once: long enough to hit the race it is there for; `make soak`
+# (VGPIO_TIER=soak) runs the long versions.
+tier() {
+	if [ "${VGPIO_TIER:-check}" = soak ]; then echo "$2"; else echo "$1"; fi
+}
+
 # The virtio device (virtioN) of simulator N: virtio-gpio devices (ID 0x0029)
 # in PCI order, which is the order the runner added them in. Cached: the
 # mapping does not change while the guest runs.
@@ -117,8 +125,8 @@ chip_of() {
 	return 1
 }
 
-wait_chip() { WAIT_S=20 wait_for chip_of "$1" >/dev/null; }
-wait_no_chip() { WAIT_S=20 wait_for eval "! chip_of $1 >/dev/null"; }
+wait_chip() { WAIT_S=60 wait_for chip_of "$1" >/dev/null; }
+wait_no_chip() { WAIT_S=60 wait_for eval "! chip_of $1 >/dev/null"; }
 
 # The control port of simulator N inside the guest (cached).
 declare -gA PORTS=()
@@ -135,11 +143,11 @@ port_of() {
 
 # ctl N COMMAND...: one control command to simulator N; prints the answer.
 # ctl N - reads several commands from standard input (one round trip each,
-# one process).
+# one process). (Bounded by a minute: the guest may be loaded and slow.)
 ctl() {
 	local n=$1
 	shift
-	"$SIM" ctl --port "$(port_of "$n")" "$@"
+	"$SIM" ctl --port "$(port_of "$n")" --timeout 60 "$@"
 }
 
 # field KEY "k=v k=v ...": the value of KEY.
@@ -152,6 +160,16 @@ field() {
 
 # line_state N LINE KEY: one field of `ctl N get LINE`.
 line_state() { field "$3" "$(ctl "$1" get "$2")"; }
+
+# line_settled N LINE: simulator N has made every edge of the line's trains
+# and holds its eventq buffer again, so no event of the line is in flight
+# (the driver requeues the buffer once the line's handlers are done, and the
+# device delivers a latched edge as soon as it has it).
+line_settled() {
+	local g
+	g=$(ctl "$1" get "$2")
+	[ "$(field edges "$g")" = 0 ] && [ "$(field queued "$g")" = 1 ]
+}
 
 driver_bound() {
 	local d
@@ -167,13 +185,40 @@ vgpio_unload() {
 	! lsmod | grep -q "^$MODULE " || rmmod "$MODULE"
 }
 
-# Wait until a condition holds: poll for up to WAIT_S seconds (default 10),
-# bounded in time however long one check takes.
+# Wait until a condition holds: poll for up to WAIT_S seconds (default 30),
+# bounded in time however long one check takes. The bound is for a machine
+# many times slower than the one the tests were written on (TCG, KASAN: a
+# process start-up can take 100+ ms, a gpioget seconds); a condition that
+# holds ends the wait at once, so only a failure costs the whole bound.
 wait_for() {
-	local end=$((SECONDS + ${WAIT_S:-10}))
+	local end=$((SECONDS + ${WAIT_S:-30}))
 	while [ "$SECONDS" -lt "$end" ]; do
 		"$@" && return 0
 		sleep 0.05
+	done
+	"$@"
+}
+
+# wait_progress STALL_S PROBE COMMAND...: wait until COMMAND succeeds, for as
+# long as something happens: PROBE (a command line for eval, e.g. a device's
+# counters) runs between tries, and the wait gives up once its output has
+# not changed for STALL_S seconds (or after WAIT_S seconds in all, default
+# 600). For waits as long as the work still to do: a slow machine makes
+# progress slowly, a stuck one none.
+wait_progress() {
+	local stall=$1 probe=$2 last cur end cap
+	shift 2
+	cap=$((SECONDS + ${WAIT_S:-600}))
+	last=$(eval "$probe" 2>&1)
+	end=$((SECONDS + stall))
+	while [ "$SECONDS" -lt "$end" ] && [ "$SECONDS" -lt "$cap" ]; do
+		"$@" && return 0
+		sleep 0.2
+		cur=$(eval "$probe" 2>&1)
+		if [ "$cur" != "$last" ]; then
+			last=$cur
+			end=$((SECONDS + stall))
+		fi
 	done
 	"$@"
 }

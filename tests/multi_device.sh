@@ -18,6 +18,9 @@ n=$VGPIO_DEVICES
 last=$((n - 1))
 secs=12
 edges=250
+# A watcher's own time limit: its paced train (an edge at most every 40 ms,
+# each once the driver took the one before) ends long before.
+watch_s=$((secs + 150))
 tmp=$(mktemp -d)
 for i in $(seq 0 $last); do wait_chip "$i"; done
 log "$n devices: $(for i in $(seq 0 $last); do printf '%s ' "$(chip_of "$i")"; done)"
@@ -27,13 +30,14 @@ if [ "$n" -lt 2 ]; then
 fi
 watch() { [ "$DRIVER" = rust ] || [ "$1" = 0 ]; }
 mark=$(dmesg_mark)
+for i in $(seq 0 $last); do ctl "$i" reset-counters >/dev/null; done
 
 # The watchers and their edge trains first (a control command is slow once
 # the writers load the guest), then the writers.
 for i in $(seq 0 $last); do
 	watch "$i" || continue
 	ctl "$i" set 5 0 >/dev/null
-	"$BENCH" count "$(chip_of "$i")" 5 $((secs + 30)) $edges >"$tmp/count.$i" 2>&1 &
+	"$BENCH" count "$(chip_of "$i")" 5 $watch_s $edges >"$tmp/count.$i" 2>&1 &
 done
 for i in $(seq 0 $last); do
 	watch "$i" || continue
@@ -41,15 +45,27 @@ for i in $(seq 0 $last); do
 	wait_for eval '[ "$(line_state '"$i"' 5 queued)" = 1 ]'
 done
 for i in $(seq 0 $last); do
-	watch "$i" && ctl "$i" edges 5 $edges 40000 >/dev/null
+	watch "$i" && ctl "$i" edges 5 $edges 40000 paced >/dev/null
 done
+# The last device's writer runs until its chip goes (ENODEV ends it).
 for i in $(seq 0 $last); do
-	"$BENCH" hammer "$(chip_of "$i")" 4 "$secs" >"$tmp/hammer.$i" 2>&1 &
+	run_s=$secs
+	[ "$i" = $last ] && run_s=$((secs + 150))
+	"$BENCH" hammer "$(chip_of "$i")" 4 "$run_s" >"$tmp/hammer.$i" 2>&1 &
 done
-sleep $((secs / 3))
+# Mid-run: once every writer is at work on its device (20 requests on its
+# line), however long they took to start.
+busy() {
+	local i
+	for i in $(seq 0 $last); do
+		[ "$(field requests "$(ctl "$i" counters 4)")" -ge 20 ] || return 1
+	done
+}
+WAIT_S=60 wait_for busy || log "not every writer at work: $(for i in $(seq 0 $last); do printf '%s ' "$(field requests "$(ctl "$i" counters 4)")"; done)"
 t0=$(date +%s)
 echo "$(vdev_of $last)" >/sys/bus/virtio/drivers/"$DRV_NAME"/unbind
 log "device $last unbound mid-run in $(($(date +%s) - t0)) s"
+ctl $last stop 5 >/dev/null
 wait
 
 check_c_known "$mark" "devices still bound: every value read back right, no error" \

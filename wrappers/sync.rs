@@ -4,13 +4,15 @@
 //!
 //! 6.12's `kernel::sync::SpinLock` takes a plain `spin_lock()`, which is wrong
 //! for data a virtqueue callback (hard IRQ) or an irq_chip callback (under the
-//! irq descriptor's raw lock) also touches. [`SpinLockIrq`] is a raw spinlock
-//! taken with interrupts saved and disabled; [`WaitQueue`] lets a task sleep,
-//! killably, until a condition guarded by such a lock holds.
+//! irq descriptor's raw lock) also touches. [`SpinLockIrq`] is a `spinlock_t`
+//! and [`RawSpinLockIrq`] a `raw_spinlock_t`, both taken with interrupts
+//! saved and disabled; [`WaitQueue`] lets a task sleep, killably, until a
+//! condition guarded by a [`SpinLockIrq`] holds.
 //!
 //! C headers: `include/linux/spinlock.h`, `include/linux/wait.h`.
 
 use core::cell::UnsafeCell;
+use core::marker::PhantomData;
 use core::ops::{Deref, DerefMut};
 
 use kernel::init::PinInit;
@@ -48,63 +50,159 @@ macro_rules! lock_class {
 }
 pub(crate) use lock_class;
 
-/// A raw spinlock taken with interrupts disabled, guarding a `T`.
+/// A kind of C spinlock that [`IrqLock`] can wrap.
+///
+/// # Safety
+///
+/// `init` must initialise the lock at `p`; `lock_irqsave` must take it with
+/// local interrupts saved and disabled and return the saved flags;
+/// `unlock_irqrestore` must release a lock taken that way.
+pub(crate) unsafe trait LockKind {
+    /// The C lock type.
+    type State;
+
+    /// # Safety
+    ///
+    /// `p` points to memory for a lock that stays where it is.
+    unsafe fn init(p: *mut Self::State, name: &'static CStr, key: &'static LockClassKey);
+
+    /// # Safety
+    ///
+    /// `p` points to an initialised lock.
+    unsafe fn lock_irqsave(p: *mut Self::State) -> kernel::ffi::c_ulong;
+
+    /// # Safety
+    ///
+    /// `p` points to a lock the caller took with `lock_irqsave`, which
+    /// returned `flags`.
+    unsafe fn unlock_irqrestore(p: *mut Self::State, flags: kernel::ffi::c_ulong);
+}
+
+/// `raw_spinlock_t`: never sleeps, not even on PREEMPT_RT. Only for state
+/// that irq_chip callbacks touch under the irq descriptor's raw lock; nothing
+/// that takes a `spinlock_t` (a wait queue, an allocation) may run under it.
+pub(crate) struct RawKind;
+
+// SAFETY: the helpers are raw_spin_lock_init, raw_spin_lock_irqsave and
+// raw_spin_unlock_irqrestore.
+unsafe impl LockKind for RawKind {
+    type State = bindings::raw_spinlock_t;
+
+    unsafe fn init(p: *mut Self::State, name: &'static CStr, key: &'static LockClassKey) {
+        // SAFETY: the caller passes memory for a pinned lock; name and key
+        // are 'static.
+        unsafe { bindings::vgpio_raw_spin_lock_init(p, name.as_char_ptr(), key.as_ptr()) }
+    }
+
+    unsafe fn lock_irqsave(p: *mut Self::State) -> kernel::ffi::c_ulong {
+        // SAFETY: the caller passes an initialised lock.
+        unsafe { bindings::vgpio_raw_spin_lock_irqsave(p) }
+    }
+
+    unsafe fn unlock_irqrestore(p: *mut Self::State, flags: kernel::ffi::c_ulong) {
+        // SAFETY: the caller holds the lock, taken with these flags.
+        unsafe { bindings::vgpio_raw_spin_unlock_irqrestore(p, flags) }
+    }
+}
+
+/// `spinlock_t`: a spinning lock, which PREEMPT_RT turns into a sleeping
+/// one (virtqueue callbacks then run in an irq thread, where that is fine).
+pub(crate) struct SpinKind;
+
+// SAFETY: the helpers are spin_lock_init, spin_lock_irqsave and
+// spin_unlock_irqrestore.
+unsafe impl LockKind for SpinKind {
+    type State = bindings::spinlock_t;
+
+    unsafe fn init(p: *mut Self::State, name: &'static CStr, key: &'static LockClassKey) {
+        // SAFETY: as for `RawKind::init`.
+        unsafe { bindings::vgpio_spin_lock_init(p, name.as_char_ptr(), key.as_ptr()) }
+    }
+
+    unsafe fn lock_irqsave(p: *mut Self::State) -> kernel::ffi::c_ulong {
+        // SAFETY: the caller passes an initialised lock.
+        unsafe { bindings::vgpio_spin_lock_irqsave(p) }
+    }
+
+    unsafe fn unlock_irqrestore(p: *mut Self::State, flags: kernel::ffi::c_ulong) {
+        // SAFETY: the caller holds the lock, taken with these flags.
+        unsafe { bindings::vgpio_spin_unlock_irqrestore(p, flags) }
+    }
+}
+
+/// A spinlock taken with interrupts disabled, guarding a `T`.
 ///
 /// # Invariants
 ///
 /// `lock` was initialised in place and the value never moves (it is pinned).
-/// `data` is only accessed through a [`SpinLockIrqGuard`], i.e. with `lock`
+/// `data` is only accessed through an [`IrqLockGuard`], i.e. with `lock`
 /// held.
 #[pin_data]
-pub(crate) struct SpinLockIrq<T> {
+pub(crate) struct IrqLock<T, K: LockKind> {
     #[pin]
-    lock: Opaque<bindings::raw_spinlock_t>,
+    lock: Opaque<K::State>,
     data: UnsafeCell<T>,
 }
 
+/// A `spinlock_t` taken with interrupts disabled (like 7.3's
+/// `kernel::sync::SpinLockIrq`).
+pub(crate) type SpinLockIrq<T> = IrqLock<T, SpinKind>;
+/// A `raw_spinlock_t` taken with interrupts disabled.
+pub(crate) type RawSpinLockIrq<T> = IrqLock<T, RawKind>;
+
 // SAFETY: the lock serializes all access to `data`, so sharing the lock
 // between threads and interrupt context is sound when `T` can be sent.
-unsafe impl<T: Send> Sync for SpinLockIrq<T> {}
+unsafe impl<T: Send, K: LockKind> Sync for IrqLock<T, K> {}
 // SAFETY: moving the owner to another thread moves `T` with it.
-unsafe impl<T: Send> Send for SpinLockIrq<T> {}
+unsafe impl<T: Send, K: LockKind> Send for IrqLock<T, K> {}
 
-impl<T> SpinLockIrq<T> {
+impl<T, K: LockKind> IrqLock<T, K> {
     /// A lock around `data`; `name` and `key` identify it to lockdep.
     pub(crate) fn new(
         data: T,
         name: &'static CStr,
         key: &'static LockClassKey,
     ) -> impl PinInit<Self> {
-        pin_init!(SpinLockIrq {
+        pin_init!(IrqLock {
             // SAFETY: `p` points to memory for the lock, pinned where it
             // will stay; the name and key are 'static.
-            lock <- Opaque::ffi_init(|p| unsafe {
-                bindings::vgpio_raw_spin_lock_init(p, name.as_char_ptr(), key.as_ptr())
-            }),
+            lock <- Opaque::ffi_init(|p| unsafe { K::init(p, name, key) }),
             data: UnsafeCell::new(data),
         })
     }
 
     /// Take the lock, disabling interrupts on this CPU until the guard drops.
-    pub(crate) fn lock(&self) -> SpinLockIrqGuard<'_, T> {
+    pub(crate) fn lock(&self) -> IrqLockGuard<'_, T, K> {
         // SAFETY: the lock was initialised (type invariant).
-        let flags = unsafe { bindings::vgpio_raw_spin_lock_irqsave(self.lock.get()) };
-        SpinLockIrqGuard { lock: self, flags }
+        let flags = unsafe { K::lock_irqsave(self.lock.get()) };
+        // INVARIANT: the lock is held, taken with `flags`, on this CPU.
+        IrqLockGuard {
+            lock: self,
+            flags,
+            _not_send: PhantomData,
+        }
     }
 }
 
-/// Proof that a [`SpinLockIrq`] is held; unlocks when dropped.
+/// Proof that an [`IrqLock`] is held; unlocks when dropped.
+///
+/// Neither `Send` nor `Sync`: it must be released on the CPU (and by the
+/// task) that took it, with the interrupt state it saved there, and sharing
+/// it would hand out `&T` to other threads whether or not `T` is `Sync`.
 ///
 /// # Invariants
 ///
-/// The lock is held, taken with `vgpio_raw_spin_lock_irqsave`, which
-/// returned `flags`.
-pub(crate) struct SpinLockIrqGuard<'a, T> {
-    lock: &'a SpinLockIrq<T>,
+/// The lock is held, taken with `K::lock_irqsave`, which returned `flags`.
+pub(crate) struct IrqLockGuard<'a, T, K: LockKind> {
+    lock: &'a IrqLock<T, K>,
     flags: kernel::ffi::c_ulong,
+    _not_send: PhantomData<*mut ()>,
 }
 
-impl<T> Deref for SpinLockIrqGuard<'_, T> {
+/// A held [`SpinLockIrq`].
+pub(crate) type SpinLockIrqGuard<'a, T> = IrqLockGuard<'a, T, SpinKind>;
+
+impl<T, K: LockKind> Deref for IrqLockGuard<'_, T, K> {
     type Target = T;
 
     fn deref(&self) -> &T {
@@ -114,21 +212,23 @@ impl<T> Deref for SpinLockIrqGuard<'_, T> {
     }
 }
 
-impl<T> DerefMut for SpinLockIrqGuard<'_, T> {
+impl<T, K: LockKind> DerefMut for IrqLockGuard<'_, T, K> {
     fn deref_mut(&mut self) -> &mut T {
         // SAFETY: as for `deref`, and the guard is borrowed mutably.
         unsafe { &mut *self.lock.data.get() }
     }
 }
 
-impl<T> Drop for SpinLockIrqGuard<'_, T> {
+impl<T, K: LockKind> Drop for IrqLockGuard<'_, T, K> {
     fn drop(&mut self) {
         // SAFETY: the lock is held with these flags (type invariant).
-        unsafe { bindings::vgpio_raw_spin_unlock_irqrestore(self.lock.lock.get(), self.flags) };
+        unsafe { K::unlock_irqrestore(self.lock.lock.get(), self.flags) };
     }
 }
 
-/// A wait queue for tasks waiting on a condition guarded by a [`SpinLockIrq`].
+/// A wait queue for tasks waiting on a condition guarded by a [`SpinLockIrq`]
+/// (a `spinlock_t`: the queue's own lock is one, and may not nest in a raw
+/// spinlock).
 ///
 /// # Invariants
 ///

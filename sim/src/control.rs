@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use crate::model::{Completion, Device, NamesFault, Rule};
 use crate::proto::*;
 
-pub const HELP: &str = "commands: ping | info | set L 0|1 | edges L COUNT PERIOD_US | stop L | get L | dirs | values | levels BITS \
-| counters [L] | reset-counters | wire OUT IN | unwire OUT IN | spurious L | release | fuzz MS \
-| fault err|drop|short|long|evshort|evlong [type=T] [line=L] [prob=P] [count=N] \
+pub const HELP: &str = "commands: ping | info | set L 0|1 | edges L COUNT PERIOD_US [paced] | stop L | get L | dirs | values \
+| levels BITS | counters [L] | reset-counters | wire OUT IN | unwire OUT IN | spurious L | release [L] | fuzz MS \
+| fault err|drop|hold|short|long|evshort|evlong [type=T] [line=L] [prob=P] [count=N] \
 | fault delay MS [type=T] [line=L] [prob=P] [count=N] \
 | fault names ok|unterminated|short|duplicate|nonascii | fault ngpio0 on|off \
 | fault reverse on|off | fault evstale on|off | fault clear";
@@ -113,7 +113,11 @@ fn run(dev: &mut Device, cmd: &str, now: Instant, out: &mut Vec<Completion>) -> 
             let l = line_arg(dev, w.next())?;
             let count: u32 = num(w.next(), "count")?;
             let period: u64 = num(w.next(), "period")?;
-            dev.edges(l, count, Duration::from_micros(period), now, out);
+            match w.next() {
+                None => dev.edges(l, count, Duration::from_micros(period), now, out),
+                Some("paced") => dev.edges_paced(l, count, Duration::from_micros(period), now),
+                Some(x) => return Err(format!("expected paced, not {x}")),
+            }
             Ok(String::new())
         }
         Some("stop") => {
@@ -124,7 +128,7 @@ fn run(dev: &mut Device, cmd: &str, now: Instant, out: &mut Vec<Completion>) -> 
             let l = line_arg(dev, w.next())?;
             let ln = &dev.lines[l as usize];
             Ok(format!(
-                "dir={} value={} level={} irq={} queued={} masked={} latched={} pending={}",
+                "dir={} value={} level={} irq={} queued={} masked={} latched={} pending={} edges={}",
                 dir_name(ln.dir),
                 if ln.dir == DIR_OUT { ln.out_value } else { ln.level },
                 ln.level,
@@ -132,7 +136,8 @@ fn run(dev: &mut Device, cmd: &str, now: Instant, out: &mut Vec<Completion>) -> 
                 ln.held.is_some() as u8,
                 ln.held.is_none() as u8,
                 ln.latched as u8,
-                dev.pending(l)
+                dev.pending(l),
+                dev.edges_left(l)
             ))
         }
         Some("dirs") => Ok(dev
@@ -181,7 +186,7 @@ fn run(dev: &mut Device, cmd: &str, now: Instant, out: &mut Vec<Completion>) -> 
                 r.push(format!("type_without_none={}", s.type_without_none));
                 r.push(format!("double_queue={}", s.double_queue));
                 r.push(format!("dropped={}", s.dropped));
-                r.push(format!("held={}", dev.dropped_count()));
+                r.push(format!("held={}", dev.held_count()));
                 Ok(r.join(" "))
             }
         },
@@ -217,7 +222,13 @@ fn run(dev: &mut Device, cmd: &str, now: Instant, out: &mut Vec<Completion>) -> 
             dev.fuzz(Duration::from_millis(ms), now);
             Ok(String::new())
         }
-        Some("release") => Ok(format!("released={}", dev.release_dropped(now, out))),
+        Some("release") => {
+            let line = match w.next() {
+                Some(s) => Some(line_arg(dev, Some(s))?),
+                None => None,
+            };
+            Ok(format!("released={}", dev.release(line, now, out)))
+        }
         Some("fault") => fault(dev, &words[1..]),
         Some(c) => Err(format!("unknown command {c}")),
     }
@@ -263,6 +274,7 @@ fn fault(dev: &mut Device, args: &[&str]) -> Reply {
             let list = match kind {
                 "err" => &mut f.err,
                 "drop" => &mut f.drop,
+                "hold" => &mut f.hold,
                 "short" => &mut f.short,
                 "long" => &mut f.long,
                 "evshort" => &mut f.ev_short,

@@ -71,6 +71,9 @@ pub struct Faults {
     pub err: Vec<Rule>,
     pub drop: Vec<Rule>,
     pub delay: Vec<(Rule, Duration)>,
+    /// Held in the line's queue (its later answers wait behind it) until
+    /// `release`: an answer as late as a test needs, whatever its speed.
+    pub hold: Vec<Rule>,
     pub short: Vec<Rule>,
     pub long: Vec<Rule>,
     pub ev_short: Vec<Rule>,
@@ -121,8 +124,25 @@ struct Pending {
     gpio: u16,
     value: u32,
     due: Instant,
+    /// Held by a hold fault: not answered, whatever `due` says, until released.
+    held: bool,
     /// Set when the answer's used length is to be wrong.
     len_fault: Option<bool>,
+}
+
+/// A paced edge train: the next flip comes `period` after the last one at
+/// the earliest, and only once the driver is ready for it (see
+/// [`Device::paced_ready`]), so that no edge is latched into another
+/// however slowly the driver takes them.
+#[derive(Debug)]
+struct Paced {
+    left: u32,
+    period: Duration,
+    next: Instant,
+    /// The line's eventq buffer count at the last flip.
+    bufs_at_flip: u64,
+    /// A step found the driver not ready: resume when it is.
+    waiting: bool,
 }
 
 #[derive(Debug, Default)]
@@ -135,7 +155,10 @@ pub struct Line {
     pub irq_type: u8,
     pub latched: bool,
     pub held: Option<Chain>,
+    /// eventq buffers the driver gave for this line, ever.
+    bufs_in: u64,
     pending: VecDeque<Pending>,
+    paced: Option<Paced>,
     pub stats: LineStats,
 }
 
@@ -180,6 +203,8 @@ enum Timer {
     Line(u16),
     /// Flip a line's input level (one step of an edge train).
     Toggle(u16),
+    /// The next step of a line's paced edge train.
+    Paced(u16),
     /// The fuzz mode's time is up.
     FuzzEnd,
 }
@@ -219,6 +244,8 @@ pub struct Device {
     seq: u64,
     /// Requests that a drop fault swallowed; kept so they are never reused.
     dropped: Vec<Chain>,
+    /// Lines with a paced edge train.
+    paced_lines: Vec<u16>,
 }
 
 impl Device {
@@ -239,6 +266,7 @@ impl Device {
             timers: BinaryHeap::new(),
             seq: 0,
             dropped: Vec::new(),
+            paced_lines: Vec::new(),
         }
     }
 
@@ -359,10 +387,11 @@ impl Device {
                 None
             };
             let delay = self.delay_for(msg, line);
+            let held = self.fault(|f| &mut f.hold, msg, line);
             let due = now + delay.unwrap_or_default();
             let l = &mut self.lines[line as usize];
             let idle = l.pending.is_empty();
-            l.pending.push_back(Pending { chain, msg, gpio, value, due, len_fault });
+            l.pending.push_back(Pending { chain, msg, gpio, value, due, held, len_fault });
             if delay.is_some() || !idle {
                 let at = self.lines[line as usize].pending.back().map(|p| p.due).unwrap_or(due);
                 self.schedule(at, Timer::Line(line));
@@ -375,6 +404,7 @@ impl Device {
             reverse_across_lines(&mut out);
         }
         self.mangle(&mut out, now);
+        self.resume_paced(now);
         out
     }
 
@@ -383,7 +413,7 @@ impl Device {
         loop {
             let l = &mut self.lines[line as usize];
             match l.pending.front() {
-                Some(p) if p.due <= now => {}
+                Some(p) if p.due <= now && !p.held => {}
                 _ => break,
             }
             let p = l.pending.pop_front().unwrap();
@@ -557,11 +587,97 @@ impl Device {
         }
     }
 
+    /// A paced edge train: `count` flips, each `period` after the last at
+    /// the earliest and only once the driver is ready for it (it gave the
+    /// device the line's eventq buffer back, or has no interrupt enabled on
+    /// the line). It replaces the line's paced train still running, if any.
+    pub fn edges_paced(&mut self, gpio: u16, count: u32, period: Duration, now: Instant) {
+        let bufs = self.lines[gpio as usize].bufs_in;
+        self.timers.retain(|Reverse((_, _, t))| *t != Timer::Paced(gpio));
+        self.paced_lines.retain(|&l| l != gpio);
+        self.lines[gpio as usize].paced = None;
+        if count == 0 {
+            return;
+        }
+        let next = now + period;
+        self.lines[gpio as usize].paced = Some(Paced { left: count, period, next, bufs_at_flip: bufs, waiting: false });
+        self.paced_lines.push(gpio);
+        self.schedule(next, Timer::Paced(gpio));
+    }
+
+    /// Is the driver ready for the next edge of a paced train on this line:
+    /// the device holds the line's eventq buffer, or got one since the last
+    /// flip (a level still active takes it again at once), or the line has
+    /// no interrupt enabled (then the train runs on the clock)?
+    fn paced_ready(&self, gpio: u16) -> bool {
+        let l = &self.lines[gpio as usize];
+        let since = l.paced.as_ref().is_some_and(|p| l.bufs_in > p.bufs_at_flip);
+        l.held.is_some() || since || l.irq_type == IRQ_NONE || l.dir == DIR_OUT || !self.cfg.irq
+    }
+
+    /// One step of a line's paced train, if it is due and the driver ready.
+    fn paced_step(&mut self, gpio: u16, now: Instant, out: &mut Vec<Completion>) {
+        let ready = self.paced_ready(gpio);
+        let Some(p) = self.lines[gpio as usize].paced.as_mut() else {
+            return;
+        };
+        if p.next > now {
+            return; // an earlier train's timer; this one's is scheduled
+        }
+        if !ready {
+            p.waiting = true;
+            return;
+        }
+        p.waiting = false;
+        p.left -= 1;
+        p.next = now + p.period;
+        let (left, next) = (p.left, p.next);
+        let v = 1 - self.lines[gpio as usize].level;
+        self.set_level(gpio, v, out);
+        let l = &mut self.lines[gpio as usize];
+        if left == 0 {
+            l.paced = None;
+            self.paced_lines.retain(|&x| x != gpio);
+        } else {
+            if let Some(p) = l.paced.as_mut() {
+                p.bufs_at_flip = l.bufs_in;
+            }
+            self.schedule(next, Timer::Paced(gpio));
+        }
+    }
+
+    /// Wake the paced trains that wait for a driver that is now ready.
+    fn resume_paced(&mut self, now: Instant) {
+        if self.paced_lines.is_empty() {
+            return;
+        }
+        for gpio in self.paced_lines.clone() {
+            let ready = self.paced_ready(gpio);
+            let at = match self.lines[gpio as usize].paced.as_mut() {
+                Some(p) if p.waiting && ready => {
+                    p.waiting = false;
+                    p.next.max(now)
+                }
+                _ => continue,
+            };
+            self.schedule(at, Timer::Paced(gpio));
+        }
+    }
+
     /// Cancel the line's edge trains still to come; returns how many flips.
     pub fn stop_edges(&mut self, gpio: u16) -> usize {
-        let before = self.timers.len();
-        self.timers.retain(|Reverse((_, _, t))| *t != Timer::Toggle(gpio));
-        before - self.timers.len()
+        let left = self.edges_left(gpio);
+        self.timers
+            .retain(|Reverse((_, _, t))| *t != Timer::Toggle(gpio) && *t != Timer::Paced(gpio));
+        self.lines[gpio as usize].paced = None;
+        self.paced_lines.retain(|&l| l != gpio);
+        left
+    }
+
+    /// Flips still to come on the line, of all its edge trains.
+    pub fn edges_left(&self, gpio: u16) -> usize {
+        let timed = self.timers.iter().filter(|Reverse((_, _, t))| *t == Timer::Toggle(gpio)).count();
+        timed + self.lines[gpio as usize].paced.as_ref().map_or(0, |p| p.left as usize)
     }
 
     /// Return a line's held eventq buffer VALID, whatever its state.
@@ -588,6 +704,7 @@ impl Device {
                     let v = 1 - self.lines[l as usize].level;
                     self.set_level(l, v, &mut out);
                 }
+                Timer::Paced(l) => self.paced_step(l, now, &mut out),
                 Timer::FuzzEnd => {
                     if self.faults.fuzz_until.is_some_and(|t| t <= now) {
                         self.faults.fuzz_until = None;
@@ -596,6 +713,7 @@ impl Device {
                 }
             }
         }
+        self.resume_paced(now);
         self.mangle(&mut out, now);
         if self.faults.reverse {
             reverse_across_lines(&mut out);
@@ -659,9 +777,12 @@ impl Device {
                 continue;
             }
             self.lines[gpio as usize].held = Some(chain);
+            self.lines[gpio as usize].bufs_in += 1;
             self.check_event(gpio, &mut out);
         }
-        self.mangle(&mut out, Instant::now());
+        let now = Instant::now();
+        self.resume_paced(now);
+        self.mangle(&mut out, now);
         out
     }
 
@@ -677,7 +798,7 @@ impl Device {
             l.pending.clear();
         }
         self.dropped.clear();
-        self.timers.retain(|Reverse((_, _, t))| matches!(t, Timer::Toggle(_) | Timer::FuzzEnd));
+        self.timers.retain(|Reverse((_, _, t))| matches!(t, Timer::Toggle(_) | Timer::Paced(_) | Timer::FuzzEnd));
     }
 
     /// Start the fuzz mode for `d`: until then every answer may be mangled.
@@ -743,19 +864,62 @@ impl Device {
         self.lines[gpio as usize].pending.len()
     }
 
+    #[cfg(test)]
     pub fn dropped_count(&self) -> usize {
         self.dropped.len()
+    }
+
+    /// Requests the device holds unanswered: swallowed by drop faults, or
+    /// held by hold faults.
+    pub fn held_count(&self) -> usize {
+        self.dropped.len() + self.lines.iter().map(|l| l.pending.iter().filter(|p| p.held).count()).sum::<usize>()
     }
 
     /// Answer the requests that drop faults swallowed, as if they had just
     /// arrived (drop rules do not apply to them again). Returns how many.
     pub fn release_dropped(&mut self, now: Instant, out: &mut Vec<Completion>) -> usize {
-        let chains = std::mem::take(&mut self.dropped);
+        self.release_dropped_of(None, now, out)
+    }
+
+    /// `release_dropped` for the requests of one line (GET_LINE_NAMES is
+    /// line 0's, as for faults), or of all.
+    fn release_dropped_of(&mut self, line: Option<u16>, now: Instant, out: &mut Vec<Completion>) -> usize {
+        let (chains, keep): (Vec<Chain>, Vec<Chain>) = std::mem::take(&mut self.dropped).into_iter().partition(|c| {
+            line.is_none()
+                || parse_request(&c.readable)
+                    .map(|(msg, gpio, _)| if msg == MSG_GET_LINE_NAMES { 0 } else { gpio })
+                    == line
+        });
+        self.dropped = keep;
         let n = chains.len();
         let rules = std::mem::take(&mut self.faults.drop);
         out.extend(self.on_requests(chains, now));
         self.faults.drop = rules;
         n
+    }
+
+    /// Answer now the requests the device holds (drop and hold faults), of
+    /// one line or of all: a late answer, but a valid one. Requests held by
+    /// a hold fault are answered in their line's order, each carried out
+    /// now, and the requests queued behind them follow. Returns how many
+    /// held requests were released.
+    pub fn release(&mut self, line: Option<u16>, now: Instant, out: &mut Vec<Completion>) -> usize {
+        let mut n = 0;
+        for l in 0..self.cfg.ngpio {
+            if line.is_some_and(|x| x != l) {
+                continue;
+            }
+            let mut any = false;
+            for p in self.lines[l as usize].pending.iter_mut().filter(|p| p.held) {
+                p.held = false;
+                n += 1;
+                any = true;
+            }
+            if any {
+                self.service_line(l, now, out);
+            }
+        }
+        n + self.release_dropped_of(line, now, out)
     }
 }
 

@@ -529,3 +529,171 @@ fn spurious_event_for_a_disabled_line() {
     assert_eq!(r, "ok");
     assert_eq!(events(&out), vec![(0, IRQ_STATUS_VALID)]);
 }
+
+// ---- answers held until released, paced edge trains ----
+
+fn heads(v: &[Completion]) -> Vec<u16> {
+    v.iter().map(|c| c.chain.head).collect()
+}
+
+#[test]
+fn fault_hold_keeps_its_line_in_order_until_released() {
+    let mut d = dev(4);
+    ctl(&mut d, "fault hold type=get_value line=1 count=1");
+    let t0 = Instant::now();
+    let out = d.on_requests(
+        vec![chain(1, MSG_GET_VALUE, 1, 0), chain(2, MSG_GET_DIRECTION, 1, 0), chain(3, MSG_GET_VALUE, 2, 0)],
+        t0,
+    );
+    assert_eq!(heads(&out), vec![3], "line 2 answers, line 1 waits behind its held request");
+    assert!(ctl(&mut d, "get 1").0.contains("pending=2"));
+    assert!(ctl(&mut d, "counters").0.ends_with("held=1"));
+    // No time lets it out.
+    assert!(d.tick(t0 + Duration::from_secs(3600)).is_empty());
+    // The count is used up: the next request of the line is not held.
+    ctl(&mut d, "set 1 1");
+    let (reply, out) = ctl(&mut d, "release 0");
+    assert_eq!((reply.as_str(), out.len()), ("ok released=0", 0), "another line's release");
+    let (reply, out) = ctl(&mut d, "release 1");
+    assert_eq!(reply, "ok released=1");
+    assert_eq!(heads(&out), vec![1, 2], "in the line's order");
+    // A valid answer, carried out when released: the level set meanwhile.
+    assert_eq!((out[0].data.clone(), out[0].used_len), (vec![STATUS_OK, 1], RESPONSE_SIZE));
+    assert!(ctl(&mut d, "counters").0.ends_with("held=0"));
+    assert!(ctl(&mut d, "get 1").0.contains("pending=0"));
+    assert_eq!(ok(&mut d, MSG_GET_VALUE, 1, 0), 1);
+}
+
+#[test]
+fn release_of_one_line_answers_only_its_requests() {
+    let mut d = dev(4);
+    ctl(&mut d, "fault drop type=get_value line=1 count=1");
+    ctl(&mut d, "fault drop type=get_value line=2 count=1");
+    ctl(&mut d, "fault hold type=get_value line=3 count=1");
+    let t0 = Instant::now();
+    let out = d.on_requests(
+        vec![chain(1, MSG_GET_VALUE, 1, 0), chain(2, MSG_GET_VALUE, 2, 0), chain(3, MSG_GET_VALUE, 3, 0)],
+        t0,
+    );
+    assert!(out.is_empty());
+    assert!(ctl(&mut d, "counters").0.ends_with("held=3"));
+    let (reply, out) = ctl(&mut d, "release 2");
+    assert_eq!(reply, "ok released=1");
+    assert_eq!(heads(&out), vec![2]);
+    assert!(ctl(&mut d, "release 9").0.starts_with("err"));
+    let (reply, out) = ctl(&mut d, "release");
+    assert_eq!(reply, "ok released=2");
+    let mut h = heads(&out);
+    h.sort();
+    assert_eq!(h, vec![1, 3]);
+    assert!(out.iter().all(|c| !is_err(c)));
+    assert!(ctl(&mut d, "counters").0.ends_with("held=0"));
+}
+
+#[test]
+fn paced_edges_wait_for_the_driver() {
+    let mut d = dev(1);
+    input_with_irq(&mut d, 0, IRQ_EDGE_BOTH);
+    assert!(d.on_events(vec![ev(1, 0)]).is_empty());
+    let t0 = Instant::now();
+    let ms = |n: u64| t0 + Duration::from_millis(n);
+    assert_eq!(command(&mut d, "edges 0 3 10000 paced", t0).0, "ok");
+    assert!(ctl(&mut d, "get 0").0.ends_with("edges=3"));
+    assert_eq!(d.next_deadline(), Some(ms(10)));
+    assert!(d.tick(ms(9)).is_empty());
+    assert_eq!(events(&d.tick(ms(10))), vec![(0, IRQ_STATUS_VALID)]);
+    // The driver has not given the buffer back: however long it takes,
+    // no edge is made, none is latched.
+    assert!(d.tick(ms(20)).is_empty());
+    assert!(d.tick(ms(5000)).is_empty());
+    assert_eq!((d.lines[0].level, d.lines[0].stats.latched), (1, 0));
+    assert!(ctl(&mut d, "get 0").0.ends_with("edges=2"));
+    // Buffer back: the next edge as soon as it is due (its period is over).
+    assert!(d.on_events(vec![ev(2, 0)]).is_empty());
+    let at = d.next_deadline().unwrap();
+    assert!(at <= ms(5000));
+    assert_eq!(events(&d.tick(ms(5000))), vec![(0, IRQ_STATUS_VALID)]);
+    // Buffer back at once: the next edge waits for its period.
+    assert!(d.on_events(vec![ev(3, 0)]).is_empty());
+    let at = d.next_deadline().unwrap();
+    assert!(d.tick(at - Duration::from_millis(1)).is_empty());
+    assert_eq!(events(&d.tick(at)), vec![(0, IRQ_STATUS_VALID)]);
+    assert!(ctl(&mut d, "get 0").0.ends_with("edges=0"));
+    assert_eq!(d.lines[0].stats.events, 3);
+    assert_eq!(d.lines[0].stats.latched, 0);
+    assert_eq!(d.next_deadline(), None);
+}
+
+#[test]
+fn paced_edges_not_delivered_do_not_wait() {
+    // A rising-only line keeps its buffer on a falling edge: the train goes on.
+    let mut d = dev(1);
+    input_with_irq(&mut d, 0, IRQ_EDGE_RISING);
+    assert!(d.on_events(vec![ev(1, 0)]).is_empty());
+    let t0 = Instant::now();
+    d.edges_paced(0, 4, Duration::from_millis(10), t0);
+    let mut n = 0;
+    for i in 1..=10u64 {
+        n += events(&d.tick(t0 + Duration::from_millis(10 * i))).len();
+        if d.lines[0].held.is_none() {
+            assert!(d.on_events(vec![ev(i as u16 + 1, 0)]).is_empty());
+        }
+    }
+    assert_eq!((n, d.edges_left(0), d.lines[0].level), (2, 0, 0));
+}
+
+#[test]
+fn paced_edges_run_on_the_clock_without_an_interrupt() {
+    let mut d = dev(2);
+    let t0 = Instant::now();
+    d.edges_paced(1, 3, Duration::from_millis(10), t0);
+    d.tick(t0 + Duration::from_millis(10));
+    d.tick(t0 + Duration::from_millis(20));
+    assert_eq!((d.lines[1].level, d.edges_left(1)), (0, 1));
+    // Enabled with a buffer taken by an edge: waits; disabled again: goes on.
+    input_with_irq(&mut d, 1, IRQ_EDGE_BOTH);
+    ctl(&mut d, "stop 1");
+    d.edges_paced(1, 3, Duration::from_millis(10), t0);
+    assert!(d.on_events(vec![ev(1, 1)]).is_empty());
+    assert_eq!(events(&d.tick(t0 + Duration::from_millis(10))).len(), 1);
+    assert!(d.tick(t0 + Duration::from_millis(50)).is_empty());
+    assert_eq!(d.edges_left(1), 2);
+    let out = d.on_requests(vec![chain(7, MSG_SET_IRQ_TYPE, 1, IRQ_NONE as u32)], t0 + Duration::from_millis(60));
+    assert_eq!(heads(&out), vec![7]);
+    let at = d.next_deadline().unwrap();
+    d.tick(at);
+    d.tick(at + Duration::from_millis(10));
+    assert_eq!(d.edges_left(1), 0);
+    assert_eq!(d.lines[1].stats.latched, 0);
+}
+
+#[test]
+fn paced_edges_on_an_active_level_are_not_starved() {
+    // A level still active takes the buffer back at once: a buffer given
+    // since the last flip is enough.
+    let mut d = dev(1);
+    input_with_irq(&mut d, 0, IRQ_LEVEL_HIGH);
+    assert!(d.on_events(vec![ev(1, 0)]).is_empty());
+    let t0 = Instant::now();
+    d.edges_paced(0, 2, Duration::from_millis(10), t0);
+    assert_eq!(events(&d.tick(t0 + Duration::from_millis(10))).len(), 1, "high: delivered");
+    assert!(d.tick(t0 + Duration::from_millis(30)).is_empty(), "waits for the driver");
+    assert_eq!(d.lines[0].level, 1);
+    assert_eq!(events(&d.on_events(vec![ev(2, 0)])).len(), 1, "still high: taken again");
+    let at = d.next_deadline().unwrap();
+    d.tick(at);
+    assert_eq!((d.lines[0].level, d.edges_left(0)), (0, 0));
+}
+
+#[test]
+fn stop_cancels_timed_and_paced_trains() {
+    let mut d = dev(1);
+    let t0 = Instant::now();
+    let mut out = Vec::new();
+    d.edges(0, 3, Duration::from_millis(10), t0, &mut out);
+    d.edges_paced(0, 4, Duration::from_millis(10), t0);
+    assert!(ctl(&mut d, "get 0").0.ends_with("edges=7"));
+    assert_eq!(ctl(&mut d, "stop 0").0, "ok cancelled=7");
+    assert_eq!(d.next_deadline(), None);
+    assert!(ctl(&mut d, "edges 0 1 10 slow").0.starts_with("err"));
+}
