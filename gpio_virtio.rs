@@ -122,8 +122,11 @@ struct RequestQueue {
 struct IrqLine {
     /// The trigger type irq_set_type asked for (virtio encoding).
     type_: u8,
-    /// The type the device has (last SET_IRQ_TYPE it answered OK).
-    sent: u8,
+    /// The type the device has: the last SET_IRQ_TYPE it answered OK, or
+    /// `None` (unknown) while one is in flight and after one that failed
+    /// once the device may have acted on it (the waiter was killed, the
+    /// device went away, the answer was malformed).
+    sent: Option<u8>,
     /// Not an interrupt: before irq_enable (startup), after irq_shutdown.
     /// disable_irq() is lazy and leaves this alone.
     disabled: bool,
@@ -132,6 +135,13 @@ struct IrqLine {
     buf: Option<KBox<IrqMsg>>,
     /// Should be queued but the eventq was full: queue when a slot frees.
     want_slot: bool,
+}
+
+impl IrqLine {
+    /// Is the device known to have a trigger type other than none?
+    fn has_type(&self) -> bool {
+        matches!(self.sent, Some(t) if t != VIRTIO_GPIO_IRQ_TYPE_NONE)
+    }
 }
 
 /// Everything the eventq lock guards.
@@ -148,7 +158,7 @@ impl EventQueue {
     /// (the spec: enable before unmask), not disabled, not masked.
     fn armed(&self, line: usize) -> bool {
         let l = &self.lines[line];
-        !self.gone && !l.disabled && !l.masked && l.sent != VIRTIO_GPIO_IRQ_TYPE_NONE
+        !self.gone && !l.disabled && !l.masked && l.has_type()
     }
 
     /// Give the device the line's message if it should have it and we have
@@ -228,6 +238,9 @@ impl Entry {
         }
     }
 }
+
+/// A `probe_dirs` entry already used (no virtio direction has this value).
+const NO_DIRECTION: u8 = 0xff;
 
 /// One virtio-gpio device.
 #[pin_data]
@@ -702,11 +715,17 @@ impl gpio::Chip for VirtioGpio {
     }
 
     fn get_direction(&self, offset: u32) -> Result<LineDirection> {
+        // Each line's cached direction answers one question: gpiolib's own,
+        // while it registers the chip (it asks every line once, before the
+        // chip is visible to anyone). Later questions, after a hog or a user
+        // may have changed the line, go to the device.
         let cached = self
             .probe_dirs
             .lock()
-            .as_ref()
-            .and_then(|d| d.get(offset as usize).copied());
+            .as_mut()
+            .and_then(|d| d.get_mut(offset as usize))
+            .map(|d| core::mem::replace(d, NO_DIRECTION))
+            .filter(|&d| d != NO_DIRECTION);
         let dir = match cached {
             Some(d) => d,
             None => self.request(VIRTIO_GPIO_MSG_GET_DIRECTION, offset as u16, 0)?,
@@ -852,7 +871,6 @@ impl gpio::Chip for VirtioGpio {
     }
 
     fn irq_bus_sync_unlock(&self, hwirq: u32) {
-        let line = hwirq as u16;
         let mut state = None;
         self.with_irq_line(hwirq, |eq, l| {
             let il = &eq.lines[l];
@@ -864,29 +882,27 @@ impl gpio::Chip for VirtioGpio {
             state = Some((want, il.sent));
         });
         let Some((want, sent)) = state else { return };
-        if want != sent {
-            // The spec: a trigger type change goes through none.
+        if sent != Some(want) {
+            // The spec: a trigger type change goes through none. A device
+            // whose type is unknown gets none first too; a strict device may
+            // refuse that (it had none already): its ERR (EIO) still lets the
+            // wanted type go out.
             let mut ok = true;
-            if sent != VIRTIO_GPIO_IRQ_TYPE_NONE && want != VIRTIO_GPIO_IRQ_TYPE_NONE {
-                ok = self
-                    .request(
-                        VIRTIO_GPIO_MSG_SET_IRQ_TYPE,
-                        line,
-                        VIRTIO_GPIO_IRQ_TYPE_NONE.into(),
-                    )
-                    .is_ok();
-                if ok {
-                    self.with_irq_line(hwirq, |eq, l| eq.lines[l].sent = VIRTIO_GPIO_IRQ_TYPE_NONE);
-                }
+            if sent != Some(VIRTIO_GPIO_IRQ_TYPE_NONE) && want != VIRTIO_GPIO_IRQ_TYPE_NONE {
+                ok = match self.set_irq_type(hwirq, VIRTIO_GPIO_IRQ_TYPE_NONE) {
+                    Ok(()) => true,
+                    Err(e) => e == EIO && sent.is_none(),
+                };
             }
-            if ok
-                && self
-                    .request(VIRTIO_GPIO_MSG_SET_IRQ_TYPE, line, want.into())
-                    .is_ok()
-            {
-                self.with_irq_line(hwirq, |eq, l| eq.lines[l].sent = want);
+            if ok {
+                // A failure leaves the type unknown, so the next sync (the
+                // next request_irq, enable_irq or free_irq of the line) sends
+                // none and then the type it wants. Device errors and
+                // malformed answers were logged by `request`; a killed
+                // waiter (EINTR) or a removed device (ENODEV) are not the
+                // device's fault and are not logged.
+                let _ = self.set_irq_type(hwirq, want);
             }
-            // A failure was logged by `request`; the next sync tries again.
         }
         self.with_irq_line(hwirq, |eq, l| {
             let _ = eq.queue(l);
@@ -895,6 +911,15 @@ impl gpio::Chip for VirtioGpio {
 }
 
 impl VirtioGpio {
+    /// SET_IRQ_TYPE: the line's type is unknown while the request is out,
+    /// and known again only if the device answered OK.
+    fn set_irq_type(&self, hwirq: u32, t: u8) -> Result {
+        self.with_irq_line(hwirq, |eq, l| eq.lines[l].sent = None);
+        self.request(VIRTIO_GPIO_MSG_SET_IRQ_TYPE, hwirq as u16, t.into())?;
+        self.with_irq_line(hwirq, |eq, l| eq.lines[l].sent = Some(t));
+        Ok(())
+    }
+
     /// Removal: fail new requests, stop the device, take back every message
     /// it held and wake their waiters, so that nobody stays blocked on a
     /// device that is gone.
@@ -943,7 +968,7 @@ impl VirtioGpio {
                     Event::Malformed(line, len, status)
                 } else if status == VIRTIO_GPIO_IRQ_STATUS_VALID
                     && !l.disabled
-                    && l.sent != VIRTIO_GPIO_IRQ_TYPE_NONE
+                    && l.has_type()
                 {
                     Event::Deliver(line)
                 } else {
@@ -1089,7 +1114,7 @@ impl virtio::Driver for VirtioGpio {
                     lines.push(
                         IrqLine {
                             type_: VIRTIO_GPIO_IRQ_TYPE_NONE,
-                            sent: VIRTIO_GPIO_IRQ_TYPE_NONE,
+                            sent: Some(VIRTIO_GPIO_IRQ_TYPE_NONE),
                             disabled: true,
                             masked: true,
                             buf: Some(KBox::new(

@@ -11,7 +11,7 @@
 . "$VGPIO_TOP/tests/lib.sh"
 
 ktap_print_header
-ktap_set_plan 18
+ktap_set_plan 19
 
 wait_chip 0
 chip=$(chip_of 0)
@@ -205,4 +205,23 @@ wait $mon 2>/dev/null
 log "the next monitor saw: $(tr '\n' ' ' </tmp/mon.out)"
 check "an event for a line no longer enabled: ignored, the line works after" \
 	eval "grep -q RISING /tmp/mon.out"
+
+# --- a SET_IRQ_TYPE the device carried out but answered malformed ---
+# The driver cannot know the line's type on the device any more: when the
+# interrupt is freed, it must still tell the device none (a spec MUST),
+# not skip it because the type it last saw confirmed was none.
+ctl 0 fault clear >/dev/null
+ctl 0 set 6 0 >/dev/null
+ctl 0 fault long type=set_irq_type line=6 count=1 >/dev/null
+gpiomon --rising-edge "$chip" 6 >/tmp/mon.out 2>&1 &
+mon=$!
+wait_for eval '[ "$(line_state 0 6 irq)" = rising ]'
+had=$(line_state 0 6 irq)
+kill $mon
+wait $mon 2>/dev/null
+wait_for eval '[ "$(line_state 0 6 irq)" = none ]'
+log "the device had type '$had' after a malformed answer; after free_irq: $(ctl 0 get 6)"
+check "a SET_IRQ_TYPE answered malformed: free_irq still sets the device's type to none" \
+	eval '[ "$(line_state 0 6 irq)" = none ]'
+ctl 0 fault clear >/dev/null
 vgpio_finished

@@ -163,7 +163,7 @@ impl<T, K: LockKind> IrqLock<T, K> {
         name: &'static CStr,
         key: &'static LockClassKey,
     ) -> impl PinInit<Self> {
-        pin_init!(IrqLock {
+        pin_init!(Self {
             // SAFETY: `p` points to memory for the lock, pinned where it
             // will stay; the name and key are 'static.
             lock <- Opaque::ffi_init(|p| unsafe { K::init(p, name, key) }),

@@ -34,8 +34,9 @@ pub(crate) trait Driver {
     /// Build the state for a new device.
     fn probe(vdev: &Device) -> Result<Pin<KBox<Self::Data>>>;
 
-    /// Bring the device up. On error the glue resets the device and drops
-    /// the state.
+    /// Bring the device up. On error the glue calls [`Driver::remove`] (so
+    /// the driver takes back what it gave the device), then resets the
+    /// device and drops the state.
     fn start(vdev: &Device, data: &Self::Data) -> Result;
 
     /// The device is going away (unbind, module unload, hot unplug).
@@ -333,12 +334,12 @@ unsafe extern "C" fn probe_callback<T: Driver>(
         unsafe { (*vdev).priv_ = ptr as *mut core::ffi::c_void };
         // SAFETY: `ptr` came from `into_foreign` just above and is only
         // reclaimed below or in `remove_callback`.
-        let r = T::start(
-            dev,
-            unsafe { <Pin<KBox<T::Data>> as ForeignOwnable>::borrow(ptr) }.get_ref(),
-        );
-        if let Err(e) = r {
-            // SAFETY: as in `remove_callback`.
+        let data = unsafe { <Pin<KBox<T::Data>> as ForeignOwnable>::borrow(ptr) }.get_ref();
+        if let Err(e) = T::start(dev, data) {
+            // A waiter killed during start may have left messages with the
+            // device: remove takes them back before the queues go.
+            T::remove(dev, data);
+            // SAFETY: as in `remove_callback`; `data` is not used after this.
             unsafe { teardown::<T>(vdev) };
             return Err(e);
         }
