@@ -25,7 +25,7 @@ mod uapi;
 mod virtio;
 
 use gpio::{Chip as _, LineDirection};
-use sync::{lock_class, RawSpinLockIrq, SpinLockIrq, SpinLockIrqGuard, WaitQueue};
+use sync::{lock_class, Deadline, RawSpinLockIrq, SpinLockIrq, SpinLockIrqGuard, WaitQueue};
 use uapi::*;
 use virtio::{dev_log, dev_log_bad};
 
@@ -35,6 +35,8 @@ module! {
     author: "virtio-gpio-rs developers",
     description: "VirtIO GPIO driver (Rust)",
     license: "GPL",
+    // udev loads the module for a virtio-gpio device (virtio ID 41)
+    alias: ["virtio:d00000029v*"],
 }
 
 struct GpioVirtioModule {
@@ -114,6 +116,8 @@ struct RequestQueue {
     vq: virtio::Virtqueue<ReqMsg>,
     /// The device is being removed: no new requests.
     gone: bool,
+    /// Probe is still talking to the device: waits are bounded.
+    starting: bool,
     /// One slot per line, plus one (index `ngpio`) for GET_LINE_NAMES.
     slots: KVec<Slot>,
 }
@@ -239,6 +243,14 @@ impl Entry {
     }
 }
 
+/// How long a bounded wait waits for the device (see `deadline`): far
+/// longer than any device that works takes, even under emulation.
+const WAIT_BOUND_MS: u32 = 10_000;
+
+fn etimedout() -> Error {
+    Error::from_errno(-(kernel::bindings::ETIMEDOUT as i32))
+}
+
 /// A `probe_dirs` entry already used (no virtio direction has this value).
 const NO_DIRECTION: u8 = 0xff;
 
@@ -280,7 +292,7 @@ impl VirtioGpio {
 
     /// Take the messages of `lines` for our use, all or none, waiting until
     /// they are all free.
-    fn claim(&self, q: &mut RqGuard<'_>, ents: &mut [Entry]) -> Result {
+    fn claim(&self, q: &mut RqGuard<'_>, ents: &mut [Entry], dl: &mut Deadline) -> Result {
         loop {
             if q.gone {
                 return Err(ENODEV);
@@ -291,7 +303,7 @@ impl VirtioGpio {
                 }
                 return Ok(());
             }
-            self.rq_wait.wait_killable(q)?;
+            self.rq_wait.wait_killable(q, dl)?;
         }
     }
 
@@ -299,7 +311,7 @@ impl VirtioGpio {
     /// Whatever happens, on return no message is lost: each is in its entry
     /// (answered), back in its free slot, or still with the device, which
     /// will return it to the free slot.
-    fn transact(&self, q: &mut RqGuard<'_>, ents: &mut [Entry]) -> Result {
+    fn transact(&self, q: &mut RqGuard<'_>, ents: &mut [Entry], dl: &mut Deadline) -> Result {
         for e in ents.iter() {
             q.slots[e.slot].waiting = true;
         }
@@ -335,7 +347,7 @@ impl VirtioGpio {
             if ents.iter().all(|e| e.done.is_some()) {
                 break Ok(());
             }
-            if let Err(error) = self.rq_wait.wait_killable(q) {
+            if let Err(error) = self.rq_wait.wait_killable(q, dl) {
                 break Err(error);
             }
         };
@@ -391,8 +403,45 @@ impl VirtioGpio {
         msg.res = Response::Line([0xff; 2]);
     }
 
+    /// How long a request may wait: killable and without limit (a slow
+    /// device is legal), but bounded while the device starts (probe holds
+    /// the device lock: a silent device would block its bus, and unbind
+    /// could not help) and where the caller cannot be killed (`bounded`:
+    /// free_irq may run in the exit of a killed task). A message left with
+    /// the device comes back to its line when the device answers.
+    fn deadline(q: &RqGuard<'_>, bounded: bool) -> Deadline {
+        if bounded || q.starting {
+            Deadline::after_ms(WAIT_BOUND_MS)
+        } else {
+            Deadline::none()
+        }
+    }
+
+    /// A request that got no answer in time: say so (the device's fault).
+    fn note_timeout<T>(&self, r: &Result<T>, type_: u16, line: u16) {
+        if matches!(r, Err(e) if *e == etimedout()) {
+            self.log_bad_answer(
+                line,
+                type_,
+                format_args!("not answered within {} ms", WAIT_BOUND_MS),
+            );
+        }
+    }
+
     /// One request for one line; returns the response's value byte.
     fn request(&self, type_: u16, line: u16, value: u32) -> Result<u8> {
+        self.request_bounded(type_, line, value, false)
+    }
+
+    /// [`Self::request`], with a bounded wait if `bounded` (see
+    /// [`Self::deadline`]).
+    fn request_bounded(&self, type_: u16, line: u16, value: u32, bounded: bool) -> Result<u8> {
+        let r = self.request_inner(type_, line, value, bounded);
+        self.note_timeout(&r, type_, line);
+        r
+    }
+
+    fn request_inner(&self, type_: u16, line: u16, value: u32, bounded: bool) -> Result<u8> {
         if line >= self.ngpio {
             return Err(EINVAL);
         }
@@ -402,11 +451,12 @@ impl VirtioGpio {
             done: None,
         }];
         let mut q = self.rq.lock();
-        self.claim(&mut q, &mut ent)?;
+        let mut dl = Self::deadline(&q, bounded);
+        self.claim(&mut q, &mut ent, &mut dl)?;
         if let Some(m) = ent[0].msg.as_mut() {
             Self::fill(m, type_, line, value);
         }
-        self.transact(&mut q, &mut ent)?;
+        self.transact(&mut q, &mut ent, &mut dl)?;
         let (m, len) = ent[0].done.take().ok_or(EIO)?;
         let r = self.answer(type_, line, &m, len);
         q.slots[line as usize].free = Some(m);
@@ -478,14 +528,23 @@ impl VirtioGpio {
             }
         }
         let mut q = self.rq.lock();
-        self.claim(&mut q, &mut ents)?;
+        let mut dl = Self::deadline(&q, false);
+        if let Err(e) = self.claim(&mut q, &mut ents, &mut dl) {
+            drop(q);
+            self.note_timeout(&Err::<(), _>(e), type_, ents[0].slot as u16);
+            return Err(e);
+        }
         for e in ents.iter_mut() {
             let line = e.slot as u16;
             if let Some(m) = e.msg.as_mut() {
                 Self::fill(m, type_, line, value(line));
             }
         }
-        self.transact(&mut q, &mut ents)?;
+        if let Err(e) = self.transact(&mut q, &mut ents, &mut dl) {
+            drop(q);
+            self.note_timeout(&Err::<(), _>(e), type_, ents[0].slot as u16);
+            return Err(e);
+        }
         let mut first_err = Ok(());
         for e in ents.iter_mut() {
             let line = e.slot as u16;
@@ -527,10 +586,13 @@ impl VirtioGpio {
 
     /// Fetch and check the line names; `None` (logged) if the device has
     /// none or sends a bad block.
-    fn fetch_names(&self) -> Option<gpio::LineNames> {
+    /// The line names, if the device has a valid names block. A device
+    /// that gives none, or a bad one, gets a chip without names (and a log
+    /// line); a device that does not answer in time fails probe.
+    fn fetch_names(&self) -> Result<Option<gpio::LineNames>> {
         let size = self.names_size;
         if size == 0 {
-            return None;
+            return Ok(None);
         }
         if size > MAX_NAMES_SIZE {
             dev_log!(
@@ -539,10 +601,10 @@ impl VirtioGpio {
                 "gpio_names_size {} is too large, registering without names\n",
                 size
             );
-            return None;
+            return Ok(None);
         }
         let mut buf = KVec::new();
-        buf.extend_with(size as usize + 1, 0, GFP_KERNEL).ok()?;
+        buf.extend_with(size as usize + 1, 0, GFP_KERNEL)?;
         let slot = self.ngpio as usize;
         let msg = KBox::new(
             ReqMsg {
@@ -551,11 +613,11 @@ impl VirtioGpio {
                 res: Response::Names(buf),
             },
             GFP_KERNEL,
-        )
-        .ok()?;
+        )?;
         let mut ent = [Entry::new(slot, msg)];
         let mut q = self.rq.lock();
-        let r = self.transact(&mut q, &mut ent);
+        let mut dl = Self::deadline(&q, false);
+        let r = self.transact(&mut q, &mut ent, &mut dl);
         // The names slot is used once: whatever came back is ours to drop.
         let back = ent[0]
             .done
@@ -563,17 +625,14 @@ impl VirtioGpio {
             .or_else(|| q.slots[slot].free.take().map(|m| (m, 0)));
         drop(q);
         if let Err(e) = r {
-            dev_log!(
-                self.vdev,
-                ERR,
-                "GET_LINE_NAMES failed ({:?}), registering without names\n",
-                e
-            );
-            return None;
+            self.note_timeout(&r, VIRTIO_GPIO_MSG_GET_LINE_NAMES, 0);
+            return Err(e);
         }
-        let (msg, len) = back?;
+        let Some((msg, len)) = back else {
+            return Ok(None);
+        };
         let Response::Names(block) = &msg.res else {
-            return None;
+            return Ok(None);
         };
         if len != size + 1 {
             dev_log!(
@@ -583,7 +642,7 @@ impl VirtioGpio {
                 len,
                 size + 1
             );
-            return None;
+            return Ok(None);
         }
         if block[0] != VIRTIO_GPIO_STATUS_OK {
             dev_log!(
@@ -592,11 +651,11 @@ impl VirtioGpio {
                 "GET_LINE_NAMES failed: device status {}\n",
                 block[0]
             );
-            return None;
+            return Ok(None);
         }
         let block = &block[1..];
         match check_names(block, self.ngpio) {
-            Ok(end) => gpio::LineNames::new(&block[..end]).ok(),
+            Ok(end) => gpio::LineNames::new(&block[..end]).map(Some),
             Err(why) => {
                 dev_log!(
                     self.vdev,
@@ -604,7 +663,7 @@ impl VirtioGpio {
                     "bad line names block ({}), registering without names\n",
                     why
                 );
-                None
+                Ok(None)
             }
         }
     }
@@ -915,7 +974,8 @@ impl VirtioGpio {
     /// and known again only if the device answered OK.
     fn set_irq_type(&self, hwirq: u32, t: u8) -> Result {
         self.with_irq_line(hwirq, |eq, l| eq.lines[l].sent = None);
-        self.request(VIRTIO_GPIO_MSG_SET_IRQ_TYPE, hwirq as u16, t.into())?;
+        // Bounded: free_irq can run in the exit of a killed task.
+        self.request_bounded(VIRTIO_GPIO_MSG_SET_IRQ_TYPE, hwirq as u16, t.into(), true)?;
         self.with_irq_line(hwirq, |eq, l| eq.lines[l].sent = Some(t));
         Ok(())
     }
@@ -1105,6 +1165,7 @@ impl virtio::Driver for VirtioGpio {
         let rq = RequestQueue {
             vq: requestq,
             gone: false,
+            starting: true,
             slots,
         };
         let eq = match eventq {
@@ -1154,24 +1215,28 @@ impl virtio::Driver for VirtioGpio {
     fn start(vdev: &virtio::Device, chip: &Self::Data) -> Result {
         let this = chip.data();
         vdev.ready();
-        let names = this.fetch_names();
+        let names = this.fetch_names()?;
         let irq = this.eq.lock().is_some();
-        *this.probe_dirs.lock() = this.fetch_directions().ok();
+        // Without the directions gpiolib asks line by line; a device that
+        // is gone, or silent, or a prober that was killed ends probe here.
+        let dirs = match this.fetch_directions() {
+            Ok(d) => Some(d),
+            Err(e) if e == EIO => None,
+            Err(e) => return Err(e),
+        };
+        *this.probe_dirs.lock() = dirs;
         let r = chip.register(vdev, &THIS_MODULE, this.ngpio, names, irq);
         // Free it outside the lock.
         let dirs = this.probe_dirs.lock().take();
         drop(dirs);
         r?;
+        this.rq.lock().starting = false;
         dev_log!(
             vdev,
-            INFO,
+            DEBUG,
             "{} lines, irq {}\n",
             this.ngpio,
-            if vdev.has_feature(VIRTIO_GPIO_F_IRQ) {
-                "yes"
-            } else {
-                "no"
-            }
+            if irq { "yes" } else { "no" }
         );
         Ok(())
     }

@@ -134,6 +134,34 @@ int vgpio_wait_killable_unlocked(struct wait_queue_head *wq, spinlock_t *lock,
 	return ret;
 }
 
+/*
+ * As vgpio_wait_killable_unlocked, but asleep for at most *@timeout jiffies,
+ * which it lowers by the time slept: -ETIMEDOUT when none is left.
+ */
+int vgpio_wait_killable_timeout_unlocked(struct wait_queue_head *wq, spinlock_t *lock,
+					 unsigned long *flags, long *timeout)
+{
+	struct wait_queue_entry wait;
+	long ret;
+
+	if (*timeout <= 0)
+		return -ETIMEDOUT;
+	init_wait_entry(&wait, 0);
+	ret = prepare_to_wait_event(wq, &wait, TASK_KILLABLE);
+	if (!ret) {
+		spin_unlock_irqrestore(lock, *flags);
+		*timeout = schedule_timeout(*timeout);
+		spin_lock_irqsave(lock, *flags);
+	}
+	finish_wait(wq, &wait);
+	return ret;
+}
+
+long vgpio_msecs_to_jiffies(unsigned int ms)
+{
+	return msecs_to_jiffies(ms);
+}
+
 void vgpio_wake_up_all(struct wait_queue_head *wq)
 {
 	wake_up_all(wq);

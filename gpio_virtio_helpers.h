@@ -50,6 +50,9 @@ void vgpio_init_waitqueue_head(struct wait_queue_head *wq, const char *name,
 			       struct lock_class_key *key);
 int vgpio_wait_killable_unlocked(struct wait_queue_head *wq, spinlock_t *lock,
 				 unsigned long *flags);
+int vgpio_wait_killable_timeout_unlocked(struct wait_queue_head *wq, spinlock_t *lock,
+					 unsigned long *flags, long *timeout);
+long vgpio_msecs_to_jiffies(unsigned int ms);
 void vgpio_wake_up_all(struct wait_queue_head *wq);
 
 /* a sleeping lock held from irq_bus_lock to irq_bus_sync_unlock */

@@ -11,7 +11,7 @@
 . "$VGPIO_TOP/tests/lib.sh"
 
 ktap_print_header
-ktap_set_plan 19
+ktap_set_plan 22
 
 wait_chip 0
 chip=$(chip_of 0)
@@ -224,4 +224,46 @@ log "the device had type '$had' after a malformed answer; after free_irq: $(ctl 
 check "a SET_IRQ_TYPE answered malformed: free_irq still sets the device's type to none" \
 	eval '[ "$(line_state 0 6 irq)" = none ]'
 ctl 0 fault clear >/dev/null
+
+# --- a device that does not answer while it is being probed ---
+# Probe holds the device lock: a silent device must not keep it (and the
+# bus) for ever. The driver gives up after a bounded wait, with a log line,
+# and probe fails; once the device answers again, it binds.
+drv=/sys/bus/virtio/drivers/$DRV_NAME
+echo "$vdev" >"$drv/unbind"
+wait_no_chip 0
+ctl 0 fault drop type=get_line_names count=1 >/dev/null
+mark=$(dmesg_mark)
+(echo "$vdev" >"$drv/bind") 2>/tmp/bind.err &
+bind=$!
+# the Rust driver's bound is 10 s; a machine 3x slower still ends well within
+if WAIT_S=60 wait_for eval "! running $bind"; then
+	wait $bind
+	rc=$?
+	log "bind returned $rc ($(cat /tmp/bind.err)); chip: $(chip_of 0 || echo none); log: $(dmesg_since "$mark" | grep -iE 'names|answer' | tail -n 2 | tr '\n' ' ')"
+	check "a device silent during probe: probe fails, no chip" \
+		eval "[ $rc != 0 ] && ! chip_of 0 >/dev/null"
+	check "a device silent during probe: a log line says what was not answered" \
+		eval "dmesg_since $mark | grep -qE 'GET_LINE_NAMES.*not answered'"
+elif [ "$DRIVER" = c ]; then
+	ktap_test_xfail "a device silent during probe: probe fails, no chip" \
+		"C driver: probe waits uninterruptibly for the device, holding the device lock"
+	ktap_test_xfail "a device silent during probe: a log line says what was not answered" \
+		"C driver: probe waits uninterruptibly for the device, holding the device lock"
+	ctl 0 release >/dev/null
+	wait $bind
+else
+	log "bind still waiting after 60 s: $(cat /proc/$bind/stack 2>/dev/null | tr '\n' ' ')"
+	ktap_test_fail "a device silent during probe: probe fails, no chip"
+	ktap_test_fail "a device silent during probe: a log line says what was not answered"
+	ctl 0 release >/dev/null
+	wait $bind
+fi
+ctl 0 fault clear >/dev/null
+driver_bound 0 || echo "$vdev" >"$drv/bind"
+wait_chip 0
+chip=$(chip_of 0)
+ctl 0 set 3 1 >/dev/null
+check "once the device answers again it binds and works" \
+	eval "[ \"\$(gpioget $chip 3)\" = 1 ]"
 vgpio_finished

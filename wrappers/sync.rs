@@ -226,6 +226,22 @@ impl<T, K: LockKind> Drop for IrqLockGuard<'_, T, K> {
     }
 }
 
+/// How much longer a task may wait: without limit, or some jiffies.
+pub(crate) struct Deadline(Option<kernel::ffi::c_long>);
+
+impl Deadline {
+    /// No limit.
+    pub(crate) fn none() -> Self {
+        Deadline(None)
+    }
+
+    /// `ms` milliseconds from now.
+    pub(crate) fn after_ms(ms: u32) -> Self {
+        // SAFETY: a pure conversion.
+        Deadline(Some(unsafe { bindings::vgpio_msecs_to_jiffies(ms) }))
+    }
+}
+
 /// A wait queue for tasks waiting on a condition guarded by a [`SpinLockIrq`]
 /// (a `spinlock_t`: the queue's own lock is one, and may not nest in a raw
 /// spinlock).
@@ -258,17 +274,34 @@ impl WaitQueue {
 
     /// Sleep until [`WaitQueue::wake_all`] (or a spurious wake-up), with the
     /// guard's lock released meanwhile. The caller re-checks its condition.
-    /// Fails with `ERESTARTSYS` if the task got a fatal signal.
-    pub(crate) fn wait_killable<T>(&self, guard: &mut SpinLockIrqGuard<'_, T>) -> Result {
-        // SAFETY: the queue is initialised (type invariant); the guard holds
-        // its lock taken with `guard.flags`, which the helper updates when it
-        // retakes the lock, so the guard's invariant holds again on return.
-        let r = unsafe {
-            bindings::vgpio_wait_killable_unlocked(
-                self.wq.get(),
-                guard.lock.lock.get(),
-                &mut guard.flags,
-            )
+    /// Fails with `ERESTARTSYS` if the task got a fatal signal, and with
+    /// `ETIMEDOUT` once `deadline` has no time left.
+    pub(crate) fn wait_killable<T>(
+        &self,
+        guard: &mut SpinLockIrqGuard<'_, T>,
+        deadline: &mut Deadline,
+    ) -> Result {
+        let r = match deadline.0.as_mut() {
+            // SAFETY: the queue is initialised (type invariant); the guard
+            // holds its lock taken with `guard.flags`, which the helper
+            // updates when it retakes the lock, so the guard's invariant
+            // holds again on return.
+            None => unsafe {
+                bindings::vgpio_wait_killable_unlocked(
+                    self.wq.get(),
+                    guard.lock.lock.get(),
+                    &mut guard.flags,
+                )
+            },
+            // SAFETY: as above; `left` is a valid place for the jiffies left.
+            Some(left) => unsafe {
+                bindings::vgpio_wait_killable_timeout_unlocked(
+                    self.wq.get(),
+                    guard.lock.lock.get(),
+                    &mut guard.flags,
+                    left,
+                )
+            },
         };
         if r != 0 {
             return Err(Error::from_errno(r));
