@@ -77,7 +77,7 @@ WAIT_S=60 wait_for eval '[ "$(field held "$(ctl 0 counters)")" = 1 ]' && held=1
 # The device has swallowed the request: nothing answers it any more, so a
 # caller that returns gave up by itself. Half a second gives it the chance
 # to; a longer wait could only catch more.
-sleep 0.5
+nap 0.5
 w=0
 running $hung && w=1
 timeout -s KILL 60 gpioget "$chip" 2 >/dev/null
@@ -88,7 +88,7 @@ check "an answer that never comes blocks its caller and only its line" \
 kill -9 $hung
 # (A killed task's exit takes a while on a slow machine: a generous bound.
 # On the C driver the wait is the bound: its task cannot be killed.)
-if WAIT_S=30 wait_for eval "! running $hung"; then
+if WAIT_S=$(known_c 30 5) wait_for eval "! running $hung"; then
 	ktap_test_pass "the task waiting for it can be killed"
 elif [ "$DRIVER" = c ]; then
 	ktap_test_xfail "the task waiting for it can be killed" \
@@ -111,7 +111,7 @@ WAIT_S=60 wait_for eval '[ "$(field held "$(ctl 0 counters)")" -gt $held ]'
 (echo "$vdev" >/sys/bus/virtio/drivers/"$DRV_NAME"/unbind) &
 unbind=$!
 stuck=0
-if WAIT_S=30 wait_for eval "! running $unbind"; then
+if WAIT_S=$(known_c 30 8) wait_for eval "! running $unbind"; then
 	ktap_test_pass "unbind with requests outstanding completes"
 elif [ "$DRIVER" = c ]; then
 	stuck=1
@@ -152,17 +152,17 @@ for f in evshort evlong; do
 	mon=$!
 	armed=0 logged=0 delivered=0
 	# (a line that never gets its buffer has no event to spoil or deliver)
-	if wait_for eval '[ "$(line_state 0 6 queued)" = 1 ]'; then
+	if WAIT_S=$(known_c 30 8) wait_for eval '[ "$(line_state 0 6 queued)" = 1 ]'; then
 		armed=1
 		ctl 0 fault $f line=6 count=1 >/dev/null
 		mark=$(dmesg_mark)
 		ctl 0 set 6 1 >/dev/null
 		ctl 0 set 6 0 >/dev/null
-		WAIT_S=30 wait_for eval "dmesg_since $mark | grep -qiE 'len'" && logged=1
+		WAIT_S=$(known_c 30 8) wait_for eval "dmesg_since $mark | grep -qiE 'len'" && logged=1
 		# The next edge: delivered at once if the driver gave the line's
 		# buffer back, else latched by the device until it does.
 		ctl 0 set 6 1 >/dev/null
-		WAIT_S=30 wait_for eval "! running $mon" && delivered=1
+		WAIT_S=$(known_c 30 8) wait_for eval "! running $mon" && delivered=1
 	fi
 	running $mon && kill $mon
 	wait $mon 2>/dev/null
@@ -237,7 +237,7 @@ mark=$(dmesg_mark)
 (echo "$vdev" >"$drv/bind") 2>/tmp/bind.err &
 bind=$!
 # the Rust driver's bound is 10 s; a machine 3x slower still ends well within
-if WAIT_S=60 wait_for eval "! running $bind"; then
+if WAIT_S=$(known_c 60 15) wait_for eval "! running $bind"; then
 	wait $bind
 	rc=$?
 	log "bind returned $rc ($(cat /tmp/bind.err)); chip: $(chip_of 0 || echo none); log: $(dmesg_since "$mark" | grep -iE 'names|answer' | tail -n 2 | tr '\n' ' ')"

@@ -41,7 +41,7 @@ level() {
 	# The level is gone and nothing is in flight: the device sends nothing
 	# more, so a later interrupt would be the driver's own. Half a second to
 	# catch one; a longer wait could only catch more.
-	sleep 0.5
+	nap 0.5
 	h2=$(consumer_param hard)
 	rmmod vgpio_irq_consumer
 	log "level $trig held $((t1 - t0)) ms with a 20 ms thread: hard=$h thread=$t overlap=$o; the device sent $ev events; hard=$h2 after the level went away"
@@ -106,7 +106,7 @@ while_disabled() {
 	sent=$(($(field events "$(ctl 0 counters $line)") - ev0))
 	# A second for the driver to take it while disabled, and for a wrong
 	# handler call to show; a longer wait could only catch more.
-	sleep 1
+	nap 1
 	h1=$(consumer_param hard)
 	echo 0 >$p
 	# the edge the device sent is handled now: wait for it, then until the

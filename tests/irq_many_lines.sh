@@ -31,19 +31,19 @@ pid1=$!
 # every line enabled on the device (each needs a SET_IRQ_TYPE)
 enabled() { [ "$(field set_irq_type "$(ctl 1 counters)")" -ge "$n" ]; }
 WAIT_S=120 wait_for enabled || log "only $(field set_irq_type "$(ctl 1 counters)") lines enabled"
-sleep 1
+nap 1
 ctl 1 levels "$ones" >/dev/null
 # The monitors end once every line's event came, which takes as long as the
 # machine takes: wait for as long as the device sees the driver at work (it
 # delivers events, gets buffers back; a line whose buffer waits for a free
 # slot gets its latched edge when it comes).
 monitors_done() { ! running $pid0 && ! running $pid1; }
-WAIT_S=240 wait_progress 30 "ctl 1 counters" monitors_done
+WAIT_S=240 wait_progress "$(known_c 30 10)" "ctl 1 counters" monitors_done
 kill -9 $pid0 $pid1 2>/dev/null
 # A monitor stuck in the kernel (uninterruptible) cannot be waited for. A
 # killed one releases its lines (requests the device counts).
 stuck=0
-WAIT_S=120 wait_progress 30 "ctl 1 counters" monitors_done || stuck=1
+WAIT_S=120 wait_progress "$(known_c 30 10)" "ctl 1 counters" monitors_done || stuck=1
 head -n 3 /tmp/many0.out | sed 's/^/# gpiomon: /'
 got=$(cat /tmp/many0.out /tmp/many1.out | grep -oE 'offset: *[0-9]+' | sort -u | wc -l)
 [ $stuck = 1 ] && log "a gpiomon is stuck in the kernel: $(grep -l 'State:.*D' /proc/$pid0/status /proc/$pid1/status 2>/dev/null)"
@@ -65,7 +65,7 @@ else
 	ktap_test_fail "an edge on all $n lines at once: every line reports"
 fi
 released() { [ "$(field set_irq_type "$(ctl 1 counters)")" -ge $((2 * n)) ]; }
-if WAIT_S=60 wait_for released; then
+if WAIT_S=$(known_c 60 10) wait_for released; then
 	ktap_test_pass "afterwards no line holds an interrupt on the device"
 elif [ "$DRIVER" = c ]; then
 	ktap_test_xfail "afterwards no line holds an interrupt on the device" \

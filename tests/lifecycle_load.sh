@@ -51,7 +51,7 @@ edge_burst() {
 users() {
 	local c
 	while [ ! -e "$tmp/stop" ]; do
-		c=$(chip_of 0) || { sleep 0.05; continue; }
+		c=$(chip_of 0) || { nap 0.05; continue; }
 		"$BENCH" hammer "$c" 4 0.3 >>"$tmp/hammer" 2>&1
 	done
 }

@@ -65,7 +65,6 @@ unsafe impl Sync for Device {}
 pub(crate) mod level {
     pub(crate) const ERR: &core::ffi::CStr = c"\x013";
     pub(crate) const WARNING: &core::ffi::CStr = c"\x014";
-    pub(crate) const INFO: &core::ffi::CStr = c"\x016";
     pub(crate) const DEBUG: &core::ffi::CStr = c"\x017";
 }
 
