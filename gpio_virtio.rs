@@ -584,8 +584,6 @@ impl VirtioGpio {
         Ok(dirs)
     }
 
-    /// Fetch and check the line names; `None` (logged) if the device has
-    /// none or sends a bad block.
     /// The line names, if the device has a valid names block. A device
     /// that gives none, or a bad one, gets a chip without names (and a log
     /// line); a device that does not answer in time fails probe.

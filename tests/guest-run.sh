@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Runs inside the guest: guest-run.sh [--drivers "rust c"] [TEST.sh...]
+# Runs inside the guest: guest-run.sh [--drivers "rust c"] [--selftest] [TEST.sh...]
 # For each driver: load its module, run every test that declares the driver
 # ("# drivers: ..." line), unload it. Prints KTAP: one case per test and
 # driver, the test's own KTAP nested under it. Then scans for leaks and
@@ -12,10 +12,16 @@ drivers="rust c"
 # (a bound for a test that hangs, several times what the slowest test takes
 # on a slow machine: a test must not fail for being slow)
 per_test_timeout=900
-if [ "${1:-}" = --drivers ]; then
-	drivers=$2
-	shift 2
-fi
+selftest=0
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--drivers) drivers=$2; shift 2 ;;
+	# after the suite and its log: a module that WARNs, and the log again
+	# in dmesg-selftest.txt, which the host's log check must fail
+	--selftest) selftest=1; shift ;;
+	*) break ;;
+	esac
+done
 # No test named: every test in the tests folder (the list would make the
 # kernel command line, which carries the guest's command, too long).
 [ $# -gt 0 ] || set -- "$VGPIO_TOP"/tests/*.sh
@@ -103,4 +109,8 @@ if [ -w "$kmemleak" ]; then
 	cat "$kmemleak" >"$VGPIO_OUT/kmemleak.txt"
 fi
 dmesg >"$VGPIO_OUT/dmesg.txt"
+if [ "$selftest" = 1 ]; then
+	insmod "$VGPIO_TOP/tests/modules/vgpio_warn_test.ko"
+	dmesg >"$VGPIO_OUT/dmesg-selftest.txt"
+fi
 [ "$fails" = 0 ]

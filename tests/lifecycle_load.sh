@@ -3,13 +3,13 @@
 # drivers: rust c
 # timeout: 3600
 #
-# The module comes and goes while the chip is busy: 10 (make check) or 100
+# The module comes and goes while the chip is busy: 6 (make check) or 100
 # (make soak) unbind/bind cycles of device 0 while a user writes and reads
 # back a line the whole time (getting errors while the device is gone, never
-# a crash), every fifth cycle with a burst of interrupts (an edge watcher
+# a crash), every third (soak: fifth) cycle with a burst of interrupts (an edge watcher
 # sees the device's four edges) before the next unbind; then as many
 # rmmod/insmod cycles, each followed by a line written and read back, every
-# fifth by an edge burst too. Afterwards the chips work, and memory in use
+# third (fifth) by an edge burst too. Afterwards the chips work, and memory in use
 # (slab) is back at its starting level. (kmemleak runs after the whole
 # suite.)
 # The interrupt bursts alternate with the unbinds rather than overlap them:
@@ -25,7 +25,9 @@ ktap_print_header
 ktap_set_plan 8
 
 BENCH=$VGPIO_TOP/bench/vgpio-bench
-cycles=${VGPIO_LIFECYCLE_CYCLES:-$(tier 10 100)}
+cycles=${VGPIO_LIFECYCLE_CYCLES:-$(tier 6 100)}
+# an edge burst every $every cycles
+every=$(tier 3 5)
 vdev=$(vdev_of 0)
 drv=/sys/bus/virtio/drivers/$DRV_NAME
 wait_chip 0
@@ -66,15 +68,15 @@ for i in $(seq "$cycles"); do
 	echo "$vdev" >"$drv/unbind" || { ok=0; break; }
 	echo "$vdev" >"$drv/bind" || { ok=0; break; }
 	wait_chip 0 || { ok=0; break; }
-	[ $((i % 5)) = 0 ] && edge_burst "$(chip_of 0)" && bursts=$((bursts + 1))
+	[ $((i % every)) = 0 ] && edge_burst "$(chip_of 0)" && bursts=$((bursts + 1))
 done
 touch "$tmp/stop"
 wait $upid
-log "unbind/bind: $i cycles; the writer ran $(grep -c 'workload=hammer' "$tmp/hammer") whole sessions, $(grep -c 'mismatches=[1-9]' "$tmp/hammer") with a wrong value read back; $bursts of $((cycles / 5)) edge bursts whole"
+log "unbind/bind: $i cycles; the writer ran $(grep -c 'workload=hammer' "$tmp/hammer") whole sessions, $(grep -c 'mismatches=[1-9]' "$tmp/hammer") with a wrong value read back; $bursts of $((cycles / every)) edge bursts whole"
 check "$cycles unbind/bind cycles with a user active" test $ok = 1
 check "no value read back wrong while the chip came and went" \
 	eval "! grep -q 'mismatches=[1-9]' $tmp/hammer"
-check "every burst of 4 edges between unbinds was delivered whole" test "$bursts" = $((cycles / 5))
+check "every burst of 4 edges between unbinds was delivered whole" test "$bursts" = $((cycles / every))
 
 # Only device 0 follows the module in and out: with autoprobe off, insmod
 # binds nothing by itself (the other devices would make a cycle slower,
@@ -101,7 +103,7 @@ for i in $(seq "$cycles"); do
 	# A burst of use: a line written and read back, four edges watched.
 	c=$(chip_of 0)
 	"$BENCH" hammer "$c" 4 0.1 >/dev/null 2>&1 && uses=$((uses + 1))
-	[ $((i % 5)) = 0 ] && edge_burst "$c" && bursts=$((bursts + 1))
+	[ $((i % every)) = 0 ] && edge_burst "$c" && bursts=$((bursts + 1))
 	t_use=$((t_use + $(now_ms) - d))
 done
 log "time in rmmod $t_rm ms, insmod $t_ins ms, bind $t_bind ms, use $t_use ms"
@@ -109,10 +111,10 @@ echo 1 >/sys/bus/virtio/drivers_autoprobe
 for d in $(seq 1 $((VGPIO_DEVICES - 1))); do
 	echo "$(vdev_of "$d")" >"$drv/bind" && wait_chip "$d"
 done
-log "rmmod/insmod: $i cycles; $uses of $cycles write bursts and $bursts of $((cycles / 5)) edge bursts right"
+log "rmmod/insmod: $i cycles; $uses of $cycles write bursts and $bursts of $((cycles / every)) edge bursts right"
 check "$cycles rmmod/insmod cycles, each with a burst of use" test $ok = 1
 check "every write burst read back right" test "$uses" = "$cycles"
-check "every burst of 4 edges after an insmod was delivered whole" test "$bursts" = $((cycles / 5))
+check "every burst of 4 edges after an insmod was delivered whole" test "$bursts" = $((cycles / every))
 ctl 0 set 3 1 >/dev/null
 check "afterwards the chips work" \
 	eval "[ \"\$(gpioget $(chip_of 0) 3)\" = 1 ] && gpioget $(chip_of 1) 50 >/dev/null"
