@@ -39,8 +39,10 @@ for pip in pip3 /usr/bin/pip3; do
 	$pip uninstall -y -q virtme-ng 2>/dev/null ||
 		$pip uninstall -y -q --break-system-packages virtme-ng 2>/dev/null || true
 done
+# pyenv keeps a shim for a program it no longer has until rehashed
+command -v pyenv >/dev/null && pyenv rehash
 hash -r
-if command -v vng >/dev/null; then
+if vng --version >/dev/null 2>&1; then
 	echo "first-run-proof: vng is still installed at $(command -v vng)" >&2
 	exit 1
 fi

@@ -40,7 +40,7 @@ bindgen_ok() {
 	command -v bindgen >/dev/null && bindgen --version | grep -q "$BINDGEN_VERSION"
 }
 
-vng_ok() { command -v vng >/dev/null; }
+vng_ok() { vng --version >/dev/null 2>&1; }
 
 did=0
 SUDO=

@@ -11,7 +11,7 @@
 set -euo pipefail
 
 # Bump when the recipe below changes in a way the key does not see.
-RECIPE=2
+RECIPE=3
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 FRAGMENT=$TOP/kernel/config.fragment
 CACHE=${VGPIO_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/virtio-gpio-rs}
@@ -73,8 +73,9 @@ build() {
 	mv "$top"/linux-source-6.12 "$dir"
 	cd "$dir"
 	# vng writes its minimal bootable config into .config
-	vng --kconfig >/dev/null
-	scripts/kconfig/merge_config.sh -m .config "$FRAGMENT" >/dev/null
+	vng --kconfig >"$top/config.log" 2>&1 || { cat "$top/config.log"; exit 1; }
+	scripts/kconfig/merge_config.sh -m .config "$FRAGMENT" >>"$top/config.log" 2>&1 ||
+		{ tail -n 30 "$top/config.log"; exit 1; }
 	# shellcheck disable=SC2046
 	make $(make_args) olddefconfig >/dev/null
 	check_config

@@ -11,7 +11,7 @@
 . "$VGPIO_TOP/tests/lib.sh"
 
 ktap_print_header
-ktap_set_plan 7
+ktap_set_plan 8
 
 wait_chip 0
 vdev=$(vdev_of 0)
@@ -134,4 +134,22 @@ retype() {
 	[ "$bad" = 0 ]
 }
 check_xfail_c "trigger type change goes through none" "it sends the new type directly" retype
+
+# The device carried out a SET_IRQ_TYPE but answered it malformed: the
+# driver no longer knows the line's type, so the next change must still go
+# through none (a strict device refuses a change without it, and the line
+# would stay deaf), and free_irq must still send none.
+retype_after_bad_answer() {
+	local bad
+	ctl 0 reset-counters >/dev/null
+	ctl 0 fault long type=set_irq_type line=$line count=1 >/dev/null
+	consumer trigger=rising retype=falling || { ctl 0 fault clear >/dev/null; return 1; }
+	rmmod vgpio_irq_consumer
+	ctl 0 fault clear >/dev/null
+	bad=$(field type_without_none "$(ctl 0 counters)")
+	log "rising answered malformed, then rising -> falling, then free_irq: $bad changes without none; line: $(ctl 0 get $line)"
+	[ "$bad" = 0 ] && [ "$(line_state 0 $line irq)" = none ]
+}
+check_xfail_c "after a malformed answer to SET_IRQ_TYPE, the next change still goes through none" \
+	"it sends the new type directly" retype_after_bad_answer
 vgpio_finished

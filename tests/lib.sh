@@ -17,7 +17,9 @@ VGPIO_DEVICES=${VGPIO_DEVICES:-1}
 KTAP_CNT_XFAIL=0
 
 case "$DRIVER" in
-rust) MODULE=gpio_virtio_rs; MODULE_KO=$VGPIO_TOP/gpio-virtio-rs.ko; DRV_NAME=gpio-virtio-rs ;;
+# (VGPIO_RUST_KO: another build of the Rust module, e.g. an older commit's,
+# to show that a test fails on it)
+rust) MODULE=gpio_virtio_rs; MODULE_KO=${VGPIO_RUST_KO:-$VGPIO_TOP/gpio-virtio-rs.ko}; DRV_NAME=gpio-virtio-rs ;;
 c) MODULE=gpio_virtio; MODULE_KO=$VGPIO_KDIR/drivers/gpio/gpio-virtio.ko; DRV_NAME=gpio_virtio ;;
 *) echo "unknown DRIVER $DRIVER" >&2; exit 1 ;;
 esac
