@@ -82,8 +82,9 @@ fi
 
 if ! vng_ok; then
 	say "installing virtme-ng $VNG_VERSION from PyPI"
-	pip3 install --quiet "virtme-ng==$VNG_VERSION" ||
-		pip3 install --quiet --break-system-packages "virtme-ng==$VNG_VERSION"
+	# Debian's pip refuses the system Python without the second form
+	pip3 install --quiet "virtme-ng==$VNG_VERSION" >>"$log" 2>&1 ||
+		quiet pip3 install --quiet --break-system-packages "virtme-ng==$VNG_VERSION"
 	did=1
 fi
 
