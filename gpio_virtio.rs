@@ -273,7 +273,7 @@ struct VirtioGpio {
     /// registered: gpiolib asks for each line's direction one by one while
     /// it registers the chip, and these answer it. Dropped right after.
     #[pin]
-    probe_dirs: RawSpinLockIrq<Option<KVec<u8>>>,
+    probe_dirs: SpinLockIrq<Option<KVec<u8>>>,
 }
 
 type RqGuard<'a> = SpinLockIrqGuard<'a, RequestQueue>;
@@ -527,11 +527,16 @@ impl VirtioGpio {
                 )?;
             }
         }
+        // gpiolib can pass an empty mask (open-drain lines are taken out of
+        // a set_multiple): nothing to do.
+        let Some(first) = ents.first().map(|e| e.slot as u16) else {
+            return Ok(());
+        };
         let mut q = self.rq.lock();
         let mut dl = Self::deadline(&q, false);
         if let Err(e) = self.claim(&mut q, &mut ents, &mut dl) {
             drop(q);
-            self.note_timeout(&Err::<(), _>(e), type_, ents[0].slot as u16);
+            self.note_timeout(&Err::<(), _>(e), type_, first);
             return Err(e);
         }
         for e in ents.iter_mut() {
@@ -542,7 +547,7 @@ impl VirtioGpio {
         }
         if let Err(e) = self.transact(&mut q, &mut ents, &mut dl) {
             drop(q);
-            self.note_timeout(&Err::<(), _>(e), type_, ents[0].slot as u16);
+            self.note_timeout(&Err::<(), _>(e), type_, first);
             return Err(e);
         }
         let mut first_err = Ok(());
@@ -602,7 +607,15 @@ impl VirtioGpio {
             return Ok(None);
         }
         let mut buf = KVec::new();
-        buf.extend_with(size as usize + 1, 0, GFP_KERNEL)?;
+        if buf.extend_with(size as usize + 1, 0, GFP_KERNEL).is_err() {
+            dev_log!(
+                self.vdev,
+                ERR,
+                "no memory for a names block of {} bytes, registering without names\n",
+                size
+            );
+            return Ok(None);
+        }
         let slot = self.ngpio as usize;
         let msg = KBox::new(
             ReqMsg {
@@ -623,8 +636,20 @@ impl VirtioGpio {
             .or_else(|| q.slots[slot].free.take().map(|m| (m, 0)));
         drop(q);
         if let Err(e) = r {
+            // A device that does not answer, a prober that was killed or a
+            // device going away end probe; anything else (the queue could
+            // not take a buffer this large) only costs the names.
             self.note_timeout(&r, VIRTIO_GPIO_MSG_GET_LINE_NAMES, 0);
-            return Err(e);
+            if e == etimedout() || e == ERESTARTSYS || e == ENODEV {
+                return Err(e);
+            }
+            dev_log!(
+                self.vdev,
+                ERR,
+                "GET_LINE_NAMES failed ({:?}), registering without names\n",
+                e
+            );
+            return Ok(None);
         }
         let Some((msg, len)) = back else {
             return Ok(None);
@@ -761,13 +786,19 @@ impl gpio::Chip for VirtioGpio {
             offset as u16,
             VIRTIO_GPIO_DIRECTION_NONE.into(),
         );
-        if r == Err(EBUSY) {
-            dev_log_bad!(
+        match r {
+            // The device discards the line's state, its trigger type too
+            // (gpiolib lets a line be freed while it is an interrupt): from
+            // here the type is unknown, so no buffer is queued for it until
+            // a SET_IRQ_TYPE is answered again.
+            Ok(()) => self.with_irq_line(offset, |eq, l| eq.lines[l].sent = None),
+            Err(e) if e == EBUSY => dev_log_bad!(
                 self.vdev,
                 WARNING,
                 "line {}: not deactivated: the device has not answered its last request\n",
                 offset
-            );
+            ),
+            Err(_) => {}
         }
     }
 
@@ -956,8 +987,8 @@ impl gpio::Chip for VirtioGpio {
                 // next request_irq, enable_irq or free_irq of the line) sends
                 // none and then the type it wants. Device errors and
                 // malformed answers were logged by `request`; a killed
-                // waiter (EINTR) or a removed device (ENODEV) are not the
-                // device's fault and are not logged.
+                // waiter (ERESTARTSYS) or a removed device (ENODEV) are not
+                // the device's fault and are not logged.
                 let _ = self.set_irq_type(hwirq, want);
             }
         }
@@ -972,8 +1003,16 @@ impl VirtioGpio {
     /// and known again only if the device answered OK.
     fn set_irq_type(&self, hwirq: u32, t: u8) -> Result {
         self.with_irq_line(hwirq, |eq, l| eq.lines[l].sent = None);
-        // Bounded: free_irq can run in the exit of a killed task.
-        self.request_bounded(VIRTIO_GPIO_MSG_SET_IRQ_TYPE, hwirq as u16, t.into(), true)?;
+        // Bounded only where no signal can interrupt the wait any more:
+        // free_irq in the exit of a (killed) task. Elsewhere a slow device
+        // is legal, and the wait is killable.
+        let exiting = sync::current_is_exiting();
+        self.request_bounded(
+            VIRTIO_GPIO_MSG_SET_IRQ_TYPE,
+            hwirq as u16,
+            t.into(),
+            exiting,
+        )?;
         self.with_irq_line(hwirq, |eq, l| eq.lines[l].sent = Some(t));
         Ok(())
     }
@@ -1024,10 +1063,7 @@ impl VirtioGpio {
                 l.buf = Some(m);
                 let ev = if len != 1 || status > VIRTIO_GPIO_IRQ_STATUS_VALID {
                     Event::Malformed(line, len, status)
-                } else if status == VIRTIO_GPIO_IRQ_STATUS_VALID
-                    && !l.disabled
-                    && l.has_type()
-                {
+                } else if status == VIRTIO_GPIO_IRQ_STATUS_VALID && !l.disabled && l.has_type() {
                     Event::Deliver(line)
                 } else {
                     Event::None
@@ -1205,7 +1241,7 @@ impl virtio::Driver for VirtioGpio {
             rq <- SpinLockIrq::new(rq, kernel::c_str!("virtio_gpio_rs.requestq"), lock_class!()),
             rq_wait <- WaitQueue::new(kernel::c_str!("virtio_gpio_rs.rq_wait"), lock_class!()),
             eq <- RawSpinLockIrq::new(eq, kernel::c_str!("virtio_gpio_rs.eventq"), lock_class!()),
-            probe_dirs <- RawSpinLockIrq::new(None, kernel::c_str!("virtio_gpio_rs.probe_dirs"), lock_class!()),
+            probe_dirs <- SpinLockIrq::new(None, kernel::c_str!("virtio_gpio_rs.probe_dirs"), lock_class!()),
         }? Error);
         KBox::pin_init(gpio::Registration::new(data), GFP_KERNEL)
     }

@@ -162,6 +162,11 @@ long vgpio_msecs_to_jiffies(unsigned int ms)
 	return msecs_to_jiffies(ms);
 }
 
+bool vgpio_current_is_exiting(void)
+{
+	return current->flags & PF_EXITING;
+}
+
 void vgpio_wake_up_all(struct wait_queue_head *wq)
 {
 	wake_up_all(wq);

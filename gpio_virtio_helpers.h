@@ -15,6 +15,7 @@
 #include <linux/mutex.h>
 #include <linux/ratelimit.h>
 #include <linux/scatterlist.h>
+#include <linux/sched.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <linux/virtio.h>
@@ -53,6 +54,7 @@ int vgpio_wait_killable_unlocked(struct wait_queue_head *wq, spinlock_t *lock,
 int vgpio_wait_killable_timeout_unlocked(struct wait_queue_head *wq, spinlock_t *lock,
 					 unsigned long *flags, long *timeout);
 long vgpio_msecs_to_jiffies(unsigned int ms);
+bool vgpio_current_is_exiting(void);
 void vgpio_wake_up_all(struct wait_queue_head *wq);
 
 /* a sleeping lock held from irq_bus_lock to irq_bus_sync_unlock */

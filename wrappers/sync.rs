@@ -226,6 +226,13 @@ impl<T, K: LockKind> Drop for IrqLockGuard<'_, T, K> {
     }
 }
 
+/// Is the current task exiting (`PF_EXITING`)? Its fatal signal has been
+/// taken then, so a killable wait can no longer be interrupted.
+pub(crate) fn current_is_exiting() -> bool {
+    // SAFETY: reads the current task's flags; always valid in task context.
+    unsafe { bindings::vgpio_current_is_exiting() }
+}
+
 /// How much longer a task may wait: without limit, or some jiffies.
 pub(crate) struct Deadline(Option<kernel::ffi::c_long>);
 
@@ -309,7 +316,8 @@ impl WaitQueue {
         Ok(())
     }
 
-    /// Wake every waiter. Callable from any context.
+    /// Wake every waiter. Callable from any context but under a raw
+    /// spinlock (the queue's own lock is a `spinlock_t`).
     pub(crate) fn wake_all(&self) {
         // SAFETY: the queue is initialised (type invariant).
         unsafe { bindings::vgpio_wake_up_all(self.wq.get()) };
