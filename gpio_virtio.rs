@@ -788,10 +788,15 @@ impl gpio::Chip for VirtioGpio {
         );
         match r {
             // The device discards the line's state, its trigger type too
-            // (gpiolib lets a line be freed while it is an interrupt): from
-            // here the type is unknown, so no buffer is queued for it until
-            // a SET_IRQ_TYPE is answered again.
-            Ok(()) => self.with_irq_line(offset, |eq, l| eq.lines[l].sent = None),
+            // (gpiolib lets a line be freed while it is an interrupt): a
+            // line that had a type now has an unknown one, so no buffer is
+            // queued for it until a SET_IRQ_TYPE is answered again. (After
+            // free_irq, the usual case, it is none and stays known.)
+            Ok(()) => self.with_irq_line(offset, |eq, l| {
+                if eq.lines[l].sent != Some(VIRTIO_GPIO_IRQ_TYPE_NONE) {
+                    eq.lines[l].sent = None;
+                }
+            }),
             Err(e) if e == EBUSY => dev_log_bad!(
                 self.vdev,
                 WARNING,
