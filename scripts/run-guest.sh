@@ -20,6 +20,8 @@
 #   --no-logcheck    do not check the kernel log
 #   --cpus N         guest CPUs (default 2)
 #   --kvm            use KVM instead of TCG (where KVM runs our kernels)
+# Environment: VGPIO_TIER (check or soak, for the tests' loop counts),
+# VGPIO_QEMU_OPTS (more QEMU options, e.g. "-cpu qemu64" to compare).
 set -uo pipefail
 
 TOP=$(cd "$(dirname "$0")/.." && pwd)
