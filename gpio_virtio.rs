@@ -534,20 +534,18 @@ impl VirtioGpio {
         };
         let mut q = self.rq.lock();
         let mut dl = Self::deadline(&q, false);
-        if let Err(e) = self.claim(&mut q, &mut ents, &mut dl) {
-            drop(q);
-            self.note_timeout(&Err::<(), _>(e), type_, first);
-            return Err(e);
-        }
-        for e in ents.iter_mut() {
-            let line = e.slot as u16;
-            if let Some(m) = e.msg.as_mut() {
-                Self::fill(m, type_, line, value(line));
+        let r = self.claim(&mut q, &mut ents, &mut dl).and_then(|()| {
+            for e in ents.iter_mut() {
+                let line = e.slot as u16;
+                if let Some(m) = e.msg.as_mut() {
+                    Self::fill(m, type_, line, value(line));
+                }
             }
-        }
-        if let Err(e) = self.transact(&mut q, &mut ents, &mut dl) {
+            self.transact(&mut q, &mut ents, &mut dl)
+        });
+        if let Err(e) = r {
             drop(q);
-            self.note_timeout(&Err::<(), _>(e), type_, first);
+            self.note_timeout(&r, type_, first);
             return Err(e);
         }
         let mut first_err = Ok(());
