@@ -139,6 +139,9 @@ struct IrqLine {
     buf: Option<KBox<IrqMsg>>,
     /// Should be queued but the eventq was full: queue when a slot frees.
     want_slot: bool,
+    /// The lines that waited before and after this one, while `want_slot`.
+    prev: Option<u16>,
+    next: Option<u16>,
 }
 
 impl IrqLine {
@@ -153,8 +156,14 @@ struct EventQueue {
     vq: virtio::Virtqueue<IrqMsg>,
     gone: bool,
     lines: KVec<IrqLine>,
-    /// How many lines have `want_slot` set.
-    waiting: usize,
+    /// The lines with `want_slot` set, oldest first (linked through
+    /// `IrqLine::prev/next`): the next free slot goes to the line that
+    /// has waited longest. (In line order, lines that had just been served
+    /// and re-armed took every slot back while higher lines with an edge
+    /// waiting starved: with more lines than slots, one edge on every line
+    /// left the last lines unheard.)
+    first: Option<u16>,
+    last: Option<u16>,
 }
 
 impl EventQueue {
@@ -179,18 +188,13 @@ impl EventQueue {
         match self.vq.add(m) {
             Ok(()) => {
                 self.vq.kick();
-                if core::mem::take(&mut self.lines[line].want_slot) {
-                    self.waiting -= 1;
-                }
+                self.unwait(line);
                 Ok(())
             }
             Err((e, m)) => {
                 self.lines[line].buf = Some(m);
                 if e == ENOSPC {
-                    if !self.lines[line].want_slot {
-                        self.lines[line].want_slot = true;
-                        self.waiting += 1;
-                    }
+                    self.wait(line);
                     return Ok(());
                 }
                 Err(e)
@@ -198,19 +202,52 @@ impl EventQueue {
         }
     }
 
-    /// A slot freed: queue lines that waited for one, while slots last.
+    /// Put the line at the end of the wait list (if not on it yet).
+    fn wait(&mut self, line: usize) {
+        if self.lines[line].want_slot {
+            return;
+        }
+        // Lines are numbered by u16 (the protocol's line field).
+        let n = line as u16;
+        let last = self.last.replace(n);
+        match last {
+            Some(l) => self.lines[usize::from(l)].next = Some(n),
+            None => self.first = Some(n),
+        }
+        let l = &mut self.lines[line];
+        l.want_slot = true;
+        l.prev = last;
+        l.next = None;
+    }
+
+    /// Take the line off the wait list (if on it).
+    fn unwait(&mut self, line: usize) {
+        let l = &mut self.lines[line];
+        if !core::mem::take(&mut l.want_slot) {
+            return;
+        }
+        let (prev, next) = (l.prev.take(), l.next.take());
+        match prev {
+            Some(p) => self.lines[usize::from(p)].next = next,
+            None => self.first = next,
+        }
+        match next {
+            Some(n) => self.lines[usize::from(n)].prev = prev,
+            None => self.last = prev,
+        }
+    }
+
+    /// A slot freed: queue lines that waited for one, oldest first, while
+    /// slots last.
     fn queue_waiting(&mut self) {
-        let mut line = 0;
-        while self.waiting > 0 && line < self.lines.len() && self.vq.num_free() > 0 {
-            if self.lines[line].want_slot {
-                if !self.armed(line) || self.lines[line].buf.is_none() {
-                    self.lines[line].want_slot = false;
-                    self.waiting -= 1;
-                } else if self.queue(line).is_err() || self.lines[line].want_slot {
-                    break;
-                }
+        while self.vq.num_free() > 0 {
+            let Some(first) = self.first else { return };
+            let line = usize::from(first);
+            if !self.armed(line) || self.lines[line].buf.is_none() {
+                self.unwait(line);
+            } else if self.queue(line).is_err() || self.lines[line].want_slot {
+                return;
             }
-            line += 1;
         }
     }
 }
@@ -1224,6 +1261,8 @@ impl virtio::Driver for VirtioGpio {
                                 GFP_KERNEL,
                             )?),
                             want_slot: false,
+                            prev: None,
+                            next: None,
                         },
                         GFP_KERNEL,
                     )?;
@@ -1232,7 +1271,8 @@ impl virtio::Driver for VirtioGpio {
                     vq,
                     gone: false,
                     lines,
-                    waiting: 0,
+                    first: None,
+                    last: None,
                 })
             }
             None => None,

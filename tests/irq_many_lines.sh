@@ -39,6 +39,27 @@ ctl 1 levels "$ones" >/dev/null
 # slot gets its latched edge when it comes).
 monitors_done() { ! running $pid0 && ! running $pid1; }
 WAIT_S=240 wait_progress "$(known_c 30 10)" "ctl 1 counters" monitors_done
+# (what a monitor that is still waiting is doing, for the failure report)
+for p in $pid0 $pid1; do
+	running $p || continue
+	log "monitor $p still running: wchan $(cat /proc/$p/wchan 2>/dev/null), $(ls /proc/$p/fd 2>/dev/null | wc -l) fds, state $(sed -n 's/^State:\t//p' /proc/$p/status)"
+	sed 's/^/# stack: /' /proc/$p/stack 2>/dev/null | head -n 12
+done
+# (which lines the device still holds an edge for, for the failure report)
+if running $pid0 || running $pid1; then
+	held=""
+	for l in $(seq 0 $((n - 1))); do
+		_ctl 1 get "$l"
+		case "$_CTL_REPLY" in *latched=1*) held="$held $l($(field queued "$_CTL_REPLY"))" ;; esac
+	done
+	log "lines with an edge the driver has not been given (queued):${held:- none}"
+fi
+_vdev 1
+irqs=$(awk -v d="$_VDEV" '$4 == d { s += $2 + $3; n++ } END { print n " irqs, " s + 0 " interrupts" }' /proc/interrupts)
+# SIGTERM first: gpiomon then exits normally and writes out what it
+# buffered (a SIGKILLed one loses its events still in stdio's buffer).
+kill $pid0 $pid1 2>/dev/null
+WAIT_S=10 wait_for monitors_done
 kill -9 $pid0 $pid1 2>/dev/null
 # A monitor stuck in the kernel (uninterruptible) cannot be waited for. A
 # killed one releases its lines (requests the device counts).
@@ -48,6 +69,13 @@ head -n 3 /tmp/many0.out | sed 's/^/# gpiomon: /'
 got=$(cat /tmp/many0.out /tmp/many1.out | grep -oE 'offset: *[0-9]+' | sort -u | wc -l)
 [ $stuck = 1 ] && log "a gpiomon is stuck in the kernel: $(grep -l 'State:.*D' /proc/$pid0/status /proc/$pid1/status 2>/dev/null)"
 log "$n lines with an edge at once: events on $got distinct lines"
+if [ "$got" != "$n" ]; then
+	log "monitor 0: $(grep -c offset /tmp/many0.out) events, monitor 1: $(grep -c offset /tmp/many1.out) events"
+	grep -v offset /tmp/many0.out /tmp/many1.out | head -n 4 | sed 's/^/# /'
+	log "device: $(ctl 1 counters)"
+	log "guest: $irqs on the device's lines"
+	for l in 0 $((half - 1)) $half $((n - 1)); do log "line $l: $(ctl 1 get $l)"; done
+fi
 dmesg_since "$mark" | grep -iE 'eventq' | head -n 3 | sed 's/^/# /'
 if [ "$got" = "$n" ] && [ $stuck = 0 ]; then
 	ktap_test_pass "an edge on all $n lines at once: every line reports"
