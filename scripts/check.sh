@@ -82,7 +82,10 @@ for drv in suite; do
 	result "kselftests on the Rust and the C driver, kernel log clean" "$rc"
 	if [ "$rc" != 0 ]; then
 		summary+=("$(grep -E '^not ok ' "$ktap" 2>/dev/null)")
-		summary+=("$(grep -E '^# +not ok ' "$ktap" 2>/dev/null | head -n 20)")
+		# each failed case with the (last 6) lines its test logged before it
+		summary+=("$(awk '/^(ok|not ok|# ok|# TAP) / { n = 0 } /^# # / { buf[n++ % 6] = $0 }
+			/^# not ok / { for (i = (n > 6 ? n - 6 : 0); i < n; i++) print buf[i % 6]; print; n = 0 }' \
+			"$ktap" 2>/dev/null | head -n 60)")
 		summary+=("$(grep -E '^run-guest: |^logcheck: splat' "$out/$drv.log" 2>/dev/null | tail -n 15)")
 	fi
 done
