@@ -142,7 +142,19 @@ struct IrqLine {
     /// The lines that waited before and after this one, while `want_slot`.
     prev: Option<u16>,
     next: Option<u16>,
+    /// Returns of the message in a row that brought no event although the
+    /// line was armed (INVALID, or malformed).
+    unheard: u8,
+    /// `unheard` passed [`MAX_UNHEARD`]: the message stays here until the
+    /// line is enabled again or gets a new trigger type.
+    parked: bool,
 }
+
+/// How many returns in a row without an event an armed line gets before its
+/// message is kept back. One is legal (an INVALID return for a disable that
+/// an enable overtook); a device that keeps returning the message at once
+/// would otherwise have it requeued for ever, in interrupt context.
+const MAX_UNHEARD: u8 = 4;
 
 impl IrqLine {
     /// Is the device known to have a trigger type other than none?
@@ -171,7 +183,7 @@ impl EventQueue {
     /// (the spec: enable before unmask), not disabled, not masked.
     fn armed(&self, line: usize) -> bool {
         let l = &self.lines[line];
-        !self.gone && !l.disabled && !l.masked && l.has_type()
+        !self.gone && !l.disabled && !l.masked && !l.parked && l.has_type()
     }
 
     /// Give the device the line's message if it should have it and we have
@@ -946,8 +958,11 @@ impl gpio::Chip for VirtioGpio {
 
     fn irq_enable(&self, hwirq: u32) {
         self.with_irq_line(hwirq, |eq, l| {
-            eq.lines[l].disabled = false;
-            eq.lines[l].masked = false;
+            let il = &mut eq.lines[l];
+            il.disabled = false;
+            il.masked = false;
+            il.parked = false;
+            il.unheard = 0;
             // Queued now if the device already has the type; else after
             // irq_bus_sync_unlock sent it.
             let _ = eq.queue(l);
@@ -1053,7 +1068,14 @@ impl VirtioGpio {
             t.into(),
             exiting,
         )?;
-        self.with_irq_line(hwirq, |eq, l| eq.lines[l].sent = Some(t));
+        self.with_irq_line(hwirq, |eq, l| {
+            let il = &mut eq.lines[l];
+            il.sent = Some(t);
+            // A new type is a new start for a line whose message was kept
+            // back.
+            il.parked = false;
+            il.unheard = 0;
+        });
         Ok(())
     }
 
@@ -1089,7 +1111,7 @@ impl VirtioGpio {
     /// call back into irq_mask/irq_unmask).
     fn eventq_done(&self, handle: impl Fn(u32) -> Result) {
         loop {
-            let ev = {
+            let (ev, parked) = {
                 let mut g = self.eq.lock();
                 let Some(eq) = g.as_mut() else { return };
                 let Some((m, len)) = eq.vq.get_buf() else {
@@ -1117,14 +1139,34 @@ impl VirtioGpio {
                 // Not delivered: the line stays unmasked if it should be (an
                 // INVALID return after a disable raced with an enable ends
                 // here with the line queued again).
+                let mut parked = false;
                 if matches!(ev, Event::Deliver(_)) {
                     l.masked = true;
+                    l.unheard = 0;
                 } else {
-                    let _ = eq.queue(line as usize);
+                    let idx = usize::from(line);
+                    if eq.armed(idx) {
+                        let l = &mut eq.lines[idx];
+                        l.unheard = l.unheard.saturating_add(1);
+                        if l.unheard > MAX_UNHEARD {
+                            l.parked = true;
+                            parked = true;
+                        }
+                    }
+                    let _ = eq.queue(idx);
                 }
                 eq.queue_waiting();
-                ev
+                (ev, parked.then_some(line))
             };
+            if let Some(line) = parked {
+                dev_log!(
+                    self.vdev,
+                    ERR,
+                    "line {}: the device returned its eventq message {} times in a row without an event; the line's interrupt is off until it is enabled again\n",
+                    line,
+                    MAX_UNHEARD + 1
+                );
+            }
             match ev {
                 Event::Deliver(line) => {
                     if let Err(e) = handle(line.into()) {
@@ -1263,6 +1305,8 @@ impl virtio::Driver for VirtioGpio {
                             want_slot: false,
                             prev: None,
                             next: None,
+                            unheard: 0,
+                            parked: false,
                         },
                         GFP_KERNEL,
                     )?;

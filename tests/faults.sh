@@ -11,7 +11,7 @@
 . "$VGPIO_TOP/tests/lib.sh"
 
 ktap_print_header
-ktap_set_plan 22
+ktap_set_plan 24
 
 wait_chip 0
 chip=$(chip_of 0)
@@ -205,6 +205,49 @@ wait $mon 2>/dev/null
 log "the next monitor saw: $(tr '\n' ' ' </tmp/mon.out)"
 check "an event for a line no longer enabled: ignored, the line works after" \
 	eval "grep -q RISING /tmp/mon.out"
+
+# --- a device that hands a line's eventq message back at once, for ever ---
+# Answered INVALID although the line has a trigger type: requeued each time,
+# the message would ping-pong with the device in interrupt context for as
+# long as the line is requested. The driver gives up on the line after a few
+# returns (and says so); requested again, with the device fixed, it works.
+ctl 0 fault clear >/dev/null
+ctl 0 set 6 0 >/dev/null
+ctl 0 fault evinvalid line=6 >/dev/null
+mark=$(dmesg_mark)
+gpiomon --num-events=1 --rising-edge "$chip" 6 >/tmp/mon.out 2>&1 &
+mon=$!
+wait_for eval '[ "$(line_state 0 6 irq)" = rising ]'
+# bounded: the device stops seeing the message (its count holds still)
+returned() { field invalid "$(ctl 0 counters 6)"; }
+still() {
+	local a b
+	a=$(returned)
+	nap 2
+	b=$(returned)
+	[ "$a" = "$b" ]
+}
+bounded=0
+WAIT_S=$(known_c 60 10) wait_for still && bounded=1
+n_inv=$(returned)
+logged=0
+dmesg_since "$mark" | grep -q 'without an event' && logged=1
+kill $mon
+wait $mon 2>/dev/null
+ctl 0 fault clear >/dev/null
+gpiomon --num-events=1 --rising-edge "$chip" 6 >/tmp/mon.out 2>&1 &
+mon=$!
+wait_for eval '[ "$(line_state 0 6 queued)" = 1 ]'
+ctl 0 set 6 1 >/dev/null
+WAIT_S=30 wait_for eval "! running $mon"
+running $mon && kill $mon
+wait $mon 2>/dev/null
+ctl 0 set 6 0 >/dev/null
+log "message returned $n_inv times (bounded=$bounded), logged=$logged; requested again: $(tr '\n' ' ' </tmp/mon.out)"
+check_xfail_c "a line's eventq message returned at once, for ever: requeued a bounded number of times, logged" \
+	"it requeues a message returned INVALID every time: it ping-pongs with the device, in interrupt context, for as long as the line is requested" \
+	eval '[ $bounded = 1 ] && [ $logged = 1 ]'
+check "... and requested again, the line works" eval "grep -q RISING /tmp/mon.out"
 
 # --- a SET_IRQ_TYPE the device carried out but answered malformed ---
 # The driver cannot know the line's type on the device any more: when the

@@ -78,6 +78,10 @@ pub struct Faults {
     pub long: Vec<Rule>,
     pub ev_short: Vec<Rule>,
     pub ev_long: Vec<Rule>,
+    /// A line's eventq buffer is answered INVALID as soon as it comes,
+    /// although the line has a trigger type (a broken device: the driver
+    /// must not requeue it for ever).
+    pub ev_invalid: Vec<Rule>,
     pub names: NamesFault,
     pub ngpio0: bool,
     pub reverse: bool,
@@ -769,6 +773,12 @@ impl Device {
                 continue;
             };
             self.stats.evbufs += 1;
+            if self.lines[gpio as usize].irq_type != IRQ_NONE && self.fault(|f| &mut f.ev_invalid, 0, gpio) {
+                self.stats.invalid += 1;
+                self.lines[gpio as usize].stats.invalid += 1;
+                out.push(answer_event(chain, IRQ_STATUS_INVALID));
+                continue;
+            }
             if self.lines[gpio as usize].held.is_some() {
                 self.stats.double_queue += 1;
                 self.stats.invalid += 1;

@@ -462,6 +462,26 @@ fn fault_event_lengths() {
 }
 
 #[test]
+fn fault_event_invalid_while_enabled() {
+    let mut d = dev(1);
+    // no trigger type: the buffer is held as usual
+    assert!(d.on_events(vec![ev(1, 0)]).is_empty());
+    d.reset();
+    input_with_irq(&mut d, 0, IRQ_EDGE_RISING);
+    ctl(&mut d, "fault evinvalid line=0 count=2");
+    for _ in 0..2 {
+        let out = d.on_events(vec![ev(1, 0)]);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].data, vec![IRQ_STATUS_INVALID]);
+    }
+    // the fault is spent: held, and an edge is delivered
+    let mut out = d.on_events(vec![ev(1, 0)]);
+    assert!(out.is_empty());
+    d.set_level(0, 1, &mut out);
+    assert_eq!(out[0].data, vec![IRQ_STATUS_VALID]);
+}
+
+#[test]
 fn fault_names_blocks() {
     let base = || Device::new(Config { names: vec!["ab".into(), "cd".into()], ..Config::new(2) });
     let cases = [
