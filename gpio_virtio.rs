@@ -1087,6 +1087,11 @@ impl VirtioGpio {
         if let Some(eq) = self.eq.lock().as_mut() {
             eq.gone = true;
         }
+        // No eventq callback may deliver an interrupt once this returns:
+        // the chip (and its irq domain) goes next. A callback that found a
+        // message before `gone` was set finishes here; later ones find
+        // nothing (the queues are broken) or see `gone`.
+        self.vdev.stop_callbacks();
         self.vdev.reset();
         {
             let mut q = self.rq.lock();
@@ -1125,7 +1130,11 @@ impl VirtioGpio {
                 l.buf = Some(m);
                 let ev = if len != 1 || status > VIRTIO_GPIO_IRQ_STATUS_VALID {
                     Event::Malformed(line, len, status)
-                } else if status == VIRTIO_GPIO_IRQ_STATUS_VALID && !l.disabled && l.has_type() {
+                } else if status == VIRTIO_GPIO_IRQ_STATUS_VALID
+                    && !eq.gone
+                    && !l.disabled
+                    && l.has_type()
+                {
                     Event::Deliver(line)
                 } else {
                     Event::None

@@ -26,6 +26,11 @@ void vgpio_device_ready(struct virtio_device *vdev)
 	virtio_device_ready(vdev);
 }
 
+void vgpio_synchronize_cbs(struct virtio_device *vdev)
+{
+	virtio_synchronize_cbs(vdev);
+}
+
 void vgpio_del_vqs(struct virtio_device *vdev)
 {
 	vdev->config->del_vqs(vdev);

@@ -26,6 +26,7 @@ u16 vgpio_cread16(struct virtio_device *vdev, unsigned int offset);
 u32 vgpio_cread32(struct virtio_device *vdev, unsigned int offset);
 bool vgpio_has_feature(const struct virtio_device *vdev, unsigned int fbit);
 void vgpio_device_ready(struct virtio_device *vdev);
+void vgpio_synchronize_cbs(struct virtio_device *vdev);
 void vgpio_del_vqs(struct virtio_device *vdev);
 const char *vgpio_dev_name(const struct device *dev);
 bool vgpio_log_ratelimit(void);

@@ -5,7 +5,7 @@
 //! C header: `include/linux/gpio/driver.h`.
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use kernel::ffi::{c_char, c_int, c_uint, c_ulong, c_void};
 
 use kernel::error::{from_result, to_result};
@@ -136,6 +136,9 @@ pub(crate) struct Registration<T: Chip> {
     #[pin]
     bus_lock: Opaque<bindings::mutex>,
     state: AtomicU8,
+    /// Calls of [`Registration::handle_irq`] in progress: `unregister`
+    /// waits for them before the irq domain can go.
+    handling: AtomicUsize,
     names: UnsafeCell<Option<LineNames>>,
     #[pin]
     data: T,
@@ -166,6 +169,7 @@ impl<T: Chip> Registration<T> {
                 bindings::vgpio_mutex_init(p, c"virtio_gpio_rs.irq_bus_lock".as_ptr().cast(), BUS_LOCK_KEY.as_ptr())
             }),
             state: AtomicU8::new(IDLE),
+            handling: AtomicUsize::new(0),
             names: UnsafeCell::new(None),
             data <- data,
         }? Error)
@@ -175,19 +179,29 @@ impl<T: Chip> Registration<T> {
     /// interrupt context). Fails if the chip has no interrupts or the line
     /// has no mapping.
     pub(crate) fn handle_irq(&self, hwirq: u32) -> Result {
-        if self.state.load(Ordering::Acquire) != REGISTERED {
-            return Err(ENODEV);
-        }
-        // SAFETY: the chip is registered (checked above; it is unregistered
-        // only after the device stopped raising interrupts), so gpiolib's
-        // irq domain, if any, is live.
-        let domain = unsafe { (*self.gc.get()).irq.domain };
-        if domain.is_null() {
-            return Err(ENODEV);
-        }
-        // SAFETY: a live domain and a hardware line number; the function
-        // looks the mapping up itself and fails if there is none.
-        to_result(unsafe { bindings::generic_handle_domain_irq(domain, hwirq.into()) })
+        // Counted before the state is read, both sequentially consistent:
+        // either `unregister` sees this call in `handling` (and waits for
+        // it), or this call sees the state it left.
+        self.handling.fetch_add(1, Ordering::SeqCst);
+        let r = if self.state.load(Ordering::SeqCst) != REGISTERED {
+            Err(ENODEV)
+        } else {
+            // SAFETY: the chip is registered and stays so until this call
+            // returns (`unregister` waits for `handling` to drop to zero
+            // before gpiochip_remove), so gpiolib's irq domain, if any, is
+            // live.
+            let domain = unsafe { (*self.gc.get()).irq.domain };
+            if domain.is_null() {
+                Err(ENODEV)
+            } else {
+                // SAFETY: a live domain and a hardware line number; the
+                // function looks the mapping up itself and fails if there is
+                // none.
+                to_result(unsafe { bindings::generic_handle_domain_irq(domain, hwirq.into()) })
+            }
+        };
+        self.handling.fetch_sub(1, Ordering::Release);
+        r
     }
 
     /// The driver data.
@@ -266,13 +280,19 @@ impl<T: Chip> Registration<T> {
         r
     }
 
-    /// Remove the chip from gpiolib (waits for callbacks in progress).
+    /// Remove the chip from gpiolib (waits for callbacks in progress, and
+    /// for [`Registration::handle_irq`] calls that saw it registered: do not
+    /// call it from an interrupt handler of the chip).
     pub(crate) fn unregister(&self) {
         if self
             .state
-            .compare_exchange(REGISTERED, IDLE, Ordering::AcqRel, Ordering::Acquire)
+            .compare_exchange(REGISTERED, IDLE, Ordering::SeqCst, Ordering::Acquire)
             .is_ok()
         {
+            // handle_irq runs in interrupt context and is short: spin.
+            while self.handling.load(Ordering::SeqCst) != 0 {
+                core::hint::spin_loop();
+            }
             // SAFETY: the chip was added and is removed once (the state moved
             // from REGISTERED exactly once).
             unsafe { bindings::gpiochip_remove(self.gc.get()) };

@@ -146,6 +146,21 @@ impl Device {
         unsafe { bindings::vgpio_device_ready(self.as_raw()) }
     }
 
+    /// Stop the driver's virtqueue callbacks: mark every virtqueue broken
+    /// (their interrupts no longer call back, `get_buf` returns nothing),
+    /// then wait for callbacks already running to return. Unlike a reset,
+    /// this waits on every transport (virtio-mmio's reset does not).
+    pub(crate) fn stop_callbacks(&self) {
+        // SAFETY: the device is valid (type invariant). Breaking only sets a
+        // flag on each virtqueue of the device; the synchronization waits
+        // for the transport's interrupt handlers (it may sleep: callers are
+        // in process context, as remove is).
+        unsafe {
+            bindings::virtio_break_device(self.as_raw());
+            bindings::vgpio_synchronize_cbs(self.as_raw());
+        }
+    }
+
     /// Reset the device: it stops using every buffer the driver gave it.
     pub(crate) fn reset(&self) {
         // SAFETY: the device is valid (type invariant).
