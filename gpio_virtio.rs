@@ -24,7 +24,7 @@ mod uapi;
 #[path = "wrappers/virtio.rs"]
 mod virtio;
 
-use gpio::{Chip as _, LineDirection};
+use gpio::LineDirection;
 use sync::{lock_class, Deadline, RawSpinLockIrq, SpinLockIrq, SpinLockIrqGuard, WaitQueue};
 use uapi::*;
 use virtio::{dev_log, dev_log_bad};
@@ -895,6 +895,18 @@ impl gpio::Chip for VirtioGpio {
     }
 
     fn direction_output(&self, offset: u32, value: bool) -> Result {
+        // An interrupt line that its user disabled (gpiolib allows nothing
+        // else) and now drives: the device gets no trigger type for an
+        // output line, so it is told none first (its eventq message comes
+        // back INVALID and stays here). enable_irq, after the line is an
+        // input again, sends the type back in irq_bus_sync_unlock.
+        let mut typed = false;
+        self.with_irq_line(offset, |eq, l| {
+            typed = eq.lines[l].sent != Some(VIRTIO_GPIO_IRQ_TYPE_NONE);
+        });
+        if typed {
+            self.set_irq_type(offset, VIRTIO_GPIO_IRQ_TYPE_NONE)?;
+        }
         // The spec wants the value set before the line becomes an output.
         self.request(VIRTIO_GPIO_MSG_SET_VALUE, offset as u16, value.into())?;
         self.request(
@@ -984,7 +996,11 @@ impl gpio::Chip for VirtioGpio {
 
     fn irq_unmask(&self, hwirq: u32) {
         self.with_irq_line(hwirq, |eq, l| {
-            eq.lines[l].masked = false;
+            let il = &mut eq.lines[l];
+            il.masked = false;
+            // The irq core unmasks after it handled an interrupt: the line
+            // works.
+            il.unheard = 0;
             // Requeueing the message is what unmasks the line on the device.
             let _ = eq.queue(l);
         });
@@ -1151,7 +1167,6 @@ impl VirtioGpio {
                 let mut parked = false;
                 if matches!(ev, Event::Deliver(_)) {
                     l.masked = true;
-                    l.unheard = 0;
                 } else {
                     let idx = usize::from(line);
                     if eq.armed(idx) {
@@ -1168,26 +1183,36 @@ impl VirtioGpio {
                 (ev, parked.then_some(line))
             };
             if let Some(line) = parked {
-                dev_log!(
-                    self.vdev,
-                    ERR,
-                    "line {}: the device returned its eventq message {} times in a row without an event; the line's interrupt is off until it is enabled again\n",
-                    line,
-                    MAX_UNHEARD + 1
-                );
+                self.log_parked(line);
             }
             match ev {
                 Event::Deliver(line) => {
                     if let Err(e) = handle(line.into()) {
-                        dev_log!(
+                        dev_log_bad!(
                             self.vdev,
                             ERR,
                             "line {}: interrupt not handled: {:?}\n",
                             line,
                             e
                         );
-                        // Nobody will unmask it: do it, so the line stays live.
-                        self.irq_unmask(line.into());
+                        // Nobody will unmask it: do it, so the line stays
+                        // live, but not for ever (an event that can never be
+                        // handled would come straight back, in interrupt
+                        // context): it counts as a return without an event.
+                        let mut parked = false;
+                        self.with_irq_line(line.into(), |eq, l| {
+                            let il = &mut eq.lines[l];
+                            il.masked = false;
+                            il.unheard = il.unheard.saturating_add(1);
+                            if il.unheard > MAX_UNHEARD && !il.parked {
+                                il.parked = true;
+                                parked = true;
+                            }
+                            let _ = eq.queue(l);
+                        });
+                        if parked {
+                            self.log_parked(line);
+                        }
                     }
                 }
                 Event::Malformed(line, len, status) => {
@@ -1203,6 +1228,16 @@ impl VirtioGpio {
                 Event::None => {}
             }
         }
+    }
+
+    fn log_parked(&self, line: u16) {
+        dev_log!(
+            self.vdev,
+            ERR,
+            "line {}: {} returns of its eventq message in a row brought no event that could be handled; the line's interrupt stays off until it is enabled again (enable_irq after disable_irq, or request_irq) or gets a new trigger type\n",
+            line,
+            MAX_UNHEARD + 1
+        );
     }
 
     /// Run `f` on a line's interrupt state, if the chip has interrupts.

@@ -231,7 +231,7 @@ bounded=0
 WAIT_S=$(known_c 60 10) wait_for still && bounded=1
 n_inv=$(returned)
 logged=0
-dmesg_since "$mark" | grep -q 'without an event' && logged=1
+dmesg_since "$mark" | grep -q 'brought no event' && logged=1
 kill $mon
 wait $mon 2>/dev/null
 ctl 0 fault clear >/dev/null

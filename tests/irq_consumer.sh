@@ -11,7 +11,7 @@
 . "$VGPIO_TOP/tests/lib.sh"
 
 ktap_print_header
-ktap_set_plan 8
+ktap_set_plan 10
 
 wait_chip 0
 vdev=$(vdev_of 0)
@@ -120,6 +120,37 @@ while_disabled() {
 }
 check_xfail_c "an edge while disabled is handled after enable_irq" \
 	"disable_irq tells the device none, which discards the edge" while_disabled
+
+# A line shared between an interrupt and an output (CEC, one-wire,
+# bit-banged buses): disable_irq(), drive the line, make it an input again,
+# enable_irq(); then the interrupt works as before. gpiolib refuses the
+# output while the chip counts the interrupt as enabled.
+shared_line() {
+	local trig=$1 p=/sys/module/vgpio_irq_consumer/parameters h0 h1 out=0 back=0 dir1 dir2
+	ctl 0 set $line 0 >/dev/null
+	consumer trigger="$trig" work_ms=0 || return 1
+	WAIT_S=60 wait_for eval '[ "$(line_state 0 $line queued)" = 1 ]'
+	echo 1 >$p/disabled
+	h0=$(consumer_param hard)
+	if echo 1 >$p/drive; then
+		dir1=$(line_state 0 $line dir):$(line_state 0 $line value)
+		echo 0 >$p/drive && echo -1 >$p/drive && out=1
+	fi
+	dir2=$(line_state 0 $line dir)
+	echo 0 >$p/disabled
+	# the interrupt works again: a rising edge, or a high level
+	WAIT_S=60 wait_for eval '[ "$(line_state 0 $line queued)" = 1 ]' && back=1
+	ctl 0 set $line 1 >/dev/null
+	WAIT_S=$(known_c 60 10) wait_for eval '[ "$(consumer_param hard)" -gt '"$h0"' ]'
+	h1=$(consumer_param hard)
+	ctl 0 set $line 0 >/dev/null
+	settled
+	rmmod vgpio_irq_consumer
+	log "$trig: disable_irq, output 1 then 0 (device: ${dir1:-refused}), input ($dir2), enable_irq (buffer back: $back): $((h1 - h0)) interrupts on the next activation"
+	[ $out = 1 ] && [ "$dir1" = out:1 ] && [ "$dir2" = in ] && [ $((h1 - h0)) -ge 1 ]
+}
+check "shared line, edge: disable_irq, output, input, enable_irq, and the interrupt works" shared_line rising
+check "shared line, level: disable_irq, output, input, enable_irq, and the interrupt works" shared_line high
 
 check "released: interrupt off and no eventq buffer on the device" \
 	eval '[ "$(line_state 0 $line irq)" = none ] && [ "$(line_state 0 $line queued)" = 0 ]'

@@ -49,12 +49,15 @@ pub(crate) trait Chip: Sync + Send + Sized {
     // device is done in `irq_bus_sync_unlock`, which may sleep and runs with
     // the chip's bus lock held (taken in irq_bus_lock).
     //
-    // There is no irq_disable: disable_irq() is lazy, it costs the device
-    // nothing. Only if an interrupt comes while the line is disabled does
-    // the irq core mask the line (and replay an edge on enable_irq()).
-    // `irq_shutdown` is the line ceasing to be an interrupt (free_irq).
+    // `irq_disable` (disable_irq) comes after gpiolib was told the line is
+    // no longer an enabled interrupt (so its user may make it an output);
+    // a chip may leave the device alone (a lazy disable: if an interrupt
+    // comes meanwhile, the irq core keeps it pending and replays an edge
+    // on enable_irq). `irq_shutdown` is the line ceasing to be an
+    // interrupt (free_irq).
 
     fn irq_enable(&self, _hwirq: u32) {}
+    fn irq_disable(&self, _hwirq: u32) {}
     fn irq_shutdown(&self, _hwirq: u32) {}
     fn irq_mask(&self, _hwirq: u32) {}
     fn irq_unmask(&self, _hwirq: u32) {}
@@ -258,6 +261,7 @@ impl<T: Chip> Registration<T> {
                 let ic = self.irq_chip.get();
                 (*ic).name = vdev.name().as_char_ptr();
                 (*ic).irq_enable = Some(irq_enable_callback::<T>);
+                (*ic).irq_disable = Some(irq_disable_callback::<T>);
                 (*ic).irq_shutdown = Some(irq_shutdown_callback::<T>);
                 (*ic).irq_mask = Some(irq_mask_callback::<T>);
                 (*ic).irq_unmask = Some(irq_unmask_callback::<T>);
@@ -339,13 +343,20 @@ unsafe extern "C" fn irq_enable_callback<T: Chip>(d: *mut bindings::irq_data) {
     reg.data.irq_enable(hwirq);
 }
 
+unsafe extern "C" fn irq_disable_callback<T: Chip>(d: *mut bindings::irq_data) {
+    // SAFETY: the irq core calls back with an irq of our chip.
+    let (reg, hwirq) = unsafe { irq_registration::<T>(d) };
+    reg.data.irq_disable(hwirq);
+    // SAFETY: as in `irq_enable_callback`. gpiolib no longer counts the
+    // line as an enabled interrupt: its user may drive it meanwhile.
+    unsafe { bindings::gpiochip_disable_irq(reg.gc.get(), hwirq.into()) };
+}
+
 unsafe extern "C" fn irq_shutdown_callback<T: Chip>(d: *mut bindings::irq_data) {
     // SAFETY: the irq core calls back with an irq of our chip.
     let (reg, hwirq) = unsafe { irq_registration::<T>(d) };
     reg.data.irq_shutdown(hwirq);
-    // SAFETY: as in `irq_enable_callback`. While the interrupt is only
-    // (lazily) disabled, gpiolib keeps counting the line as an enabled
-    // interrupt, so it cannot be turned into an output meanwhile.
+    // SAFETY: as in `irq_enable_callback`.
     unsafe { bindings::gpiochip_disable_irq(reg.gc.get(), hwirq.into()) };
 }
 

@@ -11,6 +11,9 @@
  * Optionally @retype changes the trigger type once the interrupt is enabled,
  * and @stress_cycles runs that many disable_irq/enable_irq cycles at load.
  * Writing 1 to the parameter @disabled calls disable_irq(), 0 enable_irq().
+ * Writing 0 or 1 to @drive makes the line an output at that value, -1 an
+ * input again (the shared-line pattern: disable_irq, drive, input,
+ * enable_irq); the write fails with gpiolib's error.
  */
 
 #include <linux/atomic.h>
@@ -72,6 +75,33 @@ static const struct kernel_param_ops disabled_ops = {
 	.get = param_get_bool,
 };
 module_param_cb(disabled, &disabled_ops, &disabled, 0644);
+
+static int drive = -1;
+
+static int drive_set(const char *val, const struct kernel_param *kp)
+{
+	int v, ret = kstrtoint(val, 0, &v);
+
+	if (ret)
+		return ret;
+	if (v < -1 || v > 1)
+		return -EINVAL;
+	if (irq < 0)
+		return -ENODEV;
+	if (v < 0)
+		ret = gpio_direction_input(gpio);
+	else
+		ret = gpio_direction_output(gpio, v);
+	if (!ret)
+		drive = v;
+	return ret;
+}
+
+static const struct kernel_param_ops drive_ops = {
+	.set = drive_set,
+	.get = param_get_int,
+};
+module_param_cb(drive, &drive_ops, &drive, 0644);
 
 static irqreturn_t consumer_hard(int irq, void *data)
 {
