@@ -300,6 +300,17 @@ impl<T: Chip> Registration<T> {
             // SAFETY: the chip was added and is removed once (the state moved
             // from REGISTERED exactly once).
             unsafe { bindings::gpiochip_remove(self.gc.get()) };
+            // gpiochip_remove points the lines' irq descriptors away from
+            // our irq_chip, but a task between irq_bus_lock and
+            // irq_bus_sync_unlock of one of them (request_irq, free_irq,
+            // enable_irq in progress) holds the bus lock and will still
+            // call back into this registration: wait for it to finish.
+            // SAFETY: the mutex is initialised (type invariant) and not held
+            // by this task (irq callbacks do not unregister).
+            unsafe {
+                bindings::vgpio_mutex_lock(self.bus_lock.get());
+                bindings::vgpio_mutex_unlock(self.bus_lock.get());
+            }
         }
     }
 }
