@@ -25,7 +25,9 @@ mod uapi;
 mod virtio;
 
 use gpio::LineDirection;
-use sync::{lock_class, Deadline, RawSpinLockIrq, SpinLockIrq, SpinLockIrqGuard, WaitQueue};
+use sync::{
+    lock_class, Deadline, Moment, RawSpinLockIrq, SpinLockIrq, SpinLockIrqGuard, WaitQueue,
+};
 use uapi::*;
 use virtio::{dev_log, dev_log_bad};
 
@@ -116,8 +118,8 @@ struct RequestQueue {
     vq: virtio::Virtqueue<ReqMsg>,
     /// The device is being removed: no new requests.
     gone: bool,
-    /// Probe is still talking to the device: waits are bounded.
-    starting: bool,
+    /// Probe is still talking to the device: its waits all end by then.
+    starting: Option<Moment>,
     /// One slot per line, plus one (index `ngpio`) for GET_LINE_NAMES.
     slots: KVec<Slot>,
 }
@@ -292,8 +294,9 @@ impl Entry {
     }
 }
 
-/// How long a bounded wait waits for the device (see `deadline`): far
-/// longer than any device that works takes, even under emulation.
+/// How long probe's requests may take together, and a bounded request alone
+/// (see `deadline`): far longer than any device that works takes, even
+/// under emulation.
 const WAIT_BOUND_MS: u32 = 10_000;
 
 fn etimedout() -> Error {
@@ -459,10 +462,13 @@ impl VirtioGpio {
     /// free_irq may run in the exit of a killed task). A message left with
     /// the device comes back to its line when the device answers.
     fn deadline(q: &RqGuard<'_>, bounded: bool) -> Deadline {
-        if bounded || q.starting {
-            Deadline::after_ms(WAIT_BOUND_MS)
-        } else {
-            Deadline::none()
+        match q.starting {
+            // One bound for all of probe's requests, not one each (a device
+            // that falls silent after the parallel direction fetch failed
+            // would hold probe for ngpio bounds, line by line).
+            Some(end) => Deadline::until(end),
+            None if bounded => Deadline::after_ms(WAIT_BOUND_MS),
+            None => Deadline::none(),
         }
     }
 
@@ -472,7 +478,7 @@ impl VirtioGpio {
             self.log_bad_answer(
                 line,
                 type_,
-                format_args!("not answered within {} ms", WAIT_BOUND_MS),
+                format_args!("not answered within the {} ms bound", WAIT_BOUND_MS),
             );
         }
     }
@@ -1325,7 +1331,7 @@ impl virtio::Driver for VirtioGpio {
         let rq = RequestQueue {
             vq: requestq,
             gone: false,
-            starting: true,
+            starting: Some(Moment::after_ms(WAIT_BOUND_MS)),
             slots,
         };
         let eq = match eventq {
@@ -1395,7 +1401,7 @@ impl virtio::Driver for VirtioGpio {
         let dirs = this.probe_dirs.lock().take();
         drop(dirs);
         r?;
-        this.rq.lock().starting = false;
+        this.rq.lock().starting = None;
         dev_log!(
             vdev,
             DEBUG,

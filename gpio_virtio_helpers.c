@@ -167,6 +167,11 @@ long vgpio_msecs_to_jiffies(unsigned int ms)
 	return msecs_to_jiffies(ms);
 }
 
+unsigned long vgpio_jiffies(void)
+{
+	return jiffies;
+}
+
 bool vgpio_current_is_exiting(void)
 {
 	return current->flags & PF_EXITING;

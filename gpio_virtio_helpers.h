@@ -55,6 +55,7 @@ int vgpio_wait_killable_unlocked(struct wait_queue_head *wq, spinlock_t *lock,
 int vgpio_wait_killable_timeout_unlocked(struct wait_queue_head *wq, spinlock_t *lock,
 					 unsigned long *flags, long *timeout);
 long vgpio_msecs_to_jiffies(unsigned int ms);
+unsigned long vgpio_jiffies(void);
 bool vgpio_current_is_exiting(void);
 void vgpio_wake_up_all(struct wait_queue_head *wq);
 

@@ -247,6 +247,31 @@ impl Deadline {
         // SAFETY: a pure conversion.
         Deadline(Some(unsafe { bindings::vgpio_msecs_to_jiffies(ms) }))
     }
+
+    /// Until `end` (no time at all once it has passed).
+    pub(crate) fn until(end: Moment) -> Self {
+        // Jiffies wrap: the difference, read as signed, is what is left.
+        let left = end.0.wrapping_sub(Moment::now().0) as kernel::ffi::c_long;
+        Deadline(Some(left.max(0)))
+    }
+}
+
+/// A point in time (in jiffies), for a bound shared by several waits.
+#[derive(Clone, Copy)]
+pub(crate) struct Moment(kernel::ffi::c_ulong);
+
+impl Moment {
+    fn now() -> Self {
+        // SAFETY: reads the jiffies counter.
+        Moment(unsafe { bindings::vgpio_jiffies() })
+    }
+
+    /// `ms` milliseconds from now.
+    pub(crate) fn after_ms(ms: u32) -> Self {
+        // SAFETY: a pure conversion (never negative).
+        let d = unsafe { bindings::vgpio_msecs_to_jiffies(ms) } as kernel::ffi::c_ulong;
+        Moment(Moment::now().0.wrapping_add(d))
+    }
 }
 
 /// A wait queue for tasks waiting on a condition guarded by a [`SpinLockIrq`]
