@@ -30,7 +30,7 @@ gpiomon --rising-edge --num-events=$((n - half)) "$chip" $(seq $half $((n - 1)))
 pid1=$!
 # every line enabled on the device (each needs a SET_IRQ_TYPE)
 enabled() { [ "$(field set_irq_type "$(ctl 1 counters)")" -ge "$n" ]; }
-WAIT_S=120 wait_for enabled || log "only $(field set_irq_type "$(ctl 1 counters)") lines enabled"
+WAIT_S=120 wait_progress "$(known_c 30 10)" "ctl 1 counters" enabled || log "only $(field set_irq_type "$(ctl 1 counters)") lines enabled"
 nap 1
 ctl 1 levels "$ones" >/dev/null
 # The monitors end once every line's event came, which takes as long as the
@@ -59,7 +59,8 @@ irqs=$(awk -v d="$_VDEV" '$4 == d { s += $2 + $3; n++ } END { print n " irqs, " 
 # SIGTERM first: gpiomon then exits normally and writes out what it
 # buffered (a SIGKILLed one loses its events still in stdio's buffer).
 kill $pid0 $pid1 2>/dev/null
-WAIT_S=10 wait_for monitors_done
+# (a monitor stuck in the kernel ignores it: the C driver's, see below)
+WAIT_S=$(known_c 10 3) wait_for monitors_done
 kill -9 $pid0 $pid1 2>/dev/null
 # A monitor stuck in the kernel (uninterruptible) cannot be waited for. A
 # killed one releases its lines (requests the device counts).
