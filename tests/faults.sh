@@ -211,15 +211,16 @@ check "an event for a line no longer enabled: ignored, the line works after" \
 # the message would ping-pong with the device in interrupt context for as
 # long as the line is requested. The driver gives up on the line after a few
 # returns (and says so); requested again, with the device fixed, it works.
+# (Line 5: the C driver leaves line 6 deaf after the cases above.)
 ctl 0 fault clear >/dev/null
-ctl 0 set 6 0 >/dev/null
-ctl 0 fault evinvalid line=6 >/dev/null
+ctl 0 set 5 0 >/dev/null
+ctl 0 fault evinvalid line=5 >/dev/null
 mark=$(dmesg_mark)
-gpiomon --num-events=1 --rising-edge "$chip" 6 >/tmp/mon.out 2>&1 &
+gpiomon --num-events=1 --rising-edge "$chip" 5 >/tmp/mon.out 2>&1 &
 mon=$!
-wait_for eval '[ "$(line_state 0 6 irq)" = rising ]'
+wait_for eval '[ "$(line_state 0 5 irq)" = rising ]'
 # bounded: the device stops seeing the message (its count holds still)
-returned() { field invalid "$(ctl 0 counters 6)"; }
+returned() { field invalid "$(ctl 0 counters 5)"; }
 still() {
 	local a b
 	a=$(returned)
@@ -235,14 +236,14 @@ dmesg_since "$mark" | grep -q 'brought no event' && logged=1
 kill $mon
 wait $mon 2>/dev/null
 ctl 0 fault clear >/dev/null
-gpiomon --num-events=1 --rising-edge "$chip" 6 >/tmp/mon.out 2>&1 &
+gpiomon --num-events=1 --rising-edge "$chip" 5 >/tmp/mon.out 2>&1 &
 mon=$!
-wait_for eval '[ "$(line_state 0 6 queued)" = 1 ]'
-ctl 0 set 6 1 >/dev/null
+wait_for eval '[ "$(line_state 0 5 queued)" = 1 ]'
+ctl 0 set 5 1 >/dev/null
 WAIT_S=30 wait_for eval "! running $mon"
 running $mon && kill $mon
 wait $mon 2>/dev/null
-ctl 0 set 6 0 >/dev/null
+ctl 0 set 5 0 >/dev/null
 log "message returned $n_inv times (bounded=$bounded), logged=$logged; requested again: $(tr '\n' ' ' </tmp/mon.out)"
 check_xfail_c "a line's eventq message returned at once, for ever: requeued a bounded number of times, logged" \
 	"it requeues a message returned INVALID every time: it ping-pongs with the device, in interrupt context, for as long as the line is requested" \
