@@ -10,7 +10,7 @@ use crate::proto::*;
 
 pub const HELP: &str = "commands: ping | info | set L 0|1 | edges L COUNT PERIOD_US [paced] | stop L | get L | dirs | values \
 | levels BITS | counters [L] | reset-counters | wire OUT IN | unwire OUT IN | spurious L | release [L] | fuzz MS \
-| fault err|drop|hold|short|long|evshort|evlong|evinvalid [type=T] [line=L] [prob=P] [count=N] \
+| fault err|drop|hold|short|long|evshort|evlong|evinvalid [type=T] [line=L] [prob=P] [count=N] [skip=N] \
 | fault delay MS [type=T] [line=L] [prob=P] [count=N] \
 | fault names ok|unterminated|short|duplicate|nonascii | fault ngpio0 on|off \
 | fault reverse on|off | fault evstale on|off | fault clear";
@@ -78,6 +78,7 @@ fn rule(args: &[&str]) -> Result<Rule, String> {
                 r.ppm = (p * 1_000_000.0) as u32;
             }
             "count" => r.count = Some(v.parse().map_err(|_| "bad count")?),
+            "skip" => r.skip = v.parse().map_err(|_| "bad skip")?,
             _ => return Err(format!("unknown key {k}")),
         }
     }

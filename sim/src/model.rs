@@ -48,6 +48,8 @@ pub struct Rule {
     pub ppm: u32,
     /// Number of times it still applies; None = unlimited.
     pub count: Option<u32>,
+    /// Matching messages still to let through before it applies.
+    pub skip: u32,
 }
 
 impl Rule {
@@ -282,6 +284,10 @@ impl Device {
     fn hit(rules: &mut [Rule], rng: &mut Rng, msg: u16, line: u16) -> bool {
         for r in rules.iter_mut() {
             if r.msg.is_some_and(|m| m != msg) || r.line.is_some_and(|l| l != line) || r.count == Some(0) {
+                continue;
+            }
+            if r.skip > 0 {
+                r.skip -= 1;
                 continue;
             }
             if r.ppm < 1_000_000 && rng.below(1_000_000) as u32 >= r.ppm {

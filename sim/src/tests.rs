@@ -437,6 +437,14 @@ fn fault_delay_holds_the_line_in_order() {
 }
 
 #[test]
+fn fault_skip_lets_the_first_matches_through() {
+    let mut d = dev(2);
+    ctl(&mut d, "fault err type=get_value skip=2 count=1");
+    let st = |d: &mut Device| req(d, MSG_GET_VALUE, 1, 0).data[0];
+    assert_eq!([st(&mut d), st(&mut d), st(&mut d), st(&mut d)], [STATUS_OK, STATUS_OK, STATUS_ERR, STATUS_OK]);
+}
+
+#[test]
 fn fault_used_length_short_and_long() {
     let mut d = dev(1);
     ctl(&mut d, "fault short type=get_value count=1");

@@ -88,10 +88,14 @@ static int drive_set(const char *val, const struct kernel_param *kp)
 		return -EINVAL;
 	if (irq < 0)
 		return -ENODEV;
+	/*
+	 * The descriptor API: gpiolib refuses an output on a line whose
+	 * interrupt is enabled there (the legacy and raw calls do not check).
+	 */
 	if (v < 0)
-		ret = gpio_direction_input(gpio);
+		ret = gpiod_direction_input(gpio_to_desc(gpio));
 	else
-		ret = gpio_direction_output(gpio, v);
+		ret = gpiod_direction_output(gpio_to_desc(gpio), v);
 	if (!ret)
 		drive = v;
 	return ret;
