@@ -179,6 +179,20 @@ for f in evshort evlong; do
 	fi
 done
 
+# one_edge L: a monitor for one rising edge on line L (from low), then the
+# edge, once the line's eventq message is with the device; what the monitor
+# saw is in /tmp/mon.out.
+one_edge() {
+	local mon
+	gpiomon --num-events=1 --rising-edge "$chip" "$1" >/tmp/mon.out 2>&1 &
+	mon=$!
+	wait_for eval '[ "$(line_state 0 '"$1"' queued)" = 1 ]'
+	ctl 0 set "$1" 1 >/dev/null
+	WAIT_S=30 wait_for eval "! running $mon"
+	running $mon && kill $mon
+	wait $mon 2>/dev/null
+}
+
 # --- an event for a line whose interrupt is no longer enabled ---
 # The device answers VALID when told to disable the line. (It cannot be told
 # from an edge that raced the disable, so it is not logged.)
@@ -195,13 +209,7 @@ wait_for eval '[ "$(line_state 0 7 irq)" = none ]'
 ctl 0 fault evstale off >/dev/null
 check "an event for a line no longer enabled: the device sent it" \
 	eval '[ "$(field events "$(ctl 0 counters 7)")" = 1 ]'
-gpiomon --num-events=1 --rising-edge "$chip" 7 >/tmp/mon.out 2>&1 &
-mon=$!
-wait_for eval '[ "$(line_state 0 7 queued)" = 1 ]'
-ctl 0 set 7 1 >/dev/null
-WAIT_S=30 wait_for eval "! running $mon"
-running $mon && kill $mon
-wait $mon 2>/dev/null
+one_edge 7
 log "the next monitor saw: $(tr '\n' ' ' </tmp/mon.out)"
 check "an event for a line no longer enabled: ignored, the line works after" \
 	eval "grep -q RISING /tmp/mon.out"
@@ -236,13 +244,7 @@ dmesg_since "$mark" | grep -q 'brought no event' && logged=1
 kill $mon
 wait $mon 2>/dev/null
 ctl 0 fault clear >/dev/null
-gpiomon --num-events=1 --rising-edge "$chip" 5 >/tmp/mon.out 2>&1 &
-mon=$!
-wait_for eval '[ "$(line_state 0 5 queued)" = 1 ]'
-ctl 0 set 5 1 >/dev/null
-WAIT_S=30 wait_for eval "! running $mon"
-running $mon && kill $mon
-wait $mon 2>/dev/null
+one_edge 5
 ctl 0 set 5 0 >/dev/null
 log "message returned $n_inv times (bounded=$bounded), logged=$logged; requested again: $(tr '\n' ' ' </tmp/mon.out)"
 check_xfail_c "a line's eventq message returned at once, for ever: requeued a bounded number of times, logged" \
@@ -303,13 +305,17 @@ else
 	ctl 0 release >/dev/null
 	wait $bind
 fi
-ctl 0 fault clear >/dev/null
-driver_bound 0 || echo "$vdev" >"$drv/bind"
-wait_chip 0
-chip=$(chip_of 0)
-ctl 0 set 3 1 >/dev/null
-check "once the device answers again it binds and works" \
-	eval "[ \"\$(gpioget $chip 3)\" = 1 ]"
+# back_and_works V DESCRIPTION: faults off, the device bound (again, if
+# probe failed), and line 3 reads the level V put on it.
+back_and_works() {
+	ctl 0 fault clear >/dev/null
+	driver_bound 0 || echo "$vdev" >"$drv/bind"
+	wait_chip 0
+	chip=$(chip_of 0)
+	ctl 0 set 3 "$1" >/dev/null
+	check "$2" eval "[ \"\$(gpioget $chip 3)\" = $1 ]"
+}
+back_and_works 1 "once the device answers again it binds and works"
 
 # --- a device that falls silent after a failed direction fetch ---
 # The parallel fetch of every line's direction fails (one ERR), so gpiolib
@@ -344,10 +350,5 @@ fi
 ctl 0 fault clear >/dev/null
 ctl 0 release >/dev/null
 wait $bind 2>/dev/null
-driver_bound 0 || echo "$vdev" >"$drv/bind"
-wait_chip 0
-chip=$(chip_of 0)
-ctl 0 set 3 0 >/dev/null
-check "... and the device answering again, the chip works" \
-	eval "[ \"\$(gpioget $chip 3)\" = 0 ]"
+back_and_works 0 "... and the device answering again, the chip works"
 vgpio_finished
