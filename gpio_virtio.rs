@@ -159,6 +159,21 @@ struct IrqLine {
 const MAX_UNHEARD: u8 = 4;
 
 impl IrqLine {
+    /// The message came back without an event that could be handled; true
+    /// if that parks the line now.
+    fn unheard(&mut self) -> bool {
+        self.unheard = self.unheard.saturating_add(1);
+        let park = self.unheard > MAX_UNHEARD && !self.parked;
+        self.parked |= park;
+        park
+    }
+
+    /// The line is enabled or retyped: a parked line gets its chance again.
+    fn fresh_start(&mut self) {
+        self.parked = false;
+        self.unheard = 0;
+    }
+
     /// Is the device known to have a trigger type other than none?
     fn has_type(&self) -> bool {
         matches!(self.sent, Some(t) if t != VIRTIO_GPIO_IRQ_TYPE_NONE)
@@ -979,8 +994,7 @@ impl gpio::Chip for VirtioGpio {
             let il = &mut eq.lines[l];
             il.disabled = false;
             il.masked = false;
-            il.parked = false;
-            il.unheard = 0;
+            il.fresh_start();
             // Queued now if the device already has the type; else after
             // irq_bus_sync_unlock sent it.
             let _ = eq.queue(l);
@@ -1093,10 +1107,7 @@ impl VirtioGpio {
         self.with_irq_line(hwirq, |eq, l| {
             let il = &mut eq.lines[l];
             il.sent = Some(t);
-            // A new type is a new start for a line whose message was kept
-            // back.
-            il.parked = false;
-            il.unheard = 0;
+            il.fresh_start();
         });
         Ok(())
     }
@@ -1176,12 +1187,7 @@ impl VirtioGpio {
                 } else {
                     let idx = usize::from(line);
                     if eq.armed(idx) {
-                        let l = &mut eq.lines[idx];
-                        l.unheard = l.unheard.saturating_add(1);
-                        if l.unheard > MAX_UNHEARD {
-                            l.parked = true;
-                            parked = true;
-                        }
+                        parked = eq.lines[idx].unheard();
                     }
                     let _ = eq.queue(idx);
                 }
@@ -1207,13 +1213,8 @@ impl VirtioGpio {
                         // context): it counts as a return without an event.
                         let mut parked = false;
                         self.with_irq_line(line.into(), |eq, l| {
-                            let il = &mut eq.lines[l];
-                            il.masked = false;
-                            il.unheard = il.unheard.saturating_add(1);
-                            if il.unheard > MAX_UNHEARD && !il.parked {
-                                il.parked = true;
-                                parked = true;
-                            }
+                            eq.lines[l].masked = false;
+                            parked = eq.lines[l].unheard();
                             let _ = eq.queue(l);
                         });
                         if parked {
