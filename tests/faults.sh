@@ -42,15 +42,15 @@ check "answers out of order: each line gets its own value" test "$got" = 0110100
 # for as long as the other line's get takes, however slow the machine.
 ctl 0 set 3 1 >/dev/null
 ctl 0 fault hold type=get_value line=3 count=1 >/dev/null
-t0=$(now_ms)
+_now_ms; t0=$NOW_MS
 gpioget "$chip" 3 >/tmp/late.out 2>&1 &
 late=$!
 wait_for eval '[ "$(line_state 0 3 pending)" = 1 ]'
-t1=$(now_ms)
+_now_ms; t1=$NOW_MS
 # (bounded: held up behind line 3, it would wait for the release)
 timeout -s KILL 60 gpioget "$chip" 2 >/dev/null
 r2=$?
-t2=$(now_ms)
+_now_ms; t2=$NOW_MS
 p3=$(line_state 0 3 pending)
 w3=0
 running $late && w3=1
@@ -63,7 +63,7 @@ WAIT_S=60 wait_for eval "! running $late"
 running $late && kill $late
 wait $late
 rc=$?
-t3=$(now_ms)
+_now_ms; t3=$NOW_MS
 log "released, the late get exited $rc with '$(cat /tmp/late.out)' ($((t3 - t0)) ms after it started)"
 check "the late answer reaches its caller" \
 	eval "[ $rc = 0 ] && [ \"\$(cat /tmp/late.out)\" = 1 ]"

@@ -29,12 +29,12 @@ level() {
 	ctl 0 set $line $((1 - active)) >/dev/null
 	consumer trigger="$trig" work_ms=20 || return 1
 	ctl 0 reset-counters >/dev/null
-	t0=$(now_ms)
+	_now_ms; t0=$NOW_MS
 	ctl 0 set $line "$active" >/dev/null
 	# held until a few interrupts came, however long each takes
 	WAIT_S=60 wait_for eval '[ "$(consumer_param thread)" -ge 3 ]'
 	ctl 0 set $line $((1 - active)) >/dev/null
-	t1=$(now_ms)
+	_now_ms; t1=$NOW_MS
 	settled
 	h=$(consumer_param hard); t=$(consumer_param thread); o=$(consumer_param overlap)
 	ev=$(field events "$(ctl 0 counters $line)")

@@ -14,19 +14,20 @@ ktap_set_plan 2
 wait_chip 1
 chip=$(chip_of 1)
 n=$(field ngpio "$(ctl 1 info)")
-zeros=$(printf '0%.0s' $(seq "$n"))
-ones=$(printf '1%.0s' $(seq "$n"))
+zeros= ones= lo=() hi=()
+for ((i = 0; i < n; i++)); do zeros+=0 ones+=1; done
 ctl 1 levels "$zeros" >/dev/null
 ctl 1 reset-counters >/dev/null
 mark=$(dmesg_mark)
 
 # libgpiod 1.6 monitors at most 64 lines per process: two monitors
 half=$((n / 2))
-# shellcheck disable=SC2046
-gpiomon --rising-edge --num-events=$half "$chip" $(seq 0 $((half - 1))) >/tmp/many0.out 2>&1 &
+for ((i = 0; i < n; i++)); do
+	if [ $i -lt $half ]; then lo+=("$i"); else hi+=("$i"); fi
+done
+gpiomon --rising-edge --num-events=$half "$chip" "${lo[@]}" >/tmp/many0.out 2>&1 &
 pid0=$!
-# shellcheck disable=SC2046
-gpiomon --rising-edge --num-events=$((n - half)) "$chip" $(seq $half $((n - 1))) >/tmp/many1.out 2>&1 &
+gpiomon --rising-edge --num-events=$((n - half)) "$chip" "${hi[@]}" >/tmp/many1.out 2>&1 &
 pid1=$!
 # every line enabled on the device (each needs a SET_IRQ_TYPE)
 enabled() { [ "$(field set_irq_type "$(ctl 1 counters)")" -ge "$n" ]; }
@@ -48,7 +49,7 @@ done
 # (which lines the device still holds an edge for, for the failure report)
 if running $pid0 || running $pid1; then
 	held=""
-	for l in $(seq 0 $((n - 1))); do
+	for ((l = 0; l < n; l++)); do
 		_ctl 1 get "$l"
 		case "$_CTL_REPLY" in *latched=1*) held="$held $l($(field queued "$_CTL_REPLY"))" ;; esac
 	done

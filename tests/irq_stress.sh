@@ -21,10 +21,10 @@ ctl 0 set $line 0 >/dev/null
 ctl 0 reset-counters >/dev/null
 mark=$(dmesg_mark)
 ctl 0 edges $line 1000000 "${VGPIO_STRESS_PERIOD_US:-10000}" >/dev/null   # an edge every 10 ms until stopped
-start=$(date +%s)
+start=$EPOCHSECONDS
 check "$cycles disable/enable cycles with edges arriving" \
 	insmod "$CONSUMER_KO" label="$vdev" line=$line trigger=both work_ms=0 stress_cycles="$cycles"
-log "took $(($(date +%s) - start)) s; $(ctl 0 counters $line)"
+log "took $((EPOCHSECONDS - start)) s; $(ctl 0 counters $line)"
 ctl 0 stop $line >/dev/null
 # Settled: the device holds the line's buffer again, so the last edges'
 # interrupts are handled (the driver requeues it when they are done, and the

@@ -113,15 +113,26 @@ tier() {
 # The virtio device (virtioN) of simulator N: virtio-gpio devices (ID 0x0029)
 # in PCI order, which is the order the runner added them in. Cached: the
 # mapping does not change while the guest runs.
+# (Found without starting a process: each costs about half a second here.)
 declare -ga VDEVS=()
 vdev_of() {
 	if [ ${#VDEVS[@]} = 0 ]; then
-		local d id list=()
+		local d id i path here=$PWD
+		local -a paths=()
 		for d in /sys/bus/virtio/devices/*; do
 			read -r id <"$d/device"
-			[ "$id" = 0x0029 ] && list+=("$(readlink -f "$d") ${d##*/}")
+			[ "$id" = 0x0029 ] || continue
+			# the device's place on its bus: its sysfs path
+			cd -P "$d" 2>/dev/null || continue
+			path=$PWD
+			# insertion sort: a handful of devices
+			for ((i = ${#paths[@]}; i > 0; i--)); do
+				[[ ${paths[i - 1]} > $path ]] || break
+				paths[i]=${paths[i - 1]} VDEVS[i]=${VDEVS[i - 1]}
+			done
+			paths[i]=$path VDEVS[i]=${d##*/}
 		done
-		mapfile -t VDEVS < <(printf '%s\n' "${list[@]}" | sort | cut -d' ' -f2)
+		cd "$here" || return 1
 	fi
 	echo "${VDEVS[$1]}"
 }
@@ -132,18 +143,22 @@ _vdev() {
 	_VDEV=${VDEVS[$1]:-}
 }
 
-# The gpiochip (gpiochipN) registered for simulator N, or nothing.
-chip_of() {
+# The gpiochip (gpiochipN) registered for simulator N, or nothing: chip_of N
+# prints it; _chip N sets _CHIP to it (no subshell).
+_chip() {
 	local g
 	_vdev "$1"
+	_CHIP=
 	for g in /sys/bus/virtio/devices/"$_VDEV"/gpiochip*; do
-		[ -e "$g" ] && { echo "${g##*/}"; return 0; }
+		[ -e "$g" ] && { _CHIP=${g##*/}; return 0; }
 	done
 	return 1
 }
+chip_of() { _chip "$1" && echo "$_CHIP"; }
 
-wait_chip() { WAIT_S=60 wait_for chip_of "$1" >/dev/null; }
-wait_no_chip() { WAIT_S=60 wait_for eval "! chip_of $1 >/dev/null"; }
+wait_chip() { WAIT_S=60 wait_for _chip "$1"; }
+no_chip() { ! _chip "$1"; }
+wait_no_chip() { WAIT_S=60 wait_for no_chip "$1"; }
 
 # The control port of simulator N inside the guest (cached): port_of N
 # prints it; _port N sets _PORT to it (no subshell).
@@ -231,6 +246,16 @@ _ctl() {
 	return $rc
 }
 
+# file_has TEXT FILE: does a line of FILE contain TEXT? (grep -qF without
+# starting a process, for polling loops)
+file_has() {
+	local l
+	while IFS= read -r l || [ -n "$l" ]; do
+		[[ $l == *"$1"* ]] && return 0
+	done <"$2"
+	return 1
+}
+
 # field KEY "k=v k=v ...": the value of KEY.
 field() {
 	local kv
@@ -257,11 +282,11 @@ driver_bound() {
 }
 
 vgpio_load() {
-	lsmod | grep -q "^$MODULE " || insmod "$MODULE_KO" || return 1
+	[ -e /sys/module/"$MODULE" ] || insmod "$MODULE_KO" || return 1
 }
 
 vgpio_unload() {
-	! lsmod | grep -q "^$MODULE " || rmmod "$MODULE"
+	[ ! -e /sys/module/"$MODULE" ] || rmmod "$MODULE"
 }
 
 # Wait until a condition holds: poll for up to WAIT_S seconds (default 30),
@@ -306,7 +331,8 @@ wait_progress() {
 # (A device whose probe failed is not bound: then only bind.)
 rebind() {
 	local v
-	v=$(vdev_of "$1")
+	_vdev "$1"
+	v=$_VDEV
 	if driver_bound "$1"; then
 		echo "$v" >/sys/bus/virtio/drivers/"$DRV_NAME"/unbind || return 1
 		wait_no_chip "$1" || return 1
@@ -326,14 +352,14 @@ c_irq_device() {
 	vgpio_unload || return 1
 	echo 0 >/sys/bus/virtio/drivers_autoprobe
 	insmod "$MODULE_KO"
-	v=$(vdev_of "$1")
-	echo "$v" >"$drv/bind"
+	_vdev "$1"
+	echo "$_VDEV" >"$drv/bind"
 	wait_chip "$1"
-	for d in $(seq 0 $((VGPIO_DEVICES - 1))); do
-		[ "$d" = "$1" ] || echo "$(vdev_of "$d")" >"$drv/bind"
+	for ((d = 0; d < VGPIO_DEVICES; d++)); do
+		[ "$d" = "$1" ] || { _vdev "$d" && echo "$_VDEV" >"$drv/bind"; }
 	done
 	echo 1 >/sys/bus/virtio/drivers_autoprobe
-	for d in $(seq 0 $((VGPIO_DEVICES - 1))); do wait_chip "$d" || return 1; done
+	for ((d = 0; d < VGPIO_DEVICES; d++)); do wait_chip "$d" || return 1; done
 }
 
 # Kernel log lines since a mark: mark=$(dmesg_mark); ...; dmesg_since "$mark"
@@ -343,7 +369,7 @@ dmesg_mark() {
 	echo "$t" >/dev/kmsg
 	echo "$t"
 }
-dmesg_since() { dmesg | sed -n "/$1\$/,\$p" | tail -n +2; }
+dmesg_since() { dmesg | sed "0,/$1\$/d"; }
 
 # gpioinfo's name column for line L of chip C ("unnamed" or the name).
 line_name() {
@@ -362,13 +388,21 @@ all_match() {
 	return $rc
 }
 
-# Milliseconds of the wall clock, for timing a step.
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
+# Milliseconds of the wall clock, for timing a step: now_ms prints them,
+# _now_ms sets NOW_MS (no subshell).
+_now_ms() {
+	local t=${EPOCHREALTIME/[.,]/}
+	NOW_MS=$((t / 1000))
+}
+now_ms() { _now_ms && echo "$NOW_MS"; }
 
 # running PID: is the process alive (and not a zombie)?
+# (Its state from /proc: ps costs seconds here, it reads every process.)
 running() {
 	local s
-	s=$(ps -o stat= -p "$1" 2>/dev/null) && [[ $s != Z* ]]
+	{ read -r s </proc/"$1"/stat; } 2>/dev/null || return 1
+	s=${s##*) }
+	[[ $s != Z* ]]
 }
 
 # Slab in use, in kB, with reclaimable caches dropped and every cache shrunk

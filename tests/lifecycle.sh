@@ -14,7 +14,7 @@ wait_chip 0
 wait_chip 1
 
 ok=1
-for i in $(seq 5); do
+for ((i = 1; i <= 5; i++)); do
 	gpioset --mode=signal "$(chip_of 0)" 2=1 &
 	pid=$!
 	wait_for eval '[ "$(line_state 0 2 dir)" = out ]' || ok=0
@@ -31,7 +31,7 @@ wait_for eval '[ "$(line_state 0 2 dir)" = out ]'
 check "rmmod refused while a line is held" eval "! rmmod $MODULE 2>/dev/null"
 kill $pid; wait $pid 2>/dev/null
 ok=1
-for i in $(seq 5); do
+for ((i = 1; i <= 5; i++)); do
 	rmmod "$MODULE" || ok=0
 	insmod "$MODULE_KO" || ok=0
 	wait_chip 0 && wait_chip 1 || ok=0

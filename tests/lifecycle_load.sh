@@ -41,7 +41,7 @@ edge_burst() {
 	local p
 	"$BENCH" count "$1" 7 30 4 >"$tmp/c1" 2>&1 &
 	p=$!
-	wait_for eval "grep -q armed $tmp/c1"
+	wait_for file_has armed "$tmp/c1"
 	ctl 0 edges 7 4 10000 paced >/dev/null
 	wait $p
 	ctl 0 stop 7 >/dev/null
@@ -53,7 +53,8 @@ edge_burst() {
 users() {
 	local c
 	while [ ! -e "$tmp/stop" ]; do
-		c=$(chip_of 0) || { nap 0.05; continue; }
+		_chip 0 || { nap 0.05; continue; }
+		c=$_CHIP
 		"$BENCH" hammer "$c" 4 0.3 >>"$tmp/hammer" 2>&1
 	done
 }
@@ -64,11 +65,11 @@ users &
 upid=$!
 ok=1
 bursts=0
-for i in $(seq "$cycles"); do
+for ((i = 1; i <= cycles; i++)); do
 	echo "$vdev" >"$drv/unbind" || { ok=0; break; }
 	echo "$vdev" >"$drv/bind" || { ok=0; break; }
 	wait_chip 0 || { ok=0; break; }
-	[ $((i % every)) = 0 ] && edge_burst "$(chip_of 0)" && bursts=$((bursts + 1))
+	[ $((i % every)) = 0 ] && _chip 0 && edge_burst "$_CHIP" && bursts=$((bursts + 1))
 done
 touch "$tmp/stop"
 wait $upid
@@ -90,26 +91,27 @@ cp "$MODULE_KO" "$ko"
 trap 'echo 1 >/sys/bus/virtio/drivers_autoprobe' EXIT
 echo 0 >/sys/bus/virtio/drivers_autoprobe
 t_rm=0 t_ins=0 t_bind=0 t_use=0
-for i in $(seq "$cycles"); do
-	a=$(now_ms)
+for ((i = 1; i <= cycles; i++)); do
+	_now_ms; a=$NOW_MS
 	rmmod "$MODULE" || { ok=0; break; }
-	b=$(now_ms)
+	_now_ms; b=$NOW_MS
 	insmod "$ko" || { ok=0; break; }
-	c=$(now_ms)
+	_now_ms; c=$NOW_MS
 	echo "$vdev" >"$drv/bind" || { ok=0; break; }
 	wait_chip 0 || { ok=0; break; }
-	d=$(now_ms)
+	_now_ms; d=$NOW_MS
 	t_rm=$((t_rm + b - a)) t_ins=$((t_ins + c - b)) t_bind=$((t_bind + d - c))
 	# A burst of use: a line written and read back, four edges watched.
-	c=$(chip_of 0)
+	_chip 0
+	c=$_CHIP
 	"$BENCH" hammer "$c" 4 0.1 >/dev/null 2>&1 && uses=$((uses + 1))
 	[ $((i % every)) = 0 ] && edge_burst "$c" && bursts=$((bursts + 1))
-	t_use=$((t_use + $(now_ms) - d))
+	_now_ms; t_use=$((t_use + NOW_MS - d))
 done
 log "time in rmmod $t_rm ms, insmod $t_ins ms, bind $t_bind ms, use $t_use ms"
 echo 1 >/sys/bus/virtio/drivers_autoprobe
-for d in $(seq 1 $((VGPIO_DEVICES - 1))); do
-	echo "$(vdev_of "$d")" >"$drv/bind" && wait_chip "$d"
+for ((d = 1; d < VGPIO_DEVICES; d++)); do
+	_vdev "$d" && echo "$_VDEV" >"$drv/bind" && wait_chip "$d"
 done
 log "rmmod/insmod: $i cycles; $uses of $cycles write bursts and $bursts of $((cycles / every)) edge bursts right"
 check "$cycles rmmod/insmod cycles, each with a burst of use" test $ok = 1

@@ -22,60 +22,65 @@ edges=250
 # each once the driver took the one before) ends long before.
 watch_s=$((secs + 150))
 tmp=$(mktemp -d)
-for i in $(seq 0 $last); do wait_chip "$i"; done
-log "$n devices: $(for i in $(seq 0 $last); do printf '%s ' "$(chip_of "$i")"; done)"
+for ((i = 0; i <= last; i++)); do wait_chip "$i"; done
+log "$n devices: $(for ((i = 0; i <= last; i++)); do printf '%s ' "$(chip_of "$i")"; done)"
 if [ "$n" -lt 2 ]; then
 	ktap_test_skip "needs two devices or more"
 	exit 4
 fi
 watch() { [ "$DRIVER" = rust ] || [ "$1" = 0 ]; }
 mark=$(dmesg_mark)
-for i in $(seq 0 $last); do ctl "$i" reset-counters >/dev/null; done
+for ((i = 0; i <= last; i++)); do ctl "$i" reset-counters >/dev/null; done
 
 # The watchers and their edge trains first (a control command is slow once
 # the writers load the guest), then the writers.
-for i in $(seq 0 $last); do
+for ((i = 0; i <= last; i++)); do
 	watch "$i" || continue
 	ctl "$i" set 5 0 >/dev/null
-	"$BENCH" count "$(chip_of "$i")" 5 $watch_s $edges >"$tmp/count.$i" 2>&1 &
+	_chip "$i"
+	"$BENCH" count "$_CHIP" 5 $watch_s $edges >"$tmp/count.$i" 2>&1 &
 done
-for i in $(seq 0 $last); do
+for ((i = 0; i <= last; i++)); do
 	watch "$i" || continue
-	wait_for eval "grep -q armed $tmp/count.$i"
+	wait_for file_has armed "$tmp/count.$i"
 	wait_for eval '[ "$(line_state '"$i"' 5 queued)" = 1 ]'
 done
-for i in $(seq 0 $last); do
+for ((i = 0; i <= last; i++)); do
 	watch "$i" && ctl "$i" edges 5 $edges 40000 paced >/dev/null
 done
 # The last device's writer runs until its chip goes (ENODEV ends it).
-for i in $(seq 0 $last); do
+for ((i = 0; i <= last; i++)); do
 	run_s=$secs
 	[ "$i" = $last ] && run_s=$((secs + 150))
-	"$BENCH" hammer "$(chip_of "$i")" 4 "$run_s" >"$tmp/hammer.$i" 2>&1 &
+	_chip "$i"
+	"$BENCH" hammer "$_CHIP" 4 "$run_s" >"$tmp/hammer.$i" 2>&1 &
 done
 # Mid-run: once every writer is at work on its device (20 requests on its
 # line), however long they took to start.
 busy() {
 	local i
-	for i in $(seq 0 $last); do
-		[ "$(field requests "$(ctl "$i" counters 4)")" -ge 20 ] || return 1
+	for ((i = 0; i <= last; i++)); do
+		_ctl "$i" counters 4
+		[ "$(field requests "$_CTL_REPLY")" -ge 20 ] || return 1
 	done
 }
-WAIT_S=60 wait_for busy || log "not every writer at work: $(for i in $(seq 0 $last); do printf '%s ' "$(field requests "$(ctl "$i" counters 4)")"; done)"
-t0=$(date +%s)
-echo "$(vdev_of $last)" >/sys/bus/virtio/drivers/"$DRV_NAME"/unbind
-log "device $last unbound mid-run in $(($(date +%s) - t0)) s"
+WAIT_S=60 wait_for busy || log "not every writer at work: $(for ((i = 0; i <= last; i++)); do printf '%s ' "$(field requests "$(ctl "$i" counters 4)")"; done)"
+t0=$EPOCHSECONDS
+_vdev $last
+echo "$_VDEV" >/sys/bus/virtio/drivers/"$DRV_NAME"/unbind
+log "device $last unbound mid-run in $((EPOCHSECONDS - t0)) s"
 ctl $last stop 5 >/dev/null
 wait
 
 check_c_known "$mark" "devices still bound: every value read back right, no error" \
-	all_match 'mismatches=0 errors=0' $(for i in $(seq 0 $((last - 1))); do echo "$tmp/hammer.$i"; done)
+	all_match 'mismatches=0 errors=0' $(for ((i = 0; i < last; i++)); do echo "$tmp/hammer.$i"; done)
 check_c_known "$mark" "devices still bound: every edge reported (of $edges each)" \
-	all_match "events=$edges\$" $(for i in $(seq 0 $((last - 1))); do watch "$i" && echo "$tmp/count.$i"; done)
+	all_match "events=$edges\$" $(for ((i = 0; i < last; i++)); do watch "$i" && echo "$tmp/count.$i"; done)
 log "device $last (removed): $(cat "$tmp/hammer.$last")"
 check "the removed device's user got errors, no wrong value" \
 	eval "grep -q 'mismatches=0 errors=[1-9]' $tmp/hammer.$last"
-echo "$(vdev_of $last)" >/sys/bus/virtio/drivers/"$DRV_NAME"/bind
+_vdev $last
+echo "$_VDEV" >/sys/bus/virtio/drivers/"$DRV_NAME"/bind
 check "the removed device comes back" wait_chip $last
 ctl $last set 6 1 >/dev/null
 check "and works" eval "[ \"\$(gpioget $(chip_of $last) 6)\" = 1 ]"

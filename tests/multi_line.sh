@@ -26,7 +26,7 @@ set_ok() {
 		# shellcheck disable=SC2046
 		gpioset --mode=signal "$chip" $(args "$want") &
 		pid=$!
-		settled() { got=$(field ok "ok=$(ctl 1 values | cut -d' ' -f2)"); [ "${got:0:$lines}" = "$want" ]; }
+		settled() { _ctl 1 values; got=${_CTL_REPLY#* }; got=${got%% *}; [ "${got:0:$lines}" = "$want" ]; }
 		wait_for settled || { log "pattern $p: device has '${got:0:$lines}', want '$want'"; kill $pid; wait $pid 2>/dev/null; return 1; }
 		# gpioset may not have installed its signal handler yet when the
 		# device already has the values (then SIGTERM ends it with 143):
@@ -36,13 +36,15 @@ set_ok() {
 	return 0
 }
 
+offsets=()
+for ((i = 0; i < n; i++)); do offsets+=("$i"); done
 get_ok() {
 	local lines=$1 p want got
 	for p in 0x33333333 0x55555555 0x7fffffff 0; do
 		want=$(bits $p "$lines")
 		ctl 1 levels "$want" >/dev/null
-		# shellcheck disable=SC2046
-		got=$(gpioget "$chip" $(seq 0 $((lines - 1))) | tr -d ' ')
+		got=$(gpioget "$chip" "${offsets[@]:0:lines}")
+		got=${got// /}
 		[ "$got" = "$want" ] || { log "pattern $p: read '$got', want '$want'"; return 1; }
 	done
 }
