@@ -62,7 +62,7 @@ arm_s=30
 [ "${VGPIO_C_STALE:-0}" = 1 ] && arm_s=3
 for l in $watched; do
 	WAIT_S=$arm_s wait_for file_has armed "$tmp/count.$l"
-	WAIT_S=$arm_s wait_for eval '[ "$(line_state '$wdev' '"$l"' queued)" = 1 ]'
+	WAIT_S=$arm_s wait_for line_is $wdev "$l" queued 1
 done
 for l in $watched; do ctl $wdev edges "$l" $edges $period_us paced >/dev/null; done
 for l in $writers; do

@@ -18,11 +18,11 @@ if wait_chip 0; then
 	step "gpioinfo $chip"; gpioinfo "$chip"
 	step "gpioset $chip 0=1 (line 0 drives line 1 in the device), gpioget $chip 1"
 	gpioset --mode=signal "$chip" 0=1 & p=$!
-	wait_for eval '[ "$(line_state 0 0 dir)" = out ] && [ "$(line_state 0 0 value)" = 1 ]'
+	wait_for eval 'line_is 0 0 dir out && line_is 0 0 value 1'
 	echo "line 1 reads $(gpioget "$chip" 1)"; kill $p; wait $p 2>/dev/null
 	step "gpiomon on line 3 while the device makes 2 edges"
 	gpiomon --num-events=2 "$chip" 3 & p=$!
-	wait_for eval '[ "$(line_state 0 3 queued)" = 1 ]'
+	wait_for line_is 0 3 queued 1
 	ctl 0 edges 3 2 200000 paced >/dev/null
 	WAIT_S=60 wait_for eval "! running $p"
 	running $p && kill $p

@@ -16,14 +16,14 @@ line=4
 ctl 0 reset-counters >/dev/null
 gpioset --mode=signal "$chip" $line=1 &
 pid=$!
-is_out() { [ "$(line_state 0 $line dir)" = out ] && [ "$(line_state 0 $line value)" = 1 ]; }
+is_out() { line_is 0 $line dir out && line_is 0 $line value 1; }
 check "requested as output high: device has dir=out value=1" wait_for is_out
 check "lsgpio reports the line as output" eval "\"$KTOOLS/lsgpio\" -n $chip | grep -E '^[[:space:]]+line +$line:' | grep -q output"
 kill $pid; wait $pid 2>/dev/null
-check "released: device line deactivated" wait_for eval '[ "$(line_state 0 $line dir)" = none ]'
+check "released: device line deactivated" wait_for line_is 0 $line dir none
 
 gpioget "$chip" $line >/dev/null
-check "read as input, then released: deactivated again" wait_for eval '[ "$(line_state 0 $line dir)" = none ]'
+check "read as input, then released: deactivated again" wait_for line_is 0 $line dir none
 
 cycles=$(tier 5 20)
 cycles_ok() {

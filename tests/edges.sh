@@ -16,7 +16,7 @@ ctl 0 set $line 0 >/dev/null
 
 gpiomon --num-events=4 "$chip" $line >/tmp/gpiomon.out 2>&1 &
 pid=$!
-armed() { [ "$(line_state 0 $line queued)" = 1 ]; }
+armed() { line_is 0 $line queued 1; }
 check "gpiomon arms the line's interrupt on the device" wait_for armed
 # Paced: each edge once the driver has taken the one before (its eventq
 # buffer is back), so no two are latched into one on a slow machine.

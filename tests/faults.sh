@@ -45,7 +45,7 @@ ctl 0 fault hold type=get_value line=3 count=1 >/dev/null
 _now_ms; t0=$NOW_MS
 gpioget "$chip" 3 >/tmp/late.out 2>&1 &
 late=$!
-wait_for eval '[ "$(line_state 0 3 pending)" = 1 ]'
+wait_for line_is 0 3 pending 1
 _now_ms; t1=$NOW_MS
 # (bounded: held up behind line 3, it would wait for the release)
 timeout -s KILL 60 gpioget "$chip" 2 >/dev/null
@@ -152,7 +152,7 @@ for f in evshort evlong; do
 	mon=$!
 	armed=0 logged=0 delivered=0
 	# (a line that never gets its buffer has no event to spoil or deliver)
-	if WAIT_S=$(known_c 30 8) wait_for eval '[ "$(line_state 0 6 queued)" = 1 ]'; then
+	if WAIT_S=$(known_c 30 8) wait_for line_is 0 6 queued 1; then
 		armed=1
 		ctl 0 fault $f line=6 count=1 >/dev/null
 		mark=$(dmesg_mark)
@@ -186,7 +186,7 @@ one_edge() {
 	local mon
 	gpiomon --num-events=1 --rising-edge "$chip" "$1" >/tmp/mon.out 2>&1 &
 	mon=$!
-	wait_for eval '[ "$(line_state 0 '"$1"' queued)" = 1 ]'
+	wait_for line_is 0 "$1" queued 1
 	ctl 0 set "$1" 1 >/dev/null
 	WAIT_S=30 wait_for eval "! running $mon"
 	running $mon && kill $mon
@@ -200,12 +200,12 @@ ctl 0 fault clear >/dev/null
 ctl 0 set 7 0 >/dev/null
 gpiomon --rising-edge "$chip" 7 >/tmp/mon.out 2>&1 &
 mon=$!
-wait_for eval '[ "$(line_state 0 7 queued)" = 1 ]'
+wait_for line_is 0 7 queued 1
 ctl 0 fault evstale on >/dev/null
 ctl 0 reset-counters >/dev/null
 kill $mon
 wait $mon 2>/dev/null
-wait_for eval '[ "$(line_state 0 7 irq)" = none ]'
+wait_for line_is 0 7 irq none
 ctl 0 fault evstale off >/dev/null
 check "an event for a line no longer enabled: the device sent it" \
 	eval '[ "$(field events "$(ctl 0 counters 7)")" = 1 ]'
@@ -226,7 +226,7 @@ ctl 0 fault evinvalid line=5 >/dev/null
 mark=$(dmesg_mark)
 gpiomon --num-events=1 --rising-edge "$chip" 5 >/tmp/mon.out 2>&1 &
 mon=$!
-wait_for eval '[ "$(line_state 0 5 irq)" = rising ]'
+wait_for line_is 0 5 irq rising
 # bounded: the device stops seeing the message (its count holds still)
 returned() { field invalid "$(ctl 0 counters 5)"; }
 still() {
@@ -261,14 +261,14 @@ ctl 0 set 6 0 >/dev/null
 ctl 0 fault long type=set_irq_type line=6 count=1 >/dev/null
 gpiomon --rising-edge "$chip" 6 >/tmp/mon.out 2>&1 &
 mon=$!
-wait_for eval '[ "$(line_state 0 6 irq)" = rising ]'
+wait_for line_is 0 6 irq rising
 had=$(line_state 0 6 irq)
 kill $mon
 wait $mon 2>/dev/null
-wait_for eval '[ "$(line_state 0 6 irq)" = none ]'
+wait_for line_is 0 6 irq none
 log "the device had type '$had' after a malformed answer; after free_irq: $(ctl 0 get 6)"
 check "a SET_IRQ_TYPE answered malformed: free_irq still sets the device's type to none" \
-	eval '[ "$(line_state 0 6 irq)" = none ]'
+	line_is 0 6 irq none
 ctl 0 fault clear >/dev/null
 
 # --- a device that does not answer while it is being probed ---

@@ -18,7 +18,7 @@ pid=$!
 out_ok() { local g; g=$(ctl 0 get 2); [ "$(field dir "$g")" = out ] && [ "$(field value "$g")" = 1 ]; }
 check "gpioset drives line 2 high on the device" wait_for out_ok
 kill "$pid"; wait "$pid" 2>/dev/null
-check "released line 2 is deactivated on the device" wait_for eval '[ "$(line_state 0 2 dir)" = none ]'
+check "released line 2 is deactivated on the device" wait_for line_is 0 2 dir none
 
 ok=1
 for v in 1 0 1; do

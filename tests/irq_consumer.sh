@@ -74,7 +74,7 @@ latched() {
 	ctl 0 set $line 0 >/dev/null
 	ctl 0 reset-counters >/dev/null
 	consumer trigger=both work_ms=500 || return 1
-	WAIT_S=60 wait_for eval '[ "$(line_state 0 $line queued)" = 1 ]'
+	WAIT_S=60 wait_for line_is 0 $line queued 1
 	# three edges at once on the device: the first takes the line's buffer
 	# (delivered, it starts a 500 ms thread), the next two come while the
 	# line is masked and are latched by the device: one more interrupt,
@@ -96,7 +96,7 @@ while_disabled() {
 	local p=/sys/module/vgpio_irq_consumer/parameters/disabled h0 h1 h2 ev0 sent
 	ctl 0 set $line 0 >/dev/null
 	consumer trigger=rising work_ms=0 || return 1
-	WAIT_S=60 wait_for eval '[ "$(line_state 0 $line queued)" = 1 ]'
+	WAIT_S=60 wait_for line_is 0 $line queued 1
 	echo 1 >$p
 	h0=$(consumer_param hard)
 	ev0=$(field events "$(ctl 0 counters $line)")
@@ -129,7 +129,7 @@ shared_line() {
 	local trig=$1 p=/sys/module/vgpio_irq_consumer/parameters h0 h1 out=0 back=0 dir1 dir2
 	ctl 0 set $line 0 >/dev/null
 	consumer trigger="$trig" work_ms=0 || return 1
-	WAIT_S=60 wait_for eval '[ "$(line_state 0 $line queued)" = 1 ]'
+	WAIT_S=60 wait_for line_is 0 $line queued 1
 	echo 1 >$p/disabled
 	h0=$(consumer_param hard)
 	if echo 1 >$p/drive; then
@@ -139,7 +139,7 @@ shared_line() {
 	dir2=$(line_state 0 $line dir)
 	echo 0 >$p/disabled
 	# the interrupt works again: a rising edge, or a high level
-	WAIT_S=60 wait_for eval '[ "$(line_state 0 $line queued)" = 1 ]' && back=1
+	WAIT_S=60 wait_for line_is 0 $line queued 1 && back=1
 	ctl 0 set $line 1 >/dev/null
 	WAIT_S=$(known_c 60 10) wait_for eval '[ "$(consumer_param hard)" -gt '"$h0"' ]'
 	h1=$(consumer_param hard)
@@ -153,7 +153,7 @@ check "shared line, edge: disable_irq, output, input, enable_irq, and the interr
 check "shared line, level: disable_irq, output, input, enable_irq, and the interrupt works" shared_line high
 
 check "released: interrupt off and no eventq buffer on the device" \
-	eval '[ "$(line_state 0 $line irq)" = none ] && [ "$(line_state 0 $line queued)" = 0 ]'
+	eval 'line_is 0 $line irq none && line_is 0 $line queued 0'
 
 retype() {
 	local bad
@@ -179,7 +179,7 @@ retype_after_bad_answer() {
 	ctl 0 fault clear >/dev/null
 	bad=$(field type_without_none "$(ctl 0 counters)")
 	log "rising answered malformed, then rising -> falling, then free_irq: $bad changes without none; line: $(ctl 0 get $line)"
-	[ "$bad" = 0 ] && [ "$(line_state 0 $line irq)" = none ]
+	[ "$bad" = 0 ] && line_is 0 $line irq none
 }
 check_xfail_c "after a malformed answer to SET_IRQ_TYPE, the next change still goes through none" \
 	"it sends the new type directly" retype_after_bad_answer

@@ -26,7 +26,7 @@ monitor() {
 	# shellcheck disable=SC2086
 	gpiomon $flags --num-events="$n" "$chip" $line >/tmp/mon.out 2>&1 &
 	pid=$!
-	wait_for eval '[ "$(line_state 0 $line queued)" = 1 ]' || { kill $pid; log "not armed"; return 1; }
+	wait_for line_is 0 $line queued 1 || { kill $pid; log "not armed"; return 1; }
 	ctl 0 edges $line "$edges" "$period" paced >/dev/null
 	WAIT_S=60 wait_for eval "! running $pid"
 	kill $pid 2>/dev/null
@@ -36,7 +36,7 @@ monitor() {
 	# nothing more arrives after the train: the device made its last edge
 	# (a train outliving the monitor would run into the next case) and has
 	# none latched
-	wait_for eval '[ "$(line_state 0 $line edges)" = 0 ]'
+	wait_for line_is 0 $line edges 0
 	g=$(ctl 0 get $line)
 	ctl 0 stop $line >/dev/null
 	[ "$(field edges "$g")" = 0 ] && [ "$(field latched "$g")" = 0 ] ||
@@ -55,7 +55,7 @@ eventmon() {
 	ctl 0 set $line 0 >/dev/null
 	"$KTOOLS/gpio-event-mon" -n "$chip" -o $line -r -f -c 4 >/tmp/evmon.out 2>&1 &
 	pid=$!
-	wait_for eval '[ "$(line_state 0 $line queued)" = 1 ]' || { kill $pid; return 1; }
+	wait_for line_is 0 $line queued 1 || { kill $pid; return 1; }
 	ctl 0 edges $line 4 100000 paced >/dev/null
 	WAIT_S=60 wait_for eval "! running $pid"
 	kill $pid 2>/dev/null
@@ -66,6 +66,6 @@ eventmon() {
 }
 check "gpio-event-mon (v2 uAPI) sees 4 edges in order" eventmon
 
-released() { [ "$(line_state 0 $line irq)" = none ] && [ "$(line_state 0 $line queued)" = 0 ]; }
+released() { line_is 0 $line irq none && line_is 0 $line queued 0; }
 check "after the monitors: the line's interrupt is off on the device" wait_for released
 vgpio_finished

@@ -59,5 +59,5 @@ log "4 edges after the stress: $((after - before)) interrupts"
 check "the line still delivers every event afterwards" test $((after - before)) = 4
 rmmod vgpio_irq_consumer
 check "after release the device holds no buffer for it" \
-	wait_for eval '[ "$(line_state 0 $line queued)" = 0 ]'
+	wait_for line_is 0 $line queued 0
 vgpio_finished

@@ -267,6 +267,12 @@ field() {
 # line_state N LINE KEY: one field of `ctl N get LINE`.
 line_state() { _ctl "$1" get "$2"; field "$3" "$_CTL_REPLY"; }
 
+# line_is N LINE KEY VALUE: does `ctl N get LINE` say KEY=VALUE?
+line_is() {
+	_ctl "$1" get "$2"
+	[[ " $_CTL_REPLY " == *" $3=$4 "* ]]
+}
+
 # line_settled N LINE: simulator N has made every edge of the line's trains
 # and holds its eventq buffer again, so no event of the line is in flight
 # (the driver requeues the buffer once the line's handlers are done, and the

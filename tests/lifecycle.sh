@@ -17,7 +17,7 @@ ok=1
 for ((i = 1; i <= 5; i++)); do
 	gpioset --mode=signal "$(chip_of 0)" 2=1 &
 	pid=$!
-	wait_for eval '[ "$(line_state 0 2 dir)" = out ]' || ok=0
+	wait_for line_is 0 2 dir out || ok=0
 	rebind 0 || ok=0
 	wait_chip 0 || ok=0
 	kill $pid; wait $pid 2>/dev/null
@@ -27,7 +27,7 @@ check "after them the chip works" eval "ctl 0 set 3 1 >/dev/null && [ \"\$(gpiog
 
 gpioset --mode=signal "$(chip_of 0)" 2=1 &
 pid=$!
-wait_for eval '[ "$(line_state 0 2 dir)" = out ]'
+wait_for line_is 0 2 dir out
 check "rmmod refused while a line is held" eval "! rmmod $MODULE 2>/dev/null"
 kill $pid; wait $pid 2>/dev/null
 ok=1

@@ -39,7 +39,10 @@ tmp=$(mktemp -d)
 # into another however slow the machine; the watcher gives up after 30 s).
 edge_burst() {
 	local p
-	"$BENCH" count "$1" 7 30 4 >"$tmp/c1" 2>&1 &
+	# (emptied here, not by the watcher's redirection: the wait below must
+	# not find the last burst's "armed")
+	: >"$tmp/c1"
+	"$BENCH" count "$1" 7 30 4 >>"$tmp/c1" 2>&1 &
 	p=$!
 	wait_for file_has armed "$tmp/c1"
 	ctl 0 edges 7 4 10000 paced >/dev/null
@@ -73,7 +76,7 @@ for ((i = 1; i <= cycles; i++)); do
 done
 touch "$tmp/stop"
 wait $upid
-log "unbind/bind: $i cycles; the writer ran $(grep -c 'workload=hammer' "$tmp/hammer") whole sessions, $(grep -c 'mismatches=[1-9]' "$tmp/hammer") with a wrong value read back; $bursts of $((cycles / every)) edge bursts whole"
+log "unbind/bind: $((i - 1)) cycles; the writer ran $(grep -c 'workload=hammer' "$tmp/hammer") whole sessions, $(grep -c 'mismatches=[1-9]' "$tmp/hammer") with a wrong value read back; $bursts of $((cycles / every)) edge bursts whole"
 check "$cycles unbind/bind cycles with a user active" test $ok = 1
 check "no value read back wrong while the chip came and went" \
 	eval "! grep -q 'mismatches=[1-9]' $tmp/hammer"
@@ -113,7 +116,7 @@ echo 1 >/sys/bus/virtio/drivers_autoprobe
 for ((d = 1; d < VGPIO_DEVICES; d++)); do
 	_vdev "$d" && echo "$_VDEV" >"$drv/bind" && wait_chip "$d"
 done
-log "rmmod/insmod: $i cycles; $uses of $cycles write bursts and $bursts of $((cycles / every)) edge bursts right"
+log "rmmod/insmod: $((i - 1)) cycles; $uses of $cycles write bursts and $bursts of $((cycles / every)) edge bursts right"
 check "$cycles rmmod/insmod cycles, each with a burst of use" test $ok = 1
 check "every write burst read back right" test "$uses" = "$cycles"
 check "every burst of 4 edges after an insmod was delivered whole" test "$bursts" = $((cycles / every))

@@ -43,7 +43,7 @@ done
 for ((i = 0; i <= last; i++)); do
 	watch "$i" || continue
 	wait_for file_has armed "$tmp/count.$i"
-	wait_for eval '[ "$(line_state '"$i"' 5 queued)" = 1 ]'
+	wait_for line_is "$i" 5 queued 1
 done
 for ((i = 0; i <= last; i++)); do
 	watch "$i" && ctl "$i" edges 5 $edges 40000 paced >/dev/null
