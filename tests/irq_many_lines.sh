@@ -46,8 +46,9 @@ for p in $pid0 $pid1; do
 	log "monitor $p still running: wchan $(cat /proc/$p/wchan 2>/dev/null), $(ls /proc/$p/fd 2>/dev/null | wc -l) fds, state $(sed -n 's/^State:\t//p' /proc/$p/status)"
 	sed 's/^/# stack: /' /proc/$p/stack 2>/dev/null | head -n 12
 done
-# (which lines the device still holds an edge for, for the failure report)
-if running $pid0 || running $pid1; then
+# (which lines the device still holds an edge for, for the failure report;
+# not for the C driver, whose lines beyond the eventq are known to go deaf)
+if [ "$DRIVER" != c ] && { running $pid0 || running $pid1; }; then
 	held=""
 	for ((l = 0; l < n; l++)); do
 		_ctl 1 get "$l"
@@ -66,7 +67,7 @@ kill -9 $pid0 $pid1 2>/dev/null
 # A monitor stuck in the kernel (uninterruptible) cannot be waited for. A
 # killed one releases its lines (requests the device counts).
 stuck=0
-WAIT_S=120 wait_progress "$(known_c 30 10)" "ctl 1 counters" monitors_done || stuck=1
+WAIT_S=120 wait_progress "$(known_c 30 5)" "ctl 1 counters" monitors_done || stuck=1
 head -n 3 /tmp/many0.out | sed 's/^/# gpiomon: /'
 got=$(cat /tmp/many0.out /tmp/many1.out | grep -oE 'offset: *[0-9]+' | sort -u | wc -l)
 [ $stuck = 1 ] && log "a gpiomon is stuck in the kernel: $(grep -l 'State:.*D' /proc/$pid0/status /proc/$pid1/status 2>/dev/null)"

@@ -16,8 +16,8 @@ ktap_set_plan 5
 BENCH=$VGPIO_TOP/bench/vgpio-bench
 n=$VGPIO_DEVICES
 last=$((n - 1))
-secs=12
-edges=250
+secs=$(tier 6 60)
+edges=$(tier 120 1000)
 # A watcher's own time limit: its paced train (an edge at most every 40 ms,
 # each once the driver took the one before) ends long before.
 watch_s=$((secs + 150))
