@@ -12,6 +12,7 @@
 use kernel::ffi::c_ulong;
 
 use kernel::prelude::*;
+use kernel::sync::Mutex;
 
 #[path = "wrappers/bindings.rs"]
 mod bindings;
@@ -118,8 +119,11 @@ struct RequestQueue {
     vq: virtio::Virtqueue<ReqMsg>,
     /// The device is being removed: no new requests.
     gone: bool,
-    /// Probe is still talking to the device: its waits all end by then.
-    starting: Option<Moment>,
+    /// Probe is still talking to the device: the probing task (by pid) and
+    /// when all of its waits end. Other tasks can reach the chip before
+    /// probe returns (gpiolib publishes it inside `gpiochip_add_data`):
+    /// their requests are not probe's and get their own bounds.
+    starting: Option<(Moment, i32)>,
     /// One slot per line, plus one (index `ngpio`) for GET_LINE_NAMES.
     slots: KVec<Slot>,
 }
@@ -336,6 +340,13 @@ struct VirtioGpio {
     /// was negotiated.
     #[pin]
     eq: RawSpinLockIrq<Option<EventQueue>>,
+    /// Held for each SET_IRQ_TYPE sequence (irq_bus_sync_unlock, and the
+    /// direction changes of an interrupt line) from reading what the device
+    /// has (`IrqLine::sent`) to recording what it has after: two sequences
+    /// for one line interleaved would leave the record saying one type and
+    /// the device having another.
+    #[pin]
+    types: Mutex<()>,
     /// Every line's direction, fetched in parallel just before the chip is
     /// registered: gpiolib asks for each line's direction one by one while
     /// it registers the chip, and these answer it. Dropped right after.
@@ -481,9 +492,9 @@ impl VirtioGpio {
             // One bound for all of probe's requests, not one each (a device
             // that falls silent after the parallel direction fetch failed
             // would hold probe for ngpio bounds, line by line).
-            Some(end) => Deadline::until(end),
-            None if bounded => Deadline::after_ms(WAIT_BOUND_MS),
-            None => Deadline::none(),
+            Some((end, pid)) if kernel::current!().pid() == pid => Deadline::until(end),
+            _ if bounded => Deadline::after_ms(WAIT_BOUND_MS),
+            _ => Deadline::none(),
         }
     }
 
@@ -847,24 +858,29 @@ impl gpio::Chip for VirtioGpio {
     }
 
     fn free(&self, offset: u32) {
-        // Deactivate: the device may forget the line's state. Not waited
-        // for; a request after this one waits for the message to come back.
+        // Deactivate: the device may forget the line's state, its trigger
+        // type too (gpiolib lets a line be freed while it is an interrupt).
+        // A line that had a type has an unknown one from before the message
+        // goes: no buffer is queued for it until a SET_IRQ_TYPE is answered
+        // again, and the device's INVALID returns of its message, which may
+        // come as soon as it has the message, do not count as unheard (they
+        // would park a healthy line). If the message does not go, unknown is
+        // still safe: the next type change sends none first. (After
+        // free_irq, the usual case, the type is none and stays known.)
+        self.with_irq_line(offset, |eq, l| {
+            if eq.lines[l].sent != Some(VIRTIO_GPIO_IRQ_TYPE_NONE) {
+                eq.lines[l].sent = None;
+            }
+        });
+        // Not waited for; a request after this one waits for the message to
+        // come back.
         let r = self.post(
             VIRTIO_GPIO_MSG_SET_DIRECTION,
             offset as u16,
             VIRTIO_GPIO_DIRECTION_NONE.into(),
         );
         match r {
-            // The device discards the line's state, its trigger type too
-            // (gpiolib lets a line be freed while it is an interrupt): a
-            // line that had a type now has an unknown one, so no buffer is
-            // queued for it until a SET_IRQ_TYPE is answered again. (After
-            // free_irq, the usual case, it is none and stays known.)
-            Ok(()) => self.with_irq_line(offset, |eq, l| {
-                if eq.lines[l].sent != Some(VIRTIO_GPIO_IRQ_TYPE_NONE) {
-                    eq.lines[l].sent = None;
-                }
-            }),
+            Ok(()) => {}
             Err(e) if e == EBUSY => dev_log_bad!(
                 self.vdev,
                 WARNING,
@@ -911,22 +927,42 @@ impl gpio::Chip for VirtioGpio {
             VIRTIO_GPIO_MSG_SET_DIRECTION,
             offset as u16,
             VIRTIO_GPIO_DIRECTION_IN.into(),
-        )
-        .map(|_| ())
+        )?;
+        // An enabled interrupt line that was an output for a while: gpiolib
+        // drives an open-drain line high by making it an input, and low by
+        // making it an output (which told the device none), without asking
+        // whether it is an interrupt. Its type goes back to the device.
+        let mut resync = false;
+        self.with_irq_line(offset, |eq, l| {
+            let il = &eq.lines[l];
+            resync =
+                !il.disabled && il.type_ != VIRTIO_GPIO_IRQ_TYPE_NONE && il.sent != Some(il.type_);
+        });
+        if resync {
+            self.irq_bus_sync_unlock(offset);
+        }
+        Ok(())
     }
 
     fn direction_output(&self, offset: u32, value: bool) -> Result {
         // An interrupt line that its user disabled (gpiolib allows nothing
-        // else) and now drives: the device gets no trigger type for an
-        // output line, so it is told none first (its eventq message comes
-        // back INVALID and stays here). enable_irq, after the line is an
-        // input again, sends the type back in irq_bus_sync_unlock.
-        let mut typed = false;
-        self.with_irq_line(offset, |eq, l| {
-            typed = eq.lines[l].sent != Some(VIRTIO_GPIO_IRQ_TYPE_NONE);
-        });
-        if typed {
-            self.set_irq_type(offset, VIRTIO_GPIO_IRQ_TYPE_NONE)?;
+        // else, but for open-drain lines, which it drives low this way) and
+        // now drives: the device gets no trigger type for an output line,
+        // so it is told none first (its eventq message comes back INVALID
+        // and stays here). enable_irq, or direction_input, sends the type
+        // back. (Lines that never had a type skip the lock.)
+        let typed = || {
+            let mut typed = false;
+            self.with_irq_line(offset, |eq, l| {
+                typed = eq.lines[l].sent != Some(VIRTIO_GPIO_IRQ_TYPE_NONE);
+            });
+            typed
+        };
+        if typed() {
+            let _types = self.types.lock();
+            if typed() {
+                self.set_irq_type(offset, VIRTIO_GPIO_IRQ_TYPE_NONE)?;
+            }
         }
         // The spec wants the value set before the line becomes an output.
         self.request(VIRTIO_GPIO_MSG_SET_VALUE, offset as u16, value.into())?;
@@ -1050,6 +1086,7 @@ impl gpio::Chip for VirtioGpio {
     }
 
     fn irq_bus_sync_unlock(&self, hwirq: u32) {
+        let _types = self.types.lock();
         let mut state = None;
         self.with_irq_line(hwirq, |eq, l| {
             let il = &eq.lines[l];
@@ -1214,7 +1251,11 @@ impl VirtioGpio {
                         let mut parked = false;
                         self.with_irq_line(line.into(), |eq, l| {
                             eq.lines[l].masked = false;
-                            parked = eq.lines[l].unheard();
+                            // (a line disabled or shut down meanwhile is not
+                            // the device's doing)
+                            if eq.armed(l) {
+                                parked = eq.lines[l].unheard();
+                            }
                             let _ = eq.queue(l);
                         });
                         if parked {
@@ -1332,7 +1373,7 @@ impl virtio::Driver for VirtioGpio {
         let rq = RequestQueue {
             vq: requestq,
             gone: false,
-            starting: Some(Moment::after_ms(WAIT_BOUND_MS)),
+            starting: Some((Moment::after_ms(WAIT_BOUND_MS), kernel::current!().pid())),
             slots,
         };
         let eq = match eventq {
@@ -1379,6 +1420,7 @@ impl virtio::Driver for VirtioGpio {
             rq <- SpinLockIrq::new(rq, kernel::c_str!("virtio_gpio_rs.requestq"), lock_class!()),
             rq_wait <- WaitQueue::new(kernel::c_str!("virtio_gpio_rs.rq_wait"), lock_class!()),
             eq <- RawSpinLockIrq::new(eq, kernel::c_str!("virtio_gpio_rs.eventq"), lock_class!()),
+            types <- kernel::new_mutex!((), "virtio_gpio_rs.types"),
             probe_dirs <- SpinLockIrq::new(None, kernel::c_str!("virtio_gpio_rs.probe_dirs"), lock_class!()),
         }? Error);
         KBox::pin_init(gpio::Registration::new(data), GFP_KERNEL)

@@ -139,6 +139,19 @@ int vgpio_wait_killable_unlocked(struct wait_queue_head *wq, spinlock_t *lock,
 	return ret;
 }
 
+/* As vgpio_wait_killable_unlocked, but not woken by signals. */
+void vgpio_wait_unlocked(struct wait_queue_head *wq, spinlock_t *lock, unsigned long *flags)
+{
+	struct wait_queue_entry wait;
+
+	init_wait_entry(&wait, 0);
+	prepare_to_wait_event(wq, &wait, TASK_UNINTERRUPTIBLE);
+	spin_unlock_irqrestore(lock, *flags);
+	schedule();
+	spin_lock_irqsave(lock, *flags);
+	finish_wait(wq, &wait);
+}
+
 /*
  * As vgpio_wait_killable_unlocked, but asleep for at most *@timeout jiffies,
  * which it lowers by the time slept: -ETIMEDOUT when none is left.
@@ -185,26 +198,6 @@ void vgpio_wake_up_all(struct wait_queue_head *wq)
 int vgpio_gpiochip_add_data(struct gpio_chip *gc, void *data)
 {
 	return gpiochip_add_data(gc, data);
-}
-
-void vgpio_mutex_init(struct mutex *lock, const char *name, struct lock_class_key *key)
-{
-	__mutex_init(lock, name, key);
-}
-
-void vgpio_mutex_lock(struct mutex *lock)
-{
-	mutex_lock(lock);
-}
-
-void vgpio_mutex_unlock(struct mutex *lock)
-{
-	mutex_unlock(lock);
-}
-
-void vgpio_mutex_destroy(struct mutex *lock)
-{
-	mutex_destroy(lock);
 }
 
 void vgpio_gpio_irq_chip_set_chip(struct gpio_chip *gc, const struct irq_chip *chip)

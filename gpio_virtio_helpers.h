@@ -52,6 +52,7 @@ void vgpio_init_waitqueue_head(struct wait_queue_head *wq, const char *name,
 			       struct lock_class_key *key);
 int vgpio_wait_killable_unlocked(struct wait_queue_head *wq, spinlock_t *lock,
 				 unsigned long *flags);
+void vgpio_wait_unlocked(struct wait_queue_head *wq, spinlock_t *lock, unsigned long *flags);
 int vgpio_wait_killable_timeout_unlocked(struct wait_queue_head *wq, spinlock_t *lock,
 					 unsigned long *flags, long *timeout);
 long vgpio_msecs_to_jiffies(unsigned int ms);
@@ -60,10 +61,6 @@ bool vgpio_current_is_exiting(void);
 void vgpio_wake_up_all(struct wait_queue_head *wq);
 
 /* a sleeping lock held from irq_bus_lock to irq_bus_sync_unlock */
-void vgpio_mutex_init(struct mutex *lock, const char *name, struct lock_class_key *key);
-void vgpio_mutex_lock(struct mutex *lock);
-void vgpio_mutex_unlock(struct mutex *lock);
-void vgpio_mutex_destroy(struct mutex *lock);
 
 /* gpiolib */
 int vgpio_gpiochip_add_data(struct gpio_chip *gc, void *data);

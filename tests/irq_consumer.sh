@@ -11,7 +11,7 @@
 . "$VGPIO_TOP/tests/lib.sh"
 
 ktap_print_header
-ktap_set_plan 10
+ktap_set_plan 11
 
 wait_chip 0
 vdev=$(vdev_of 0)
@@ -121,12 +121,26 @@ while_disabled() {
 check_xfail_c "an edge while disabled is handled after enable_irq" \
 	"disable_irq tells the device none, which discards the edge" while_disabled
 
+# fire_once H0 SECONDS: raise the line, wait (up to SECONDS, 10 on the C
+# driver) for the consumer's next interrupt after its count H0, lower the
+# line, let it settle and unload the consumer. FIRED: interrupts since H0.
+fire_once() {
+	local h1
+	ctl 0 set $line 1 >/dev/null
+	WAIT_S=$(known_c "$2" 10) wait_for eval '[ "$(consumer_param hard)" -gt '"$1"' ]'
+	h1=$(consumer_param hard)
+	ctl 0 set $line 0 >/dev/null
+	settled
+	rmmod vgpio_irq_consumer
+	FIRED=$((h1 - $1))
+}
+
 # A line shared between an interrupt and an output (CEC, one-wire,
 # bit-banged buses): disable_irq(), drive the line, make it an input again,
 # enable_irq(); then the interrupt works as before. gpiolib refuses the
 # output while the chip counts the interrupt as enabled.
 shared_line() {
-	local trig=$1 p=/sys/module/vgpio_irq_consumer/parameters h0 h1 out=0 back=0 dir1 dir2
+	local trig=$1 p=/sys/module/vgpio_irq_consumer/parameters h0 out=0 back=0 dir1 dir2
 	ctl 0 set $line 0 >/dev/null
 	# (a level interrupt's thread takes 20 ms, so that the level, held
 	# until the test sees the interrupt, makes dozens of them, not a storm
@@ -145,17 +159,30 @@ shared_line() {
 	echo 0 >$p/disabled
 	# the interrupt works again: a rising edge, or a high level
 	WAIT_S=60 wait_for line_is 0 $line queued 1 && back=1
-	ctl 0 set $line 1 >/dev/null
-	WAIT_S=$(known_c 60 10) wait_for eval '[ "$(consumer_param hard)" -gt '"$h0"' ]'
-	h1=$(consumer_param hard)
-	ctl 0 set $line 0 >/dev/null
-	settled
-	rmmod vgpio_irq_consumer
-	log "$trig: disable_irq, output 1 then 0 (device: ${dir1:-refused}), input ($dir2), enable_irq (buffer back: $back): $((h1 - h0)) interrupts on the next activation"
-	[ $out = 1 ] && [ "$dir1" = out:1 ] && [ "$dir2" = in ] && [ $((h1 - h0)) -ge 1 ]
+	fire_once "$h0" 60
+	log "$trig: disable_irq, output 1 then 0 (device: ${dir1:-refused}), input ($dir2), enable_irq (buffer back: $back): $FIRED interrupts on the next activation"
+	[ $out = 1 ] && [ "$dir1" = out:1 ] && [ "$dir2" = in ] && [ "$FIRED" -ge 1 ]
 }
 check "shared line, edge: disable_irq, output, input, enable_irq, and the interrupt works" shared_line rising
 check "shared line, level: disable_irq, output, input, enable_irq, and the interrupt works" shared_line high
+
+# An open-drain line that is also an interrupt (a shared wake or alert
+# line): gpiolib drives it low with the chip's direction_output and lets it
+# go high with its direction_input, without asking whether the line is an
+# interrupt. After low, then high again, the interrupt works.
+open_drain() {
+	local p=/sys/module/vgpio_irq_consumer/parameters low high
+	ctl 0 set $line 0 >/dev/null
+	consumer trigger=rising work_ms=0 open_drain=1 || return 1
+	WAIT_S=60 wait_for line_is 0 $line queued 1
+	echo 0 >$p/drive && low=$(ctl 0 get $line)
+	echo 1 >$p/drive && high=$(ctl 0 get $line)
+	WAIT_S=10 wait_for line_is 0 $line queued 1
+	fire_once "$(consumer_param hard)" 30
+	log "open drain, rising: driven low: ${low:-refused}; released high: ${high:-refused}; $FIRED interrupts on the next rising edge"
+	[ "$FIRED" -ge 1 ]
+}
+check "open-drain line driven low, then high: the interrupt works" open_drain
 
 check "released: interrupt off and no eventq buffer on the device" \
 	eval 'line_is 0 $line irq none && line_is 0 $line queued 0'

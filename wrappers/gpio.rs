@@ -14,6 +14,7 @@ use kernel::prelude::*;
 use kernel::types::Opaque;
 
 use super::bindings;
+use super::sync::{lock_class, SpinLockIrq, WaitQueue};
 use super::virtio;
 
 /// A line's direction, as gpiolib wants it.
@@ -46,12 +47,14 @@ pub(crate) trait Chip: Sync + Send + Sized {
     // The interrupt controller, when registered with `irq`. enable, disable,
     // mask, unmask and set_type run in atomic context (under the irq
     // descriptor's raw lock): they may only record state. What needs the
-    // device is done in `irq_bus_sync_unlock`, which may sleep and runs with
-    // the chip's bus lock held (taken in irq_bus_lock).
+    // device is done in `irq_bus_sync_unlock`, which may sleep. No lock is
+    // held from the irq core's irq_bus_lock to it: the chip serializes what
+    // it sends itself (a sync reads the recorded state when it runs, so
+    // concurrent syncs converge on the last recorded state).
     //
-    // `irq_disable` (disable_irq) comes after gpiolib was told the line is
-    // no longer an enabled interrupt (so its user may make it an output);
-    // a chip may leave the device alone (a lazy disable: if an interrupt
+    // `irq_disable` (disable_irq) is followed by gpiolib being told that
+    // the line is no longer an enabled interrupt (so its user may make it
+    // an output); a chip may leave the device alone (a lazy disable: if an interrupt
     // comes meanwhile, the irq core keeps it pending and replays an edge
     // on enable_irq). `irq_shutdown` is the line ceasing to be an
     // interrupt (free_irq).
@@ -135,9 +138,15 @@ pub(crate) struct Registration<T: Chip> {
     /// This chip's own irq_chip (immutable once registered).
     #[pin]
     irq_chip: Opaque<bindings::irq_chip>,
-    /// Held from irq_bus_lock to irq_bus_sync_unlock.
+    /// Calls of the irq_bus_sync_unlock callback in progress: `unregister`
+    /// waits (on `synced`) for them after the chip is gone. No lock is held
+    /// from irq_bus_lock to irq_bus_sync_unlock: once gpiochip_remove has
+    /// pointed a line's descriptor away from our irq_chip, a task between
+    /// the two (free_irq) never calls the unlock back.
     #[pin]
-    bus_lock: Opaque<bindings::mutex>,
+    syncing: SpinLockIrq<usize>,
+    #[pin]
+    synced: WaitQueue,
     state: AtomicU8,
     /// Calls of [`Registration::handle_irq`] in progress: `unregister`
     /// waits for them before the irq domain can go.
@@ -167,10 +176,8 @@ impl<T: Chip> Registration<T> {
             }),
             // SAFETY: as for `gc`.
             irq_chip <- Opaque::ffi_init(|p: *mut bindings::irq_chip| unsafe { p.write(core::mem::zeroed()) }),
-            // SAFETY: `p` is pinned memory for the mutex; name and key are 'static.
-            bus_lock <- Opaque::ffi_init(|p| unsafe {
-                bindings::vgpio_mutex_init(p, c"virtio_gpio_rs.irq_bus_lock".as_ptr().cast(), BUS_LOCK_KEY.as_ptr())
-            }),
+            syncing <- SpinLockIrq::new(0, kernel::c_str!("virtio_gpio_rs.irq_syncing"), lock_class!()),
+            synced <- WaitQueue::new(kernel::c_str!("virtio_gpio_rs.irq_synced"), lock_class!()),
             state: AtomicU8::new(IDLE),
             handling: AtomicUsize::new(0),
             names: UnsafeCell::new(None),
@@ -178,9 +185,9 @@ impl<T: Chip> Registration<T> {
         }? Error)
     }
 
-    /// Hand interrupt `hwirq` to its handlers (call from the device's
-    /// interrupt context). Fails if the chip has no interrupts or the line
-    /// has no mapping.
+    /// Hand interrupt `hwirq` to its handlers (from any context; the
+    /// device's interrupt, usually). Fails if the chip has no interrupts or
+    /// the line has no mapping.
     pub(crate) fn handle_irq(&self, hwirq: u32) -> Result {
         // Counted before the state is read, both sequentially consistent:
         // either `unregister` sees this call in `handling` (and waits for
@@ -199,8 +206,12 @@ impl<T: Chip> Registration<T> {
             } else {
                 // SAFETY: a live domain and a hardware line number; the
                 // function looks the mapping up itself and fails if there is
-                // none.
-                to_result(unsafe { bindings::generic_handle_domain_irq(domain, hwirq.into()) })
+                // none. The `_safe` variant disables local interrupts around
+                // the flow handler, so a caller in any context (a virtqueue
+                // callback force-threaded on PREEMPT_RT, or task context) is
+                // sound: the flow handlers take the descriptor's raw lock
+                // without saving the interrupt state.
+                to_result(unsafe { bindings::generic_handle_domain_irq_safe(domain, hwirq.into()) })
             }
         };
         self.handling.fetch_sub(1, Ordering::Release);
@@ -266,7 +277,6 @@ impl<T: Chip> Registration<T> {
                 (*ic).irq_mask = Some(irq_mask_callback::<T>);
                 (*ic).irq_unmask = Some(irq_unmask_callback::<T>);
                 (*ic).irq_set_type = Some(irq_set_type_callback::<T>);
-                (*ic).irq_bus_lock = Some(irq_bus_lock_callback::<T>);
                 (*ic).irq_bus_sync_unlock = Some(irq_bus_sync_unlock_callback::<T>);
                 (*ic).irq_request_resources = Some(bindings::gpiochip_irq_reqres);
                 (*ic).irq_release_resources = Some(bindings::gpiochip_irq_relres);
@@ -300,17 +310,36 @@ impl<T: Chip> Registration<T> {
             // SAFETY: the chip was added and is removed once (the state moved
             // from REGISTERED exactly once).
             unsafe { bindings::gpiochip_remove(self.gc.get()) };
-            // gpiochip_remove points the lines' irq descriptors away from
-            // our irq_chip, but a task between irq_bus_lock and
-            // irq_bus_sync_unlock of one of them (request_irq, free_irq,
-            // enable_irq in progress) holds the bus lock and will still
-            // call back into this registration: wait for it to finish.
-            // SAFETY: the mutex is initialised (type invariant) and not held
-            // by this task (irq callbacks do not unregister).
-            unsafe {
-                bindings::vgpio_mutex_lock(self.bus_lock.get());
-                bindings::vgpio_mutex_unlock(self.bus_lock.get());
+            // A task that found our irq_chip before gpiochip_remove pointed
+            // the lines' descriptors away from it may still be in (or about
+            // to count itself into) irq_bus_sync_unlock: wait for those that
+            // counted themselves in; later ones see the state and leave. The
+            // last one wakes us under `syncing`, which it releases last, so
+            // nothing of `self` is touched once this returns.
+            let mut n = self.syncing.lock();
+            while *n != 0 {
+                self.synced.wait_uninterruptible(&mut n);
             }
+        }
+    }
+
+    /// Run the chip's irq_bus_sync_unlock for `hwirq` unless the chip is
+    /// going, counted so that `unregister` waits for it.
+    fn sync_unlock(&self, hwirq: u32) {
+        {
+            let mut n = self.syncing.lock();
+            // (ordered against `unregister` by the lock: a state read after
+            // unregister counted the calls in progress is not REGISTERED)
+            if self.state.load(Ordering::SeqCst) != REGISTERED {
+                return;
+            }
+            *n += 1;
+        }
+        self.data.irq_bus_sync_unlock(hwirq);
+        let mut n = self.syncing.lock();
+        *n -= 1;
+        if *n == 0 {
+            self.synced.wake_all();
         }
     }
 }
@@ -319,13 +348,8 @@ impl<T: Chip> Registration<T> {
 impl<T: Chip> PinnedDrop for Registration<T> {
     fn drop(self: Pin<&mut Self>) {
         self.unregister();
-        // SAFETY: initialised in `new`; unregistered, so no irq callback
-        // can hold it any more.
-        unsafe { bindings::vgpio_mutex_destroy(self.bus_lock.get()) };
     }
 }
-
-static BUS_LOCK_KEY: super::sync::LockClassKey = super::sync::LockClassKey::new();
 
 /// The registration behind an irq_data of our chip.
 ///
@@ -392,20 +416,10 @@ unsafe extern "C" fn irq_set_type_callback<T: Chip>(
     from_result(|| reg.data.irq_set_type(hwirq, flow_type).map(|()| 0))
 }
 
-unsafe extern "C" fn irq_bus_lock_callback<T: Chip>(d: *mut bindings::irq_data) {
-    // SAFETY: the irq core calls back with an irq of our chip.
-    let (reg, _) = unsafe { irq_registration::<T>(d) };
-    // SAFETY: the mutex is initialised; the irq core pairs this with
-    // irq_bus_sync_unlock, which unlocks it.
-    unsafe { bindings::vgpio_mutex_lock(reg.bus_lock.get()) };
-}
-
 unsafe extern "C" fn irq_bus_sync_unlock_callback<T: Chip>(d: *mut bindings::irq_data) {
     // SAFETY: the irq core calls back with an irq of our chip.
     let (reg, hwirq) = unsafe { irq_registration::<T>(d) };
-    reg.data.irq_bus_sync_unlock(hwirq);
-    // SAFETY: taken in `irq_bus_lock_callback` by this task.
-    unsafe { bindings::vgpio_mutex_unlock(reg.bus_lock.get()) };
+    reg.sync_unlock(hwirq);
 }
 
 /// The chip's data from a `gpio_chip` pointer gpiolib passed to a callback.

@@ -341,6 +341,20 @@ impl WaitQueue {
         Ok(())
     }
 
+    /// Sleep, not interruptibly, until [`WaitQueue::wake_all`] (or a
+    /// spurious wake-up), with the guard's lock released meanwhile. The
+    /// caller re-checks its condition. For waits that must end before the
+    /// caller may go on (teardown), on something that ends by itself.
+    pub(crate) fn wait_uninterruptible<T>(&self, guard: &mut SpinLockIrqGuard<'_, T>) {
+        // SAFETY: the queue is initialised (type invariant); the guard holds
+        // its lock taken with `guard.flags`, which the helper updates when
+        // it retakes the lock, so the guard's invariant holds again on
+        // return.
+        unsafe {
+            bindings::vgpio_wait_unlocked(self.wq.get(), guard.lock.lock.get(), &mut guard.flags)
+        };
+    }
+
     /// Wake every waiter. Callable from any context but under a raw
     /// spinlock (the queue's own lock is a `spinlock_t`).
     pub(crate) fn wake_all(&self) {

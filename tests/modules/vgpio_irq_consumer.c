@@ -14,6 +14,12 @@
  * Writing 0 or 1 to @drive makes the line an output at that value, -1 an
  * input again (the shared-line pattern: disable_irq, drive, input,
  * enable_irq); the write fails with gpiolib's error.
+ * With @open_drain, the line is taken through a lookup table as an
+ * open-drain output driven high (which gpiolib emulates on a chip without
+ * open drain by making it an input) before its interrupt is requested, and
+ * @drive 0/1 sets its value with gpiod_set_value_cansleep (low: the chip's
+ * direction_output; high: its direction_input, both called without
+ * gpiolib's interrupt check).
  */
 
 #include <linux/atomic.h>
@@ -23,7 +29,9 @@
 #include <linux/gpio/driver.h>
 #include <linux/interrupt.h>
 #include <linux/module.h>
+#include <linux/gpio/machine.h>
 #include <linux/mutex.h>
+#include <linux/platform_device.h>
 #include <linux/string.h>
 
 static char *label;
@@ -38,6 +46,8 @@ static char *retype;
 module_param(retype, charp, 0444);
 static int stress_cycles;
 module_param(stress_cycles, int, 0444);
+static bool open_drain;
+module_param(open_drain, bool, 0444);
 
 static unsigned int hard, thread, overlap;
 module_param(hard, uint, 0444);
@@ -47,6 +57,14 @@ module_param(overlap, uint, 0444);
 static atomic_t in_thread = ATOMIC_INIT(0);
 static int gpio = -1;
 static int irq = -1;
+/* open_drain: the line's descriptor, got for this device through the table */
+static bool requested;
+static struct gpio_desc *od_desc;
+static struct platform_device *od_pdev;
+static struct gpiod_lookup_table od_table = {
+	.dev_id = "vgpio-consumer",
+	.table = { {}, {} },
+};
 
 static bool disabled;
 static DEFINE_MUTEX(disabled_lock);
@@ -92,7 +110,9 @@ static int drive_set(const char *val, const struct kernel_param *kp)
 	 * The descriptor API: gpiolib refuses an output on a line whose
 	 * interrupt is enabled there (the legacy and raw calls do not check).
 	 */
-	if (v < 0)
+	if (od_desc)
+		ret = v < 0 ? -EINVAL : gpiod_set_value_cansleep(od_desc, v);
+	else if (v < 0)
 		ret = gpiod_direction_input(gpio_to_desc(gpio));
 	else
 		ret = gpiod_direction_output(gpio_to_desc(gpio), v);
@@ -139,6 +159,48 @@ static unsigned long trigger_flags(const char *t)
 	return 0;
 }
 
+static void release_line(void)
+{
+	if (od_desc) {
+		gpiod_put(od_desc);
+		od_desc = NULL;
+	}
+	if (od_pdev) {
+		platform_device_unregister(od_pdev);
+		od_pdev = NULL;
+		gpiod_remove_lookup_table(&od_table);
+	}
+	if (requested) {
+		gpio_free(gpio);
+		requested = false;
+	}
+}
+
+/* The line as an open-drain output driven high, through a lookup table. */
+static int get_open_drain_line(void)
+{
+	od_table.table[0] = (struct gpiod_lookup)
+		GPIO_LOOKUP(label, line, NULL, GPIO_OPEN_DRAIN);
+	gpiod_add_lookup_table(&od_table);
+	od_pdev = platform_device_register_simple("vgpio-consumer", PLATFORM_DEVID_NONE,
+						  NULL, 0);
+	if (IS_ERR(od_pdev)) {
+		int ret = PTR_ERR(od_pdev);
+
+		od_pdev = NULL;
+		gpiod_remove_lookup_table(&od_table);
+		return ret;
+	}
+	od_desc = gpiod_get(&od_pdev->dev, NULL, GPIOD_OUT_HIGH);
+	if (IS_ERR(od_desc)) {
+		int ret = PTR_ERR(od_desc);
+
+		od_desc = NULL;
+		return ret;
+	}
+	return 0;
+}
+
 static int __init consumer_init(void)
 {
 	unsigned long flags = trigger_flags(trigger);
@@ -153,18 +215,25 @@ static int __init consumer_init(void)
 	gpio = gpio_device_get_base(gdev) + line;
 	gpio_device_put(gdev);
 
-	ret = gpio_request_one(gpio, GPIOF_IN, "vgpio-consumer");
-	if (ret)
+	if (open_drain) {
+		ret = get_open_drain_line();
+	} else {
+		ret = gpio_request_one(gpio, GPIOF_IN, "vgpio-consumer");
+		requested = !ret;
+	}
+	if (ret) {
+		release_line();
 		return ret;
+	}
 	irq = gpio_to_irq(gpio);
 	if (irq < 0) {
-		gpio_free(gpio);
+		release_line();
 		return irq;
 	}
 	ret = request_threaded_irq(irq, consumer_hard, consumer_thread,
 				   IRQF_ONESHOT | flags, "vgpio-consumer", NULL);
 	if (ret) {
-		gpio_free(gpio);
+		release_line();
 		return ret;
 	}
 	pr_info("vgpio_irq_consumer: %s line %d (gpio %d) irq %d %s\n",
@@ -194,7 +263,7 @@ static void __exit consumer_exit(void)
 	if (disabled)
 		enable_irq(irq);
 	free_irq(irq, NULL);
-	gpio_free(gpio);
+	release_line();
 }
 
 module_init(consumer_init);
