@@ -140,6 +140,12 @@ struct IrqLine {
     /// Not an interrupt: before irq_enable (startup), after irq_shutdown.
     /// disable_irq() is lazy and leaves this alone.
     disabled: bool,
+    /// Made an output by direction_output (gpiolib drives an open-drain
+    /// interrupt line low that way): the device gets no trigger type until
+    /// direction_input. Set for a typed line with `VirtioGpio::types` held;
+    /// cleared by direction_input (with it) and free (the device forgets
+    /// the line's direction).
+    output: bool,
     masked: bool,
     /// The line's eventq message while the device does not have it.
     buf: Option<KBox<IrqMsg>>,
@@ -176,6 +182,16 @@ impl IrqLine {
     fn fresh_start(&mut self) {
         self.parked = false;
         self.unheard = 0;
+    }
+
+    /// The trigger type the device should have: none for a line that is no
+    /// interrupt or is an output.
+    fn want(&self) -> u8 {
+        if self.disabled || self.output {
+            VIRTIO_GPIO_IRQ_TYPE_NONE
+        } else {
+            self.type_
+        }
     }
 
     /// Is the device known to have a trigger type other than none?
@@ -868,9 +884,11 @@ impl gpio::Chip for VirtioGpio {
         // still safe: the next type change sends none first. (After
         // free_irq, the usual case, the type is none and stays known.)
         self.with_irq_line(offset, |eq, l| {
-            if eq.lines[l].sent != Some(VIRTIO_GPIO_IRQ_TYPE_NONE) {
-                eq.lines[l].sent = None;
+            let il = &mut eq.lines[l];
+            if il.sent != Some(VIRTIO_GPIO_IRQ_TYPE_NONE) {
+                il.sent = None;
             }
+            il.output = false;
         });
         // Not waited for; a request after this one waits for the message to
         // come back.
@@ -931,17 +949,16 @@ impl gpio::Chip for VirtioGpio {
         // An enabled interrupt line that was an output for a while: gpiolib
         // drives an open-drain line high by making it an input, and low by
         // making it an output (which told the device none), without asking
-        // whether it is an interrupt. Its type goes back to the device.
-        let mut resync = false;
-        self.with_irq_line(offset, |eq, l| {
-            let il = &eq.lines[l];
-            resync =
-                !il.disabled && il.type_ != VIRTIO_GPIO_IRQ_TYPE_NONE && il.sent != Some(il.type_);
-        });
-        if resync {
-            self.irq_bus_sync_unlock(offset);
+        // whether it is an interrupt. Its type goes back to the device; if
+        // that fails, so does this (a retry syncs again).
+        let mut was_output = false;
+        self.with_irq_line(offset, |eq, l| was_output = eq.lines[l].output);
+        if !was_output {
+            return Ok(());
         }
-        Ok(())
+        let _types = self.types.lock();
+        self.with_irq_line(offset, |eq, l| eq.lines[l].output = false);
+        self.sync_types(offset)
     }
 
     fn direction_output(&self, offset: u32, value: bool) -> Result {
@@ -949,20 +966,19 @@ impl gpio::Chip for VirtioGpio {
         // else, but for open-drain lines, which it drives low this way) and
         // now drives: the device gets no trigger type for an output line,
         // so it is told none first (its eventq message comes back INVALID
-        // and stays here). enable_irq, or direction_input, sends the type
-        // back. (Lines that never had a type skip the lock.)
-        let typed = || {
-            let mut typed = false;
-            self.with_irq_line(offset, |eq, l| {
-                typed = eq.lines[l].sent != Some(VIRTIO_GPIO_IRQ_TYPE_NONE);
-            });
-            typed
-        };
-        if typed() {
+        // and stays here), and no sync sends one until direction_input.
+        // (Lines that are no interrupt and have no type skip the lock.)
+        let mut plain = true;
+        self.with_irq_line(offset, |eq, l| {
+            let il = &mut eq.lines[l];
+            plain =
+                il.type_ == VIRTIO_GPIO_IRQ_TYPE_NONE && il.sent == Some(VIRTIO_GPIO_IRQ_TYPE_NONE);
+            il.output |= plain;
+        });
+        if !plain {
             let _types = self.types.lock();
-            if typed() {
-                self.set_irq_type(offset, VIRTIO_GPIO_IRQ_TYPE_NONE)?;
-            }
+            self.with_irq_line(offset, |eq, l| eq.lines[l].output = true);
+            self.sync_types(offset)?;
         }
         // The spec wants the value set before the line becomes an output.
         self.request(VIRTIO_GPIO_MSG_SET_VALUE, offset as u16, value.into())?;
@@ -1086,47 +1102,64 @@ impl gpio::Chip for VirtioGpio {
     }
 
     fn irq_bus_sync_unlock(&self, hwirq: u32) {
-        let _types = self.types.lock();
+        // Most syncs (every ONESHOT thread's end) change nothing on the
+        // device: just requeue, without the lock.
+        let mut done = false;
+        self.with_irq_line(hwirq, |eq, l| {
+            done = eq.lines[l].sent == Some(eq.lines[l].want());
+            if done {
+                let _ = eq.queue(l);
+            }
+        });
+        if !done {
+            let _types = self.types.lock();
+            // Failures are logged by `request` where they are the device's.
+            let _ = self.sync_types(hwirq);
+        }
+    }
+}
+
+impl VirtioGpio {
+    /// Bring the device's trigger type for the line to what it should be
+    /// (`IrqLine::want`), then queue its message if it should have it. The
+    /// caller holds `types`.
+    fn sync_types(&self, hwirq: u32) -> Result {
         let mut state = None;
         self.with_irq_line(hwirq, |eq, l| {
             let il = &eq.lines[l];
-            let want = if il.disabled {
-                VIRTIO_GPIO_IRQ_TYPE_NONE
-            } else {
-                il.type_
-            };
-            state = Some((want, il.sent));
+            state = Some((il.want(), il.sent));
         });
-        let Some((want, sent)) = state else { return };
+        let Some((want, sent)) = state else {
+            return Ok(());
+        };
+        let mut r = Ok(());
         if sent != Some(want) {
             // The spec: a trigger type change goes through none. A device
             // whose type is unknown gets none first too; a strict device may
             // refuse that (it had none already): its ERR (EIO) still lets the
             // wanted type go out.
-            let mut ok = true;
             if sent != Some(VIRTIO_GPIO_IRQ_TYPE_NONE) && want != VIRTIO_GPIO_IRQ_TYPE_NONE {
-                ok = match self.set_irq_type(hwirq, VIRTIO_GPIO_IRQ_TYPE_NONE) {
-                    Ok(()) => true,
-                    Err(e) => e == EIO && sent.is_none(),
+                r = match self.set_irq_type(hwirq, VIRTIO_GPIO_IRQ_TYPE_NONE) {
+                    Err(e) if e == EIO && sent.is_none() => Ok(()),
+                    r => r,
                 };
             }
-            if ok {
+            if r.is_ok() {
                 // A failure leaves the type unknown, so the next sync (the
                 // next request_irq, enable_irq or free_irq of the line) sends
                 // none and then the type it wants. Device errors and
                 // malformed answers were logged by `request`; a killed
                 // waiter (ERESTARTSYS) or a removed device (ENODEV) are not
                 // the device's fault and are not logged.
-                let _ = self.set_irq_type(hwirq, want);
+                r = self.set_irq_type(hwirq, want);
             }
         }
         self.with_irq_line(hwirq, |eq, l| {
             let _ = eq.queue(l);
         });
+        r
     }
-}
 
-impl VirtioGpio {
     /// SET_IRQ_TYPE: the line's type is unknown while the request is out,
     /// and known again only if the device answered OK.
     fn set_irq_type(&self, hwirq: u32, t: u8) -> Result {
@@ -1385,6 +1418,7 @@ impl virtio::Driver for VirtioGpio {
                             type_: VIRTIO_GPIO_IRQ_TYPE_NONE,
                             sent: Some(VIRTIO_GPIO_IRQ_TYPE_NONE),
                             disabled: true,
+                            output: false,
                             masked: true,
                             buf: Some(KBox::new(
                                 IrqMsg {

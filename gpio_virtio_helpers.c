@@ -140,12 +140,12 @@ int vgpio_wait_killable_unlocked(struct wait_queue_head *wq, spinlock_t *lock,
 }
 
 /* As vgpio_wait_killable_unlocked, but not woken by signals. */
-void vgpio_wait_unlocked(struct wait_queue_head *wq, spinlock_t *lock, unsigned long *flags)
+void vgpio_wait_unlocked(struct wait_queue_head *wq, spinlock_t *lock,
+			 unsigned long *flags)
 {
-	struct wait_queue_entry wait;
+	DEFINE_WAIT(wait);
 
-	init_wait_entry(&wait, 0);
-	prepare_to_wait_event(wq, &wait, TASK_UNINTERRUPTIBLE);
+	prepare_to_wait(wq, &wait, TASK_UNINTERRUPTIBLE);
 	spin_unlock_irqrestore(lock, *flags);
 	schedule();
 	spin_lock_irqsave(lock, *flags);

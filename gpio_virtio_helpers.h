@@ -12,7 +12,6 @@
 #include <linux/gpio/driver.h>
 #include <linux/irq.h>
 #include <linux/irqdomain.h>
-#include <linux/mutex.h>
 #include <linux/ratelimit.h>
 #include <linux/scatterlist.h>
 #include <linux/sched.h>
@@ -52,15 +51,14 @@ void vgpio_init_waitqueue_head(struct wait_queue_head *wq, const char *name,
 			       struct lock_class_key *key);
 int vgpio_wait_killable_unlocked(struct wait_queue_head *wq, spinlock_t *lock,
 				 unsigned long *flags);
-void vgpio_wait_unlocked(struct wait_queue_head *wq, spinlock_t *lock, unsigned long *flags);
+void vgpio_wait_unlocked(struct wait_queue_head *wq, spinlock_t *lock,
+			 unsigned long *flags);
 int vgpio_wait_killable_timeout_unlocked(struct wait_queue_head *wq, spinlock_t *lock,
 					 unsigned long *flags, long *timeout);
 long vgpio_msecs_to_jiffies(unsigned int ms);
 unsigned long vgpio_jiffies(void);
 bool vgpio_current_is_exiting(void);
 void vgpio_wake_up_all(struct wait_queue_head *wq);
-
-/* a sleeping lock held from irq_bus_lock to irq_bus_sync_unlock */
 
 /* gpiolib */
 int vgpio_gpiochip_add_data(struct gpio_chip *gc, void *data);

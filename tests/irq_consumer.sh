@@ -169,20 +169,29 @@ check "shared line, level: disable_irq, output, input, enable_irq, and the inter
 # An open-drain line that is also an interrupt (a shared wake or alert
 # line): gpiolib drives it low with the chip's direction_output and lets it
 # go high with its direction_input, without asking whether the line is an
-# interrupt. After low, then high again, the interrupt works.
+# interrupt. While it is low, the device gets no trigger type for it (an
+# output), not even from a disable_irq/enable_irq then; after low, then
+# high again, the interrupt works.
 open_drain() {
-	local p=/sys/module/vgpio_irq_consumer/parameters low high
+	local p=/sys/module/vgpio_irq_consumer/parameters low high errs lowirq
 	ctl 0 set $line 0 >/dev/null
 	consumer trigger=rising work_ms=0 open_drain=1 || return 1
 	WAIT_S=60 wait_for line_is 0 $line queued 1
 	echo 0 >$p/drive && low=$(ctl 0 get $line)
+	ctl 0 reset-counters >/dev/null
+	echo 1 >$p/disabled && echo 0 >$p/disabled
+	errs=$(field errors "$(ctl 0 counters)")
+	lowirq=$(line_state 0 $line irq)
 	echo 1 >$p/drive && high=$(ctl 0 get $line)
 	WAIT_S=10 wait_for line_is 0 $line queued 1
 	fire_once "$(consumer_param hard)" 30
-	log "open drain, rising: driven low: ${low:-refused}; released high: ${high:-refused}; $FIRED interrupts on the next rising edge"
-	[ "$FIRED" -ge 1 ]
+	log "open drain, rising: driven low: ${low:-refused}; disable_irq/enable_irq while low: $errs device errors, irq $lowirq; released high: ${high:-refused}; $FIRED interrupts on the next rising edge"
+	[[ $low == *" dir=out value=0 "*" irq=none "* ]] && [ "$errs" = 0 ] && [ "$lowirq" = none ] &&
+		[[ $high == *" dir=in "*" irq=rising "* ]] && [ "$FIRED" -ge 1 ]
 }
-check "open-drain line driven low, then high: the interrupt works" open_drain
+check_xfail_c "open-drain line driven low, then high: no type while low, the interrupt works after" \
+	"it leaves the trigger type on a line that is an output (driven low) and sends it again on enable_irq, which the device refuses: the line stays deaf" \
+	open_drain
 
 check "released: interrupt off and no eventq buffer on the device" \
 	eval 'line_is 0 $line irq none && line_is 0 $line queued 0'

@@ -144,7 +144,7 @@ pub(crate) struct Registration<T: Chip> {
     /// pointed a line's descriptor away from our irq_chip, a task between
     /// the two (free_irq) never calls the unlock back.
     #[pin]
-    syncing: SpinLockIrq<usize>,
+    syncing: SpinLockIrq<Syncs>,
     #[pin]
     synced: WaitQueue,
     state: AtomicU8,
@@ -154,6 +154,14 @@ pub(crate) struct Registration<T: Chip> {
     names: UnsafeCell<Option<LineNames>>,
     #[pin]
     data: T,
+}
+
+/// The irq_bus_sync_unlock calls in progress, and whether the chip is going
+/// (`unregister` began, or a registration failed): then no new one starts.
+#[derive(Default)]
+struct Syncs {
+    running: usize,
+    going: bool,
 }
 
 const IDLE: u8 = 0;
@@ -176,7 +184,7 @@ impl<T: Chip> Registration<T> {
             }),
             // SAFETY: as for `gc`.
             irq_chip <- Opaque::ffi_init(|p: *mut bindings::irq_chip| unsafe { p.write(core::mem::zeroed()) }),
-            syncing <- SpinLockIrq::new(0, kernel::c_str!("virtio_gpio_rs.irq_syncing"), lock_class!()),
+            syncing <- SpinLockIrq::new(Syncs::default(), kernel::c_str!("virtio_gpio_rs.irq_syncing"), lock_class!()),
             synced <- WaitQueue::new(kernel::c_str!("virtio_gpio_rs.irq_synced"), lock_class!()),
             state: AtomicU8::new(IDLE),
             handling: AtomicUsize::new(0),
@@ -284,11 +292,18 @@ impl<T: Chip> Registration<T> {
                 bindings::vgpio_gpio_irq_chip_set_chip(gc, ic);
             }
         }
+        // (left set by a registration that failed, or an unregister)
+        self.syncing.lock().going = false;
         // SAFETY: `gc` is fully set up; `self` (the data pointer) stays at
         // this address and alive until `unregister` (type invariant, drop).
         let r = to_result(unsafe {
             bindings::vgpio_gpiochip_add_data(gc, self as *const Self as *mut c_void)
         });
+        if r.is_err() {
+            // gpiolib has let go of the chip; a sync that started while it
+            // registered may still run.
+            self.drain_syncs();
+        }
         self.state
             .store(if r.is_ok() { REGISTERED } else { IDLE }, Ordering::Release);
         r
@@ -307,38 +322,48 @@ impl<T: Chip> Registration<T> {
             while self.handling.load(Ordering::SeqCst) != 0 {
                 core::hint::spin_loop();
             }
+            // No sync starts from here on: the device is gone or going,
+            // and gpiochip_remove's own free_irq of lines still requested
+            // needs none.
+            self.syncing.lock().going = true;
             // SAFETY: the chip was added and is removed once (the state moved
             // from REGISTERED exactly once).
             unsafe { bindings::gpiochip_remove(self.gc.get()) };
-            // A task that found our irq_chip before gpiochip_remove pointed
-            // the lines' descriptors away from it may still be in (or about
-            // to count itself into) irq_bus_sync_unlock: wait for those that
-            // counted themselves in; later ones see the state and leave. The
-            // last one wakes us under `syncing`, which it releases last, so
-            // nothing of `self` is touched once this returns.
-            let mut n = self.syncing.lock();
-            while *n != 0 {
-                self.synced.wait_uninterruptible(&mut n);
-            }
+            self.drain_syncs();
+        }
+    }
+
+    /// Stop new syncs and wait for those in progress. A task that found our
+    /// irq_chip before gpiochip_remove pointed the lines' descriptors away
+    /// from it may still be in irq_bus_sync_unlock. The last one wakes us
+    /// under `syncing`, which it releases last, so nothing of `self` is
+    /// touched by it once this returns. (A task that read the chip pointer
+    /// but has not counted itself in yet is the irq core's own window: it
+    /// reads the descriptor's chip without a lock; the same holds for every
+    /// irq_chip that goes away.)
+    fn drain_syncs(&self) {
+        let mut s = self.syncing.lock();
+        s.going = true;
+        while s.running != 0 {
+            self.synced.wait_uninterruptible(&mut s);
         }
     }
 
     /// Run the chip's irq_bus_sync_unlock for `hwirq` unless the chip is
-    /// going, counted so that `unregister` waits for it.
+    /// going, counted so that unregistering waits for it. (While the chip
+    /// registers, syncs run: gpiolib publishes it before add returns.)
     fn sync_unlock(&self, hwirq: u32) {
         {
-            let mut n = self.syncing.lock();
-            // (ordered against `unregister` by the lock: a state read after
-            // unregister counted the calls in progress is not REGISTERED)
-            if self.state.load(Ordering::SeqCst) != REGISTERED {
+            let mut s = self.syncing.lock();
+            if s.going {
                 return;
             }
-            *n += 1;
+            s.running += 1;
         }
         self.data.irq_bus_sync_unlock(hwirq);
-        let mut n = self.syncing.lock();
-        *n -= 1;
-        if *n == 0 {
+        let mut s = self.syncing.lock();
+        s.running -= 1;
+        if s.running == 0 {
             self.synced.wake_all();
         }
     }

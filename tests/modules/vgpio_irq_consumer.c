@@ -27,9 +27,9 @@
 #include <linux/gpio.h>
 #include <linux/gpio/consumer.h>
 #include <linux/gpio/driver.h>
+#include <linux/gpio/machine.h>
 #include <linux/interrupt.h>
 #include <linux/module.h>
-#include <linux/gpio/machine.h>
 #include <linux/mutex.h>
 #include <linux/platform_device.h>
 #include <linux/string.h>
@@ -179,8 +179,7 @@ static void release_line(void)
 /* The line as an open-drain output driven high, through a lookup table. */
 static int get_open_drain_line(void)
 {
-	od_table.table[0] = (struct gpiod_lookup)
-		GPIO_LOOKUP(label, line, NULL, GPIO_OPEN_DRAIN);
+	od_table.table[0] = GPIO_LOOKUP(label, line, NULL, GPIO_OPEN_DRAIN);
 	gpiod_add_lookup_table(&od_table);
 	od_pdev = platform_device_register_simple("vgpio-consumer", PLATFORM_DEVID_NONE,
 						  NULL, 0);
