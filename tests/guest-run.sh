@@ -30,6 +30,7 @@ done
 # others, by rank, default 1: the C driver leaves stuck tasks and broken
 # queues behind them) and "# timeout: SECONDS".
 declare -A t_drivers t_rank t_limit
+last_rank=0
 for t in "$@"; do
 	t_drivers[$t]="" t_rank[$t]=0 t_limit[$t]=$per_test_timeout
 	while IFS= read -r line; do
@@ -42,9 +43,10 @@ for t in "$@"; do
 		*) break ;;
 		esac
 	done <"$t"
+	[ "${t_rank[$t]}" -le "$last_rank" ] || last_rank=${t_rank[$t]}
 done
 tests=()
-for ((r = 0; r <= 9; r++)); do
+for ((r = 0; r <= last_rank; r++)); do
 	for t in "$@"; do [ "${t_rank[$t]}" != "$r" ] || tests+=("$t"); done
 done
 export VGPIO_TOP VGPIO_KDIR VGPIO_DEVICES

@@ -394,13 +394,12 @@ all_match() {
 	return $rc
 }
 
-# Milliseconds of the wall clock, for timing a step: now_ms prints them,
-# _now_ms sets NOW_MS (no subshell).
+# Milliseconds of the wall clock, for timing a step: _now_ms sets NOW_MS
+# (no subshell).
 _now_ms() {
 	local t=${EPOCHREALTIME/[.,]/}
 	NOW_MS=$((t / 1000))
 }
-now_ms() { _now_ms && echo "$NOW_MS"; }
 
 # running PID: is the process alive (and not a zombie)?
 # (Its state from /proc: ps costs seconds here, it reads every process.)
