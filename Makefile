@@ -4,6 +4,7 @@
 #   make KDIR=<tree>  build it against any Rust-enabled kernel tree
 #   make demo         install, build, boot a guest and show the driver at work
 #   make check        install, build, run the whole test suite in a guest
+#   make lint         rustfmt and clippy (the kernel's lint set) over the driver
 #   make soak         the same suite with its long loops (hours, not CI)
 #   make bench        benchmarks, Rust driver against the C driver
 #                     (BENCH_ARGS="--rounds N --kvm" to change the defaults)
@@ -24,7 +25,7 @@ endif
 KMAKE = $(MAKE) -C "$(KDIR_SH)" LLVM=1 RUSTC=/usr/bin/rustc BINDGEN="$$(command -v bindgen)"
 SIM := $(TOP)/sim/target/release/virtio-gpio-sim
 
-.PHONY: all modules deps kernel sim testmods tools demo check soak bench clean
+.PHONY: all modules deps kernel sim testmods tools demo check lint soak bench clean
 
 all: modules
 
@@ -53,6 +54,9 @@ demo: deps kernel modules sim testmods
 
 check: deps kernel modules sim testmods tools
 	$(TOP)/scripts/check.sh
+
+lint: deps $(KERNEL_DEP)
+	KDIR="$(KDIR_SH)" $(TOP)/scripts/lint.sh
 
 soak: deps kernel modules sim testmods tools
 	$(TOP)/scripts/check.sh --soak

@@ -3,7 +3,7 @@
 #
 # The whole test suite (make check; make soak runs it with scripts/check.sh
 # --soak: the same tests with the long loop counts, see tier in tests/lib.sh):
-#  1. the simulator's cargo tests;
+#  1. the simulator's cargo tests, and the driver's lint (rustfmt, clippy);
 #  2. the kselftests in one guest boot, on the Rust driver, then on the C
 #     reference driver, with the guest's kernel log checked for splats (two
 #     guests at once, one vCPU each, were tried: each ran 1.5-1.8x slower
@@ -40,9 +40,13 @@ result() {
 }
 t0=$(date +%s)
 
-echo "check: [1/3] simulator cargo tests"
+echo "check: [1/3] simulator cargo tests, driver lint"
 (cd "$TOP/sim" && cargo test --release 2>&1) | tee "$out/cargo-test.log" | grep -E '^test |test result'
 result "simulator cargo tests" "${PIPESTATUS[0]}"
+"$TOP/scripts/lint.sh" >"$out/lint.log" 2>&1
+st=$?
+tail -n 20 "$out/lint.log"
+result "driver lint (rustfmt, clippy)" $st
 
 # suite NAME [GUEST-RUN OPTIONS]: one guest, four devices (8 lines with
 # loopback wires 0->1 and 2->3, 96 lines, two of 16 lines), every test on

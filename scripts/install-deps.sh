@@ -10,7 +10,7 @@ BINDGEN_VERSION=0.71.1
 VNG_VERSION=1.42
 
 APT_PKGS=(
-	linux-source-6.12 rustc-web rust-web-src
+	linux-source-6.12 rustc-web rust-web-src rust-web-clippy rustfmt-web
 	clang lld llvm libclang-dev
 	flex bison bc libelf-dev libssl-dev cpio dwarves python3 python3-pip make
 	udev gpiod kmod busybox-static socat

@@ -13,6 +13,7 @@
     unreachable_pub,
     unsafe_op_in_unsafe_fn,
     clippy::all,
+    clippy::undocumented_unsafe_blocks,
     unknown_lints,
     unnecessary_transmutes
 )]

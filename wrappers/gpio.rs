@@ -219,7 +219,7 @@ impl<T: Chip> Registration<T> {
                 // callback force-threaded on PREEMPT_RT, or task context) is
                 // sound: the flow handlers take the descriptor's raw lock
                 // without saving the interrupt state.
-                to_result(unsafe { bindings::generic_handle_domain_irq_safe(domain, hwirq.into()) })
+                to_result(unsafe { bindings::generic_handle_domain_irq_safe(domain, hwirq) })
             }
         };
         self.handling.fetch_sub(1, Ordering::Release);
@@ -394,44 +394,68 @@ unsafe fn irq_registration<'a, T: Chip>(d: *mut bindings::irq_data) -> (&'a Regi
     }
 }
 
+/// # Safety
+///
+/// Called by the irq core only, with an irq of a chip registered by a
+/// `Registration<T>`.
 unsafe extern "C" fn irq_enable_callback<T: Chip>(d: *mut bindings::irq_data) {
     // SAFETY: the irq core calls back with an irq of our chip.
     let (reg, hwirq) = unsafe { irq_registration::<T>(d) };
     // SAFETY: our registered chip and one of its lines; immutable irq chips
     // tell gpiolib themselves that the line is in use as an interrupt.
-    unsafe { bindings::gpiochip_enable_irq(reg.gc.get(), hwirq.into()) };
+    unsafe { bindings::gpiochip_enable_irq(reg.gc.get(), hwirq) };
     reg.data.irq_enable(hwirq);
 }
 
+/// # Safety
+///
+/// Called by the irq core only, with an irq of a chip registered by a
+/// `Registration<T>`.
 unsafe extern "C" fn irq_disable_callback<T: Chip>(d: *mut bindings::irq_data) {
     // SAFETY: the irq core calls back with an irq of our chip.
     let (reg, hwirq) = unsafe { irq_registration::<T>(d) };
     reg.data.irq_disable(hwirq);
     // SAFETY: as in `irq_enable_callback`. gpiolib no longer counts the
     // line as an enabled interrupt: its user may drive it meanwhile.
-    unsafe { bindings::gpiochip_disable_irq(reg.gc.get(), hwirq.into()) };
+    unsafe { bindings::gpiochip_disable_irq(reg.gc.get(), hwirq) };
 }
 
+/// # Safety
+///
+/// Called by the irq core only, with an irq of a chip registered by a
+/// `Registration<T>`.
 unsafe extern "C" fn irq_shutdown_callback<T: Chip>(d: *mut bindings::irq_data) {
     // SAFETY: the irq core calls back with an irq of our chip.
     let (reg, hwirq) = unsafe { irq_registration::<T>(d) };
     reg.data.irq_shutdown(hwirq);
     // SAFETY: as in `irq_enable_callback`.
-    unsafe { bindings::gpiochip_disable_irq(reg.gc.get(), hwirq.into()) };
+    unsafe { bindings::gpiochip_disable_irq(reg.gc.get(), hwirq) };
 }
 
+/// # Safety
+///
+/// Called by the irq core only, with an irq of a chip registered by a
+/// `Registration<T>`.
 unsafe extern "C" fn irq_mask_callback<T: Chip>(d: *mut bindings::irq_data) {
     // SAFETY: the irq core calls back with an irq of our chip.
     let (reg, hwirq) = unsafe { irq_registration::<T>(d) };
     reg.data.irq_mask(hwirq);
 }
 
+/// # Safety
+///
+/// Called by the irq core only, with an irq of a chip registered by a
+/// `Registration<T>`.
 unsafe extern "C" fn irq_unmask_callback<T: Chip>(d: *mut bindings::irq_data) {
     // SAFETY: the irq core calls back with an irq of our chip.
     let (reg, hwirq) = unsafe { irq_registration::<T>(d) };
     reg.data.irq_unmask(hwirq);
 }
 
+/// # Safety
+///
+/// Called by the irq core only, with an irq of a chip registered by a
+/// `Registration<T>`.
 unsafe extern "C" fn irq_set_type_callback<T: Chip>(
     d: *mut bindings::irq_data,
     flow_type: c_uint,
@@ -441,6 +465,10 @@ unsafe extern "C" fn irq_set_type_callback<T: Chip>(
     from_result(|| reg.data.irq_set_type(hwirq, flow_type).map(|()| 0))
 }
 
+/// # Safety
+///
+/// Called by the irq core only, with an irq of a chip registered by a
+/// `Registration<T>`.
 unsafe extern "C" fn irq_bus_sync_unlock_callback<T: Chip>(d: *mut bindings::irq_data) {
     // SAFETY: the irq core calls back with an irq of our chip.
     let (reg, hwirq) = unsafe { irq_registration::<T>(d) };
@@ -464,6 +492,10 @@ fn words(gc: *mut bindings::gpio_chip) -> usize {
     ngpio.div_ceil(c_ulong::BITS as usize)
 }
 
+/// # Safety
+///
+/// Called by gpiolib only, with a chip registered by a `Registration<T>`
+/// (and, for the bitmaps, two of `BITS_TO_LONGS(ngpio)` words each).
 unsafe extern "C" fn request_callback<T: Chip>(
     gc: *mut bindings::gpio_chip,
     offset: c_uint,
@@ -472,11 +504,19 @@ unsafe extern "C" fn request_callback<T: Chip>(
     from_result(|| unsafe { chip_data::<T>(gc) }.request(offset).map(|()| 0))
 }
 
+/// # Safety
+///
+/// Called by gpiolib only, with a chip registered by a `Registration<T>`
+/// (and, for the bitmaps, two of `BITS_TO_LONGS(ngpio)` words each).
 unsafe extern "C" fn free_callback<T: Chip>(gc: *mut bindings::gpio_chip, offset: c_uint) {
     // SAFETY: gpiolib calls back with our registered chip.
     unsafe { chip_data::<T>(gc) }.free(offset)
 }
 
+/// # Safety
+///
+/// Called by gpiolib only, with a chip registered by a `Registration<T>`
+/// (and, for the bitmaps, two of `BITS_TO_LONGS(ngpio)` words each).
 unsafe extern "C" fn get_direction_callback<T: Chip>(
     gc: *mut bindings::gpio_chip,
     offset: c_uint,
@@ -490,49 +530,69 @@ unsafe extern "C" fn get_direction_callback<T: Chip>(
     })
 }
 
+/// # Safety
+///
+/// Called by gpiolib only, with a chip registered by a `Registration<T>`
+/// (and, for the bitmaps, two of `BITS_TO_LONGS(ngpio)` words each).
 unsafe extern "C" fn direction_input_callback<T: Chip>(
     gc: *mut bindings::gpio_chip,
     offset: c_uint,
 ) -> c_int {
-    // SAFETY: gpiolib calls back with our registered chip.
     from_result(|| {
+        // SAFETY: gpiolib calls back with our registered chip.
         unsafe { chip_data::<T>(gc) }
             .direction_input(offset)
             .map(|()| 0)
     })
 }
 
+/// # Safety
+///
+/// Called by gpiolib only, with a chip registered by a `Registration<T>`
+/// (and, for the bitmaps, two of `BITS_TO_LONGS(ngpio)` words each).
 unsafe extern "C" fn direction_output_callback<T: Chip>(
     gc: *mut bindings::gpio_chip,
     offset: c_uint,
     value: c_int,
 ) -> c_int {
-    // SAFETY: gpiolib calls back with our registered chip.
     from_result(|| {
+        // SAFETY: gpiolib calls back with our registered chip.
         unsafe { chip_data::<T>(gc) }
             .direction_output(offset, value != 0)
             .map(|()| 0)
     })
 }
 
+/// # Safety
+///
+/// Called by gpiolib only, with a chip registered by a `Registration<T>`
+/// (and, for the bitmaps, two of `BITS_TO_LONGS(ngpio)` words each).
 unsafe extern "C" fn get_callback<T: Chip>(gc: *mut bindings::gpio_chip, offset: c_uint) -> c_int {
     // SAFETY: gpiolib calls back with our registered chip.
     from_result(|| unsafe { chip_data::<T>(gc) }.get(offset).map(c_int::from))
 }
 
+/// # Safety
+///
+/// Called by gpiolib only, with a chip registered by a `Registration<T>`
+/// (and, for the bitmaps, two of `BITS_TO_LONGS(ngpio)` words each).
 unsafe extern "C" fn set_callback<T: Chip>(
     gc: *mut bindings::gpio_chip,
     offset: c_uint,
     value: c_int,
 ) -> c_int {
-    // SAFETY: gpiolib calls back with our registered chip.
     from_result(|| {
+        // SAFETY: gpiolib calls back with our registered chip.
         unsafe { chip_data::<T>(gc) }
             .set(offset, value != 0)
             .map(|()| 0)
     })
 }
 
+/// # Safety
+///
+/// Called by gpiolib only, with a chip registered by a `Registration<T>`
+/// (and, for the bitmaps, two of `BITS_TO_LONGS(ngpio)` words each).
 unsafe extern "C" fn get_multiple_callback<T: Chip>(
     gc: *mut bindings::gpio_chip,
     mask: *mut c_ulong,
@@ -547,14 +607,18 @@ unsafe extern "C" fn get_multiple_callback<T: Chip>(
             core::slice::from_raw_parts_mut(bits, n),
         )
     };
-    // SAFETY: gpiolib calls back with our registered chip.
     from_result(|| {
+        // SAFETY: gpiolib calls back with our registered chip.
         unsafe { chip_data::<T>(gc) }
             .get_multiple(mask, bits)
             .map(|()| 0)
     })
 }
 
+/// # Safety
+///
+/// Called by gpiolib only, with a chip registered by a `Registration<T>`
+/// (and, for the bitmaps, two of `BITS_TO_LONGS(ngpio)` words each).
 unsafe extern "C" fn set_multiple_callback<T: Chip>(
     gc: *mut bindings::gpio_chip,
     mask: *mut c_ulong,
@@ -568,8 +632,8 @@ unsafe extern "C" fn set_multiple_callback<T: Chip>(
             core::slice::from_raw_parts(bits, n),
         )
     };
-    // SAFETY: gpiolib calls back with our registered chip.
     from_result(|| {
+        // SAFETY: gpiolib calls back with our registered chip.
         unsafe { chip_data::<T>(gc) }
             .set_multiple(mask, bits)
             .map(|()| 0)

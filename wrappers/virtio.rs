@@ -331,6 +331,10 @@ impl<T: Driver> Drop for Registration<T> {
     }
 }
 
+/// # Safety
+///
+/// Called by the virtio bus only, with a device of the driver registered by
+/// a `Registration<T>`.
 unsafe extern "C" fn probe_callback<T: Driver>(
     vdev: *mut bindings::virtio_device,
 ) -> core::ffi::c_int {
@@ -362,6 +366,9 @@ unsafe extern "C" fn probe_callback<T: Driver>(
     })
 }
 
+/// # Safety
+///
+/// Called by the virtio bus only, with a device `probe_callback` bound.
 unsafe extern "C" fn remove_callback<T: Driver>(vdev: *mut bindings::virtio_device) {
     // SAFETY: the bus calls remove with the device it probed successfully.
     let dev = unsafe { Device::from_raw(vdev) };
@@ -408,6 +415,10 @@ unsafe fn reset_and_del_vqs(vdev: *mut bindings::virtio_device) {
     }
 }
 
+/// # Safety
+///
+/// Called by virtio only, for a virtqueue found by `Device::find_vqs` for
+/// a `T` driver's device (queue `I`).
 unsafe extern "C" fn vq_callback<T: Driver, const I: usize>(vq: *mut bindings::virtqueue) {
     // SAFETY: virtio calls this with a live virtqueue of a live device.
     let vdev = unsafe { (*vq).vdev };
