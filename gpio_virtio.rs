@@ -12,7 +12,6 @@
 use kernel::ffi::c_ulong;
 
 use kernel::prelude::*;
-use kernel::sync::Mutex;
 
 #[path = "wrappers/bindings.rs"]
 mod bindings;
@@ -112,6 +111,9 @@ struct Slot {
     /// Somebody waits for the answer; if not (they were killed), the
     /// answer goes straight back to `free`.
     waiting: bool,
+    /// A task is bringing the line's trigger type on the device to what
+    /// it should be (see [`TypeSeq`]).
+    typing: bool,
 }
 
 /// Everything the requestq lock guards.
@@ -142,7 +144,7 @@ struct IrqLine {
     disabled: bool,
     /// Made an output by direction_output (gpiolib drives an open-drain
     /// interrupt line low that way): the device gets no trigger type until
-    /// direction_input. Set for a typed line with `VirtioGpio::types` held;
+    /// direction_input. Set for a typed line in its [`TypeSeq`];
     /// cleared by direction_input (with it) and free (the device forgets
     /// the line's direction).
     output: bool,
@@ -338,6 +340,28 @@ fn etimedout() -> Error {
     Error::from_errno(-(kernel::bindings::ETIMEDOUT as i32))
 }
 
+/// One task's sequence of SET_IRQ_TYPE requests for a line, from reading
+/// what the device has (`IrqLine::sent`) to recording what it has after:
+/// two sequences for one line interleaved would leave the record saying one
+/// type and the device having another. Made by [`VirtioGpio::type_seq`].
+///
+/// # Invariants
+///
+/// `line` is a line of `gpio` whose `Slot::typing` this sequence set, and
+/// nothing else clears it.
+struct TypeSeq<'a> {
+    gpio: &'a VirtioGpio,
+    line: u32,
+}
+
+impl Drop for TypeSeq<'_> {
+    fn drop(&mut self) {
+        // INVARIANT: the flag was this sequence's; the next one may begin.
+        self.gpio.rq.lock().slots[self.line as usize].typing = false;
+        self.gpio.rq_wait.wake_all();
+    }
+}
+
 /// A `probe_dirs` entry already used (no virtio direction has this value).
 const NO_DIRECTION: u8 = 0xff;
 
@@ -356,13 +380,6 @@ struct VirtioGpio {
     /// was negotiated.
     #[pin]
     eq: RawSpinLockIrq<Option<EventQueue>>,
-    /// Held for each SET_IRQ_TYPE sequence (irq_bus_sync_unlock, and the
-    /// direction changes of an interrupt line) from reading what the device
-    /// has (`IrqLine::sent`) to recording what it has after: two sequences
-    /// for one line interleaved would leave the record saying one type and
-    /// the device having another.
-    #[pin]
-    types: Mutex<()>,
     /// Every line's direction, fetched in parallel just before the chip is
     /// registered: gpiolib asks for each line's direction one by one while
     /// it registers the chip, and these answer it. Dropped right after.
@@ -956,9 +973,9 @@ impl gpio::Chip for VirtioGpio {
         if !was_output {
             return Ok(());
         }
-        let _types = self.types.lock();
+        let seq = self.type_seq(offset)?;
         self.with_irq_line(offset, |eq, l| eq.lines[l].output = false);
-        self.sync_types(offset)
+        self.sync_types(&seq)
     }
 
     fn direction_output(&self, offset: u32, value: bool) -> Result {
@@ -976,9 +993,9 @@ impl gpio::Chip for VirtioGpio {
             il.output |= plain;
         });
         if !plain {
-            let _types = self.types.lock();
+            let seq = self.type_seq(offset)?;
             self.with_irq_line(offset, |eq, l| eq.lines[l].output = true);
-            self.sync_types(offset)?;
+            self.sync_types(&seq)?;
         }
         // The spec wants the value set before the line becomes an output.
         self.request(VIRTIO_GPIO_MSG_SET_VALUE, offset as u16, value.into())?;
@@ -1111,19 +1128,31 @@ impl gpio::Chip for VirtioGpio {
                 let _ = eq.queue(l);
             }
         });
-        if !done {
-            let _types = self.types.lock();
-            // Failures are logged by `request` where they are the device's.
-            let _ = self.sync_types(hwirq);
+        if done {
+            return;
+        }
+        // Failures are logged by `request` where they are the device's; a
+        // killed task (ERESTARTSYS) or a removed device (ENODEV) leave the
+        // line for the next sync. An exiting task (free_irq of a killed
+        // one) waits a bounded time for another task's sequence.
+        let r = self.type_seq(hwirq).and_then(|seq| self.sync_types(&seq));
+        if matches!(r, Err(e) if e == etimedout()) {
+            dev_log_bad!(
+                self.vdev,
+                WARNING,
+                "line {}: trigger type not changed: another change of it did not end within {} ms\n",
+                hwirq,
+                WAIT_BOUND_MS
+            );
         }
     }
 }
 
 impl VirtioGpio {
     /// Bring the device's trigger type for the line to what it should be
-    /// (`IrqLine::want`), then queue its message if it should have it. The
-    /// caller holds `types`.
-    fn sync_types(&self, hwirq: u32) -> Result {
+    /// (`IrqLine::want`), then queue its message if it should have it.
+    fn sync_types(&self, seq: &TypeSeq<'_>) -> Result {
+        let hwirq = seq.line;
         let mut state = None;
         self.with_irq_line(hwirq, |eq, l| {
             let il = &eq.lines[l];
@@ -1158,6 +1187,32 @@ impl VirtioGpio {
             let _ = eq.queue(l);
         });
         r
+    }
+
+    /// Begin the line's trigger-type sequence: wait (killably; bounded in
+    /// an exiting task, see [`Self::set_irq_type`]) until no other task has
+    /// one going for the line. Other lines never wait for this one: a
+    /// device that holds one line's SET_IRQ_TYPE answer holds up only that
+    /// line's users.
+    fn type_seq(&self, hwirq: u32) -> Result<TypeSeq<'_>> {
+        let line = hwirq as usize;
+        let mut q = self.rq.lock();
+        let mut dl = Self::deadline(&q, sync::current_is_exiting());
+        loop {
+            if q.gone {
+                return Err(ENODEV);
+            }
+            let slot = q.slots.get_mut(line).filter(|_| line < self.ngpio.into());
+            let slot = slot.ok_or(EINVAL)?;
+            if !slot.typing {
+                slot.typing = true;
+                return Ok(TypeSeq {
+                    gpio: self,
+                    line: hwirq,
+                });
+            }
+            self.rq_wait.wait_killable(&mut q, &mut dl)?;
+        }
     }
 
     /// SET_IRQ_TYPE: the line's type is unknown while the request is out,
@@ -1454,7 +1509,6 @@ impl virtio::Driver for VirtioGpio {
             rq <- SpinLockIrq::new(rq, kernel::c_str!("virtio_gpio_rs.requestq"), lock_class!()),
             rq_wait <- WaitQueue::new(kernel::c_str!("virtio_gpio_rs.rq_wait"), lock_class!()),
             eq <- RawSpinLockIrq::new(eq, kernel::c_str!("virtio_gpio_rs.eventq"), lock_class!()),
-            types <- kernel::new_mutex!((), "virtio_gpio_rs.types"),
             probe_dirs <- SpinLockIrq::new(None, kernel::c_str!("virtio_gpio_rs.probe_dirs"), lock_class!()),
         }? Error);
         KBox::pin_init(gpio::Registration::new(data), GFP_KERNEL)

@@ -11,7 +11,7 @@
 . "$VGPIO_TOP/tests/lib.sh"
 
 ktap_print_header
-ktap_set_plan 26
+ktap_set_plan 28
 
 wait_chip 0
 chip=$(chip_of 0)
@@ -270,6 +270,43 @@ log "the device had type '$had' after a malformed answer; after free_irq: $(ctl 
 check "a SET_IRQ_TYPE answered malformed: free_irq still sets the device's type to none" \
 	line_is 0 6 irq none
 ctl 0 fault clear >/dev/null
+
+# --- a late SET_IRQ_TYPE holds up only its own line ---
+# The device holds line 4's SET_IRQ_TYPE answer (its monitor's request_irq
+# waits for it) until the test releases it; meanwhile another line's
+# interrupt is requested, fires and is freed, however slow the machine.
+ctl 0 set 4 0 >/dev/null
+ctl 0 set 7 0 >/dev/null
+ctl 0 fault hold type=set_irq_type line=4 count=1 >/dev/null
+gpiomon --num-events=1 --rising-edge "$chip" 4 >/tmp/mon4.out 2>&1 &
+late=$!
+wait_for line_is 0 4 pending 1
+gpiomon --num-events=1 --rising-edge "$chip" 7 >/tmp/mon.out 2>&1 &
+mon=$!
+# (bounded: held up behind line 4, line 7 would wait for the release)
+armed=0
+WAIT_S=$(known_c 30 5) wait_for line_is 0 7 queued 1 && armed=1
+ctl 0 set 7 1 >/dev/null
+[ $armed = 1 ] && WAIT_S=30 wait_for eval "! running $mon"
+w7=0
+running $mon && w7=1
+p4=$(line_state 0 4 pending)
+w4=0
+running $late && w4=1
+log "line 4's SET_IRQ_TYPE held: line 7 armed=$armed, its monitor still running=$w7, saw '$(tr '\n' ' ' </tmp/mon.out)'; line 4 pending=$p4, its monitor waiting=$w4"
+check_xfail_c "a late SET_IRQ_TYPE holds up only its own line (another line's interrupt requested, fired, freed meanwhile)" \
+	"one mutex for every line's irq bus section, held while it waits for the device" \
+	eval '[ $armed = 1 ] && [ $w7 = 0 ] && grep -q RISING /tmp/mon.out && [ "$p4" = 1 ] && [ $w4 = 1 ]'
+ctl 0 release 4 >/dev/null
+WAIT_S=60 wait_for line_is 0 4 queued 1
+ctl 0 set 4 1 >/dev/null
+WAIT_S=30 wait_for eval "! running $late"
+for p in $late $mon; do running $p && kill $p; done
+wait $late $mon 2>/dev/null
+log "released: line 4's monitor saw '$(tr '\n' ' ' </tmp/mon4.out)'"
+check "... released, the held line's interrupt works" eval "grep -q RISING /tmp/mon4.out"
+ctl 0 set 4 0 >/dev/null
+ctl 0 set 7 0 >/dev/null
 
 # --- a device that does not answer while it is being probed ---
 # Probe holds the device lock: a silent device must not keep it (and the
