@@ -144,10 +144,15 @@ struct IrqLine {
     disabled: bool,
     /// Made an output by direction_output (gpiolib drives an open-drain
     /// interrupt line low that way): the device gets no trigger type until
-    /// direction_input. Set for a typed line in its [`TypeSeq`];
-    /// cleared by direction_input (with it) and free (the device forgets
-    /// the line's direction).
+    /// direction_input. Set at once for a line with no type, in the line's
+    /// [`TypeSeq`] for a typed one; cleared by direction_input (in a
+    /// sequence), by a direction_output that failed, and by free (the
+    /// device forgets the line's direction).
     output: bool,
+    /// Counts `free`'s deactivations (wrapping): a SET_IRQ_TYPE answered
+    /// after the line was deactivated records nothing, as the device may
+    /// have forgotten the type it set.
+    freed: u8,
     masked: bool,
     /// The line's eventq message while the device does not have it.
     buf: Option<KBox<IrqMsg>>,
@@ -169,6 +174,10 @@ struct IrqLine {
 /// an enable overtook); a device that keeps returning the message at once
 /// would otherwise have it requeued for ever, in interrupt context.
 const MAX_UNHEARD: u8 = 4;
+
+/// How many times one sequence brings a line's trigger type up to date
+/// before it leaves the rest to the next sync (see `sync_types`).
+const MAX_SYNC_ROUNDS: u32 = 4;
 
 impl IrqLine {
     /// The message came back without an event that could be handled; true
@@ -789,18 +798,30 @@ impl VirtioGpio {
             return Ok(None);
         }
         let block = &block[1..];
-        match check_names(block, self.ngpio) {
-            Ok(end) => gpio::LineNames::new(&block[..end]).map(Some),
-            Err(why) => {
+        let cleaned = clean_names(block, self.ngpio)
+            .and_then(|(names, dropped)| Ok((gpio::LineNames::new(&names)?, dropped)));
+        let (names, dropped) = match cleaned {
+            Ok(c) => c,
+            Err(_) => {
                 dev_log!(
                     self.vdev,
-                    WARNING,
-                    "bad line names block ({}), registering without names\n",
-                    why
+                    ERR,
+                    "no memory for the line names, registering without names\n"
                 );
-                Ok(None)
+                return Ok(None);
             }
+        };
+        if let Some(why) = dropped.why {
+            dev_log!(
+                self.vdev,
+                WARNING,
+                "bad line names block ({}): {} of {} lines left unnamed\n",
+                why,
+                dropped.lines,
+                self.ngpio
+            );
         }
+        Ok(Some(names))
     }
 }
 
@@ -822,45 +843,71 @@ fn set_bit(map: &mut [c_ulong], n: u16, v: bool) {
     }
 }
 
-/// Check a names block: `ngpio` NUL-terminated names of printable 7-bit
-/// ASCII, no name twice. Returns where the last name ends.
-fn check_names(block: &[u8], ngpio: u16) -> core::result::Result<usize, &'static str> {
-    let mut names: KVec<&[u8]> = KVec::new();
-    let mut start = 0;
-    for (i, b) in block.iter().enumerate() {
-        if names.len() == ngpio as usize {
-            break;
-        }
-        match *b {
-            0 => {
-                names
-                    .push(&block[start..i], GFP_KERNEL)
-                    .map_err(|_| "out of memory")?;
-                start = i + 1;
-            }
-            b' '..=b'~' => {}
-            _ => return Err("a name is not printable 7-bit ASCII"),
-        }
-    }
-    if names.len() < ngpio as usize {
-        return Err(if block.last() == Some(&0) {
-            "fewer names than lines"
-        } else {
-            "not NUL-terminated"
-        });
-    }
-    if has_duplicates(&names).map_err(|_| "out of memory")? {
-        return Err("a name is used twice");
-    }
-    Ok(start)
+/// Why a line lost the name the device gave it (the first such reason).
+#[derive(Default)]
+struct Unnamed {
+    lines: u32,
+    why: Option<&'static str>,
 }
 
-/// Do two non-empty names in `names` match? An open-addressing hash table
-/// of indices: linear time, no sorting.
-fn has_duplicates(names: &[&[u8]]) -> Result<bool> {
+impl Unnamed {
+    fn add(&mut self, why: &'static str) {
+        self.lines += 1;
+        self.why.get_or_insert(why);
+    }
+}
+
+/// The names block as gpiolib gets it: exactly `ngpio` NUL-terminated names,
+/// the device's `i`th name for line `i`. A line whose name is missing (the
+/// block is short, or its last name has no NUL), is not printable 7-bit
+/// ASCII, or is an earlier line's, gets none (an empty name): one bad name
+/// costs only its line. Returns the block and what was dropped.
+fn clean_names(block: &[u8], ngpio: u16) -> Result<(KVec<u8>, Unnamed)> {
+    let n = ngpio as usize;
+    let mut names: KVec<&[u8]> = KVec::with_capacity(n, GFP_KERNEL)?;
+    let mut dropped = Unnamed::default();
+    let mut rest = block;
+    let mut unterminated = 0;
+    while names.len() < n && !rest.is_empty() {
+        let Some(end) = rest.iter().position(|&b| b == 0) else {
+            dropped.add("a name is not NUL-terminated");
+            unterminated = 1;
+            break;
+        };
+        let name = &rest[..end];
+        rest = &rest[end + 1..];
+        if name.iter().all(|b| (b' '..=b'~').contains(b)) {
+            names.push(name, GFP_KERNEL)?;
+        } else {
+            dropped.add("a name is not printable 7-bit ASCII");
+            names.push(&[], GFP_KERNEL)?;
+        }
+    }
+    for i in duplicates(&names)? {
+        names[i] = &[];
+        dropped.add("a name is used twice");
+    }
+    // (a short block: the lines it has no name for)
+    let missing = n - names.len() - unterminated;
+    if missing > 0 {
+        dropped.lines += missing as u32;
+        dropped.why.get_or_insert("fewer names than lines");
+    }
+    let mut out = KVec::with_capacity(block.len() + n, GFP_KERNEL)?;
+    for i in 0..n {
+        out.extend_from_slice(names.get(i).copied().unwrap_or(&[]), GFP_KERNEL)?;
+        out.push(0, GFP_KERNEL)?;
+    }
+    Ok((out, dropped))
+}
+
+/// The indices of the names in `names` that an earlier one already has
+/// (empty names are no names, never duplicates).
+fn duplicates(names: &[&[u8]]) -> Result<KVec<usize>> {
     const EMPTY: u32 = u32::MAX;
     let cap = (names.len() * 2).next_power_of_two().max(2);
     let mut table = KVec::from_elem(EMPTY, cap, GFP_KERNEL)?;
+    let mut dups = KVec::new();
     for (i, name) in names.iter().enumerate().filter(|(_, n)| !n.is_empty()) {
         // FNV-1a
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -874,12 +921,15 @@ fn has_duplicates(names: &[&[u8]]) -> Result<bool> {
                     table[at] = i as u32;
                     break;
                 }
-                j if names[j as usize] == *name => return Ok(true),
+                j if names[j as usize] == *name => {
+                    dups.push(i, GFP_KERNEL)?;
+                    break;
+                }
                 _ => at = (at + 1) & (cap - 1),
             }
         }
     }
-    Ok(false)
+    Ok(dups)
 }
 
 impl gpio::Chip for VirtioGpio {
@@ -906,6 +956,7 @@ impl gpio::Chip for VirtioGpio {
                 il.sent = None;
             }
             il.output = false;
+            il.freed = il.freed.wrapping_add(1);
         });
         // Not waited for; a request after this one waits for the message to
         // come back.
@@ -958,24 +1009,45 @@ impl gpio::Chip for VirtioGpio {
     }
 
     fn direction_input(&self, offset: u32) -> Result {
+        // An interrupt line (or one that was, or an output that may become
+        // one): gpiolib drives an open-drain interrupt line high by making
+        // it an input and low by making it an output, without asking
+        // whether it is an interrupt. The direction and the trigger type
+        // change in one sequence, so a drive low cannot come in between.
+        let mut typed = false;
+        self.with_irq_line(offset, |eq, l| {
+            let il = &eq.lines[l];
+            typed =
+                il.type_ != VIRTIO_GPIO_IRQ_TYPE_NONE || il.output || il.sent != Some(il.want());
+        });
+        let seq = if typed {
+            Some(self.type_seq(offset)?)
+        } else {
+            None
+        };
         self.request(
             VIRTIO_GPIO_MSG_SET_DIRECTION,
             offset as u16,
             VIRTIO_GPIO_DIRECTION_IN.into(),
         )?;
-        // An enabled interrupt line that was an output for a while: gpiolib
-        // drives an open-drain line high by making it an input, and low by
-        // making it an output (which told the device none), without asking
-        // whether it is an interrupt. Its type goes back to the device; if
-        // that fails, so does this (a retry syncs again).
-        let mut was_output = false;
-        self.with_irq_line(offset, |eq, l| was_output = eq.lines[l].output);
-        if !was_output {
+        let Some(seq) = seq else {
             return Ok(());
-        }
-        let seq = self.type_seq(offset)?;
+        };
         self.with_irq_line(offset, |eq, l| eq.lines[l].output = false);
-        self.sync_types(&seq)
+        // The line is an input now, and gpiolib must know it (it records
+        // the direction only on success): a type that could not go back is
+        // logged, and the line's next sync (enable_irq, request_irq) sends
+        // it again.
+        if let Err(e) = self.sync_types(&seq) {
+            dev_log_bad!(
+                self.vdev,
+                WARNING,
+                "line {}: input again, but its trigger type could not be restored ({:?})\n",
+                offset,
+                e
+            );
+        }
+        Ok(())
     }
 
     fn direction_output(&self, offset: u32, value: bool) -> Result {
@@ -984,7 +1056,10 @@ impl gpio::Chip for VirtioGpio {
         // now drives: the device gets no trigger type for an output line,
         // so it is told none first (its eventq message comes back INVALID
         // and stays here), and no sync sends one until direction_input.
-        // (Lines that are no interrupt and have no type skip the lock.)
+        // That and the direction change are one sequence. A line with no
+        // type is marked an output in the same step as it is found to have
+        // none (an irq_set_type after that wants none for it) and needs
+        // no sequence.
         let mut plain = true;
         self.with_irq_line(offset, |eq, l| {
             let il = &mut eq.lines[l];
@@ -992,19 +1067,37 @@ impl gpio::Chip for VirtioGpio {
                 il.type_ == VIRTIO_GPIO_IRQ_TYPE_NONE && il.sent == Some(VIRTIO_GPIO_IRQ_TYPE_NONE);
             il.output |= plain;
         });
-        if !plain {
+        let seq = if plain {
+            None
+        } else {
             let seq = self.type_seq(offset)?;
             self.with_irq_line(offset, |eq, l| eq.lines[l].output = true);
-            self.sync_types(&seq)?;
+            Some(seq)
+        };
+        let r = match &seq {
+            Some(seq) => self.sync_types(seq),
+            None => Ok(()),
         }
-        // The spec wants the value set before the line becomes an output.
-        self.request(VIRTIO_GPIO_MSG_SET_VALUE, offset as u16, value.into())?;
-        self.request(
-            VIRTIO_GPIO_MSG_SET_DIRECTION,
-            offset as u16,
-            VIRTIO_GPIO_DIRECTION_OUT.into(),
-        )
-        .map(|_| ())
+        .and_then(|()| {
+            // The spec wants the value set before the line becomes an
+            // output.
+            self.request(VIRTIO_GPIO_MSG_SET_VALUE, offset as u16, value.into())?;
+            self.request(
+                VIRTIO_GPIO_MSG_SET_DIRECTION,
+                offset as u16,
+                VIRTIO_GPIO_DIRECTION_OUT.into(),
+            )
+            .map(|_| ())
+        });
+        if r.is_err() {
+            // Still an input to gpiolib: an interrupt line gets its type
+            // back (or the next sync sends it).
+            self.with_irq_line(offset, |eq, l| eq.lines[l].output = false);
+            if let Some(seq) = &seq {
+                let _ = self.sync_types(seq);
+            }
+        }
+        r
     }
 
     fn get(&self, offset: u32) -> Result<bool> {
@@ -1151,18 +1244,27 @@ impl gpio::Chip for VirtioGpio {
 impl VirtioGpio {
     /// Bring the device's trigger type for the line to what it should be
     /// (`IrqLine::want`), then queue its message if it should have it.
+    ///
+    /// What the line wants can change while this talks to the device: a
+    /// sync that finds the type it wants already recorded does not wait for
+    /// this sequence. So this goes on until the device has what the line
+    /// wants now (a bounded number of rounds, for users that keep changing
+    /// it: their own syncs carry on).
     fn sync_types(&self, seq: &TypeSeq<'_>) -> Result {
         let hwirq = seq.line;
-        let mut state = None;
-        self.with_irq_line(hwirq, |eq, l| {
-            let il = &eq.lines[l];
-            state = Some((il.want(), il.sent));
-        });
-        let Some((want, sent)) = state else {
-            return Ok(());
-        };
         let mut r = Ok(());
-        if sent != Some(want) {
+        for _ in 0..MAX_SYNC_ROUNDS {
+            let mut state = None;
+            self.with_irq_line(hwirq, |eq, l| {
+                let il = &eq.lines[l];
+                state = Some((il.want(), il.sent));
+            });
+            let Some((want, sent)) = state else {
+                return Ok(());
+            };
+            if sent == Some(want) {
+                break;
+            }
             // The spec: a trigger type change goes through none. A device
             // whose type is unknown gets none first too; a strict device may
             // refuse that (it had none already): its ERR (EIO) still lets the
@@ -1181,6 +1283,9 @@ impl VirtioGpio {
                 // waiter (ERESTARTSYS) or a removed device (ENODEV) are not
                 // the device's fault and are not logged.
                 r = self.set_irq_type(hwirq, want);
+            }
+            if r.is_err() {
+                break;
             }
         }
         self.with_irq_line(hwirq, |eq, l| {
@@ -1216,9 +1321,15 @@ impl VirtioGpio {
     }
 
     /// SET_IRQ_TYPE: the line's type is unknown while the request is out,
-    /// and known again only if the device answered OK.
+    /// and known again only if the device answered OK and the line was not
+    /// deactivated meanwhile (`free` posts its SET_DIRECTION none as soon
+    /// as the line's message is back, which may be before this records).
     fn set_irq_type(&self, hwirq: u32, t: u8) -> Result {
-        self.with_irq_line(hwirq, |eq, l| eq.lines[l].sent = None);
+        let mut freed = 0;
+        self.with_irq_line(hwirq, |eq, l| {
+            eq.lines[l].sent = None;
+            freed = eq.lines[l].freed;
+        });
         // Bounded only where no signal can interrupt the wait any more:
         // free_irq in the exit of a (killed) task. Elsewhere a slow device
         // is legal, and the wait is killable.
@@ -1231,7 +1342,9 @@ impl VirtioGpio {
         )?;
         self.with_irq_line(hwirq, |eq, l| {
             let il = &mut eq.lines[l];
-            il.sent = Some(t);
+            if il.freed == freed {
+                il.sent = Some(t);
+            }
             il.fresh_start();
         });
         Ok(())
@@ -1474,6 +1587,7 @@ impl virtio::Driver for VirtioGpio {
                             sent: Some(VIRTIO_GPIO_IRQ_TYPE_NONE),
                             disabled: true,
                             output: false,
+                            freed: 0,
                             masked: true,
                             buf: Some(KBox::new(
                                 IrqMsg {

@@ -190,6 +190,21 @@ bool vgpio_current_is_exiting(void)
 	return current->flags & PF_EXITING;
 }
 
+void vgpio_might_sleep(void)
+{
+	might_sleep();
+}
+
+void vgpio_rcu_read_lock(void)
+{
+	rcu_read_lock();
+}
+
+void vgpio_rcu_read_unlock(void)
+{
+	rcu_read_unlock();
+}
+
 void vgpio_wake_up_all(struct wait_queue_head *wq)
 {
 	wake_up_all(wq);

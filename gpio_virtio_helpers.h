@@ -13,6 +13,7 @@
 #include <linux/irq.h>
 #include <linux/irqdomain.h>
 #include <linux/ratelimit.h>
+#include <linux/rcupdate.h>
 #include <linux/scatterlist.h>
 #include <linux/sched.h>
 #include <linux/slab.h>
@@ -58,6 +59,9 @@ int vgpio_wait_killable_timeout_unlocked(struct wait_queue_head *wq, spinlock_t 
 long vgpio_msecs_to_jiffies(unsigned int ms);
 unsigned long vgpio_jiffies(void);
 bool vgpio_current_is_exiting(void);
+void vgpio_might_sleep(void);
+void vgpio_rcu_read_lock(void);
+void vgpio_rcu_read_unlock(void);
 void vgpio_wake_up_all(struct wait_queue_head *wq);
 
 /* gpiolib */

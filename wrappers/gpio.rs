@@ -5,7 +5,7 @@
 //! C header: `include/linux/gpio/driver.h`.
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU8, Ordering};
 use kernel::ffi::{c_char, c_int, c_uint, c_ulong, c_void};
 
 use kernel::error::{from_result, to_result};
@@ -14,7 +14,7 @@ use kernel::prelude::*;
 use kernel::types::Opaque;
 
 use super::bindings;
-use super::sync::{lock_class, SpinLockIrq, WaitQueue};
+use super::sync::{self, lock_class, RcuReadGuard, SpinLockIrq, WaitQueue};
 use super::virtio;
 
 /// A line's direction, as gpiolib wants it.
@@ -148,9 +148,6 @@ pub(crate) struct Registration<T: Chip> {
     #[pin]
     synced: WaitQueue,
     state: AtomicU8,
-    /// Calls of [`Registration::handle_irq`] in progress: `unregister`
-    /// waits for them before the irq domain can go.
-    handling: AtomicUsize,
     names: UnsafeCell<Option<LineNames>>,
     #[pin]
     data: T,
@@ -187,7 +184,6 @@ impl<T: Chip> Registration<T> {
             syncing <- SpinLockIrq::new(Syncs::default(), kernel::c_str!("virtio_gpio_rs.irq_syncing"), lock_class!()),
             synced <- WaitQueue::new(kernel::c_str!("virtio_gpio_rs.irq_synced"), lock_class!()),
             state: AtomicU8::new(IDLE),
-            handling: AtomicUsize::new(0),
             names: UnsafeCell::new(None),
             data <- data,
         }? Error)
@@ -197,17 +193,16 @@ impl<T: Chip> Registration<T> {
     /// device's interrupt, usually). Fails if the chip has no interrupts or
     /// the line has no mapping.
     pub(crate) fn handle_irq(&self, hwirq: u32) -> Result {
-        // Counted before the state is read, both sequentially consistent:
-        // either `unregister` sees this call in `handling` (and waits for
-        // it), or this call sees the state it left.
-        self.handling.fetch_add(1, Ordering::SeqCst);
-        let r = if self.state.load(Ordering::SeqCst) != REGISTERED {
+        // `unregister` leaves REGISTERED, then waits for an RCU grace period
+        // before gpiochip_remove: a call that still sees REGISTERED inside
+        // this read-side section ends before the chip goes.
+        let _rcu = RcuReadGuard::new();
+        if self.state.load(Ordering::Acquire) != REGISTERED {
             Err(ENODEV)
         } else {
-            // SAFETY: the chip is registered and stays so until this call
-            // returns (`unregister` waits for `handling` to drop to zero
-            // before gpiochip_remove), so gpiolib's irq domain, if any, is
-            // live.
+            // SAFETY: the chip is registered and stays so until this
+            // read-side section ends (see above), so gpiolib's irq domain,
+            // if any, is live.
             let domain = unsafe { (*self.gc.get()).irq.domain };
             if domain.is_null() {
                 Err(ENODEV)
@@ -221,9 +216,7 @@ impl<T: Chip> Registration<T> {
                 // without saving the interrupt state.
                 to_result(unsafe { bindings::generic_handle_domain_irq_safe(domain, hwirq) })
             }
-        };
-        self.handling.fetch_sub(1, Ordering::Release);
-        r
+        }
     }
 
     /// The driver data.
@@ -301,8 +294,11 @@ impl<T: Chip> Registration<T> {
         });
         if r.is_err() {
             // gpiolib has let go of the chip; a sync that started while it
-            // registered may still run.
-            self.drain_syncs();
+            // registered may still run: no new one starts, and `unregister`
+            // (or drop) waits for those, after the driver has stopped its
+            // device (a sync may be waiting for a silent device: not here,
+            // under probe's device lock).
+            self.syncing.lock().going = true;
         }
         self.state
             .store(if r.is_ok() { REGISTERED } else { IDLE }, Ordering::Release);
@@ -310,18 +306,16 @@ impl<T: Chip> Registration<T> {
     }
 
     /// Remove the chip from gpiolib (waits for callbacks in progress, and
-    /// for [`Registration::handle_irq`] calls that saw it registered: do not
-    /// call it from an interrupt handler of the chip).
+    /// for [`Registration::handle_irq`] calls that saw it registered:
+    /// sleeps, task context only).
     pub(crate) fn unregister(&self) {
         if self
             .state
-            .compare_exchange(REGISTERED, IDLE, Ordering::SeqCst, Ordering::Acquire)
+            .compare_exchange(REGISTERED, IDLE, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
         {
-            // handle_irq runs in interrupt context and is short: spin.
-            while self.handling.load(Ordering::SeqCst) != 0 {
-                core::hint::spin_loop();
-            }
+            // Calls of handle_irq that saw REGISTERED end.
+            sync::synchronize_rcu();
             // No sync starts from here on: the device is gone or going,
             // and gpiochip_remove's own free_irq of lines still requested
             // needs none.
@@ -329,8 +323,9 @@ impl<T: Chip> Registration<T> {
             // SAFETY: the chip was added and is removed once (the state moved
             // from REGISTERED exactly once).
             unsafe { bindings::gpiochip_remove(self.gc.get()) };
-            self.drain_syncs();
         }
+        // (also the syncs of a registration that failed)
+        self.drain_syncs();
     }
 
     /// Stop new syncs and wait for those in progress. A task that found our
@@ -353,6 +348,11 @@ impl<T: Chip> Registration<T> {
     /// going, counted so that unregistering waits for it. (While the chip
     /// registers, syncs run: gpiolib publishes it before add returns.)
     fn sync_unlock(&self, hwirq: u32) {
+        // It may sleep, although a sync with nothing to change does not: a
+        // caller in atomic context (disable_irq_nosync in a hard handler,
+        // which the irq core forbids for slow-bus chips) is caught every
+        // time, not only when the sync has work.
+        sync::might_sleep();
         {
             let mut s = self.syncing.lock();
             if s.going {
@@ -384,7 +384,12 @@ impl<T: Chip> PinnedDrop for Registration<T> {
 /// `Registration<T>`.
 unsafe fn irq_registration<'a, T: Chip>(d: *mut bindings::irq_data) -> (&'a Registration<T>, u32) {
     // SAFETY: gpiolib sets the chip data of its irqs to the gpio_chip, whose
-    // data pointer is the registration (caller's guarantee).
+    // data pointer is the registration (caller's guarantee). It is alive:
+    // every irq_chip callback but irq_bus_sync_unlock runs with the irq
+    // descriptor's lock held, and gpiochip_remove detaches our irq_chip from
+    // each descriptor under that lock (irq_domain_disassociate) before it
+    // returns, that is before `unregister` returns and the registration
+    // can go; for irq_bus_sync_unlock see its callback.
     unsafe {
         let gc = bindings::vgpio_irq_data_get_gpio_chip(d);
         (
@@ -470,7 +475,14 @@ unsafe extern "C" fn irq_set_type_callback<T: Chip>(
 /// Called by the irq core only, with an irq of a chip registered by a
 /// `Registration<T>`.
 unsafe extern "C" fn irq_bus_sync_unlock_callback<T: Chip>(d: *mut bindings::irq_data) {
-    // SAFETY: the irq core calls back with an irq of our chip.
+    // SAFETY: the irq core calls back with an irq of our chip. Without the
+    // descriptor's lock: the registration stays alive for a call that has
+    // counted itself in (`sync_unlock`; `unregister` waits for those). What
+    // remains is the irq core's own window, which every irq_chip with a
+    // bus lock shares (the C driver too): a free_irq that read the
+    // descriptor's chip before gpiochip_remove detached it, and has not yet
+    // called back, holds no reference that keeps the chip (or the module)
+    // alive once irq_release_resources has run. No driver can close it.
     let (reg, hwirq) = unsafe { irq_registration::<T>(d) };
     reg.sync_unlock(hwirq);
 }

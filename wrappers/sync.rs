@@ -226,6 +226,41 @@ impl<T, K: LockKind> Drop for IrqLockGuard<'_, T, K> {
     }
 }
 
+/// An RCU read-side critical section, for as long as the guard lives. It
+/// stays with the task (or CPU) that made it: not `Send`.
+pub(crate) struct RcuReadGuard(PhantomData<*mut ()>);
+
+impl RcuReadGuard {
+    pub(crate) fn new() -> Self {
+        // SAFETY: callable from any context; the section ends in `drop`, on
+        // this same task (the guard cannot move to another). Forgetting the
+        // guard only keeps the section open: a stall, not unsoundness.
+        unsafe { bindings::vgpio_rcu_read_lock() };
+        RcuReadGuard(PhantomData)
+    }
+}
+
+impl Drop for RcuReadGuard {
+    fn drop(&mut self) {
+        // SAFETY: ends the section `new` began, on the same task.
+        unsafe { bindings::vgpio_rcu_read_unlock() };
+    }
+}
+
+/// Wait until every RCU read-side critical section that began before this
+/// call has ended. Sleeps: task context only.
+pub(crate) fn synchronize_rcu() {
+    // SAFETY: no precondition beyond task context, which a caller in atomic
+    // context breaks as a bug (might_sleep reports it), not as unsoundness.
+    unsafe { bindings::synchronize_rcu() };
+}
+
+/// Report (with CONFIG_DEBUG_ATOMIC_SLEEP) a caller that may not sleep.
+pub(crate) fn might_sleep() {
+    // SAFETY: only checks the calling context.
+    unsafe { bindings::vgpio_might_sleep() };
+}
+
 /// Is the current task exiting (`PF_EXITING`)? Its fatal signal has been
 /// taken then, so a killable wait can no longer be interrupted.
 pub(crate) fn current_is_exiting() -> bool {
