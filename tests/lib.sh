@@ -401,6 +401,23 @@ _now_ms() {
 	NOW_MS=$((t / 1000))
 }
 
+# c_stuck PID: on the C driver, the process sleeps uninterruptibly inside
+# one of the C driver's functions, seen twice a second apart. Its waits for
+# the device have no bound and cannot be killed: in a case where the device
+# holds the answer, such a process stays there until the test releases it,
+# so its XFAIL need not wait out a bound.
+c_stuck() {
+	[ "$DRIVER" = c ] && _c_blocked "$1" && nap 1 && _c_blocked "$1"
+}
+_c_blocked() {
+	local s st=
+	{ read -r s </proc/"$1"/stat; } 2>/dev/null || return 1
+	s=${s##*) }
+	[[ $s == D* ]] || return 1
+	{ read -r -d '' st </proc/"$1"/stack; } 2>/dev/null
+	[[ $st == *virtio_gpio_* ]]
+}
+
 # running PID: is the process alive (and not a zombie)?
 # (Its state from /proc: ps costs seconds here, it reads every process.)
 running() {
