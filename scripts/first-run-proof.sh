@@ -23,7 +23,7 @@ TOP=$(cd "$(dirname "$0")/.." && pwd)
 yes=0
 [ "${1:-}" = --yes ] && { yes=1; shift; }
 target=${1:-check}
-LEAVES=(gpiod socat busybox-static linux-source-6.12)
+LEAVES=(gpiod socat busybox-static linux-source-6.12 rust-web-clippy rustfmt-web)
 
 if [ "$yes" != 1 ]; then
 	read -r -p "This removes ${LEAVES[*]} and virtme-ng from this machine (the run reinstalls them). Go on? [y/N] " a
