@@ -718,12 +718,15 @@ impl VirtioGpio {
         if size == 0 {
             return Ok(None);
         }
-        if size > MAX_NAMES_SIZE {
+        // The answer is one buffer: the status byte and the block.
+        let limit = (MAX_NAMES_SIZE as usize).min(self.vdev.max_dma_size().saturating_sub(1));
+        if size as usize > limit {
             dev_log!(
                 self.vdev,
                 ERR,
-                "gpio_names_size {} is too large, registering without names\n",
-                size
+                "gpio_names_size {} is larger than the {} bytes one buffer can take, registering without names\n",
+                size,
+                limit
             );
             return Ok(None);
         }

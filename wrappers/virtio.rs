@@ -140,6 +140,13 @@ impl Device {
         unsafe { bindings::vgpio_has_feature(self.as_raw(), bit) }
     }
 
+    /// The largest buffer the transport can map for the device in one
+    /// piece (smaller than usual under swiotlb).
+    pub(crate) fn max_dma_size(&self) -> usize {
+        // SAFETY: the device is valid (type invariant).
+        unsafe { bindings::virtio_max_dma_size(self.as_raw()) }
+    }
+
     /// Let the device process the driver's buffers from now on.
     pub(crate) fn ready(&self) {
         // SAFETY: the device is valid (type invariant); called from probe.
