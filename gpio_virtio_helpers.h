@@ -20,6 +20,8 @@
 #include <linux/spinlock.h>
 #include <linux/virtio.h>
 #include <linux/virtio_config.h>
+#include <linux/virtio_gpio.h>
+#include <linux/virtio_ids.h>
 
 /* virtio config space and features */
 u16 vgpio_cread16(struct virtio_device *vdev, unsigned int offset);

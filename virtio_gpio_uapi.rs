@@ -1,48 +1,70 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The virtio-gpio wire format (virtio specification, "GPIO Device").
+//! The virtio-gpio wire format (virtio specification, "GPIO Device"), from
+//! the kernel's own header, include/uapi/linux/virtio_gpio.h, which Kbuild
+//! runs bindgen over with the other bindings: every number below is the
+//! header's, narrowed to the field it travels in (checked at compile time).
 //!
 //! Every multi-byte field is little-endian on the wire; the structures are
-//! naturally aligned (not packed) and their sizes are checked at compile time.
+//! naturally aligned (not packed). The typed structures here carry their
+//! endianness in their field types; their layout is checked at compile time
+//! against the header's.
 
 // The complete wire format is spelled out, used or not.
 #![allow(dead_code)]
 
 use core::mem::{offset_of, size_of};
 
-/// Virtio device ID of a GPIO device.
-pub(crate) const VIRTIO_ID_GPIO: u32 = 41;
-/// Feature bit: the device supports interrupts (and has an eventq).
-pub(crate) const VIRTIO_GPIO_F_IRQ: u32 = 0;
+use super::bindings as c;
 
-/// requestq message types.
-pub(crate) const VIRTIO_GPIO_MSG_GET_LINE_NAMES: u16 = 0x0001;
-pub(crate) const VIRTIO_GPIO_MSG_GET_DIRECTION: u16 = 0x0002;
-pub(crate) const VIRTIO_GPIO_MSG_SET_DIRECTION: u16 = 0x0003;
-pub(crate) const VIRTIO_GPIO_MSG_GET_VALUE: u16 = 0x0004;
-pub(crate) const VIRTIO_GPIO_MSG_SET_VALUE: u16 = 0x0005;
-pub(crate) const VIRTIO_GPIO_MSG_SET_IRQ_TYPE: u16 = 0x0006;
+/// A `#define` of the header as the byte its field is (fails to compile
+/// if it does not fit).
+const fn u8_of(v: u32) -> u8 {
+    assert!(v <= u8::MAX as u32);
+    v as u8
+}
+
+/// A `#define` of the header as the 16-bit field it travels in.
+const fn u16_of(v: u32) -> u16 {
+    assert!(v <= u16::MAX as u32);
+    v as u16
+}
+
+/// Virtio device ID of a GPIO device.
+pub(crate) const VIRTIO_ID_GPIO: u32 = c::VIRTIO_ID_GPIO;
+/// Feature bit: the device supports interrupts (and has an eventq).
+pub(crate) const VIRTIO_GPIO_F_IRQ: u32 = c::VIRTIO_GPIO_F_IRQ;
+
+/// requestq message types (the header calls the first GET_NAMES and the
+/// last IRQ_TYPE; the specification's names are used here).
+pub(crate) const VIRTIO_GPIO_MSG_GET_LINE_NAMES: u16 = u16_of(c::VIRTIO_GPIO_MSG_GET_NAMES);
+pub(crate) const VIRTIO_GPIO_MSG_GET_DIRECTION: u16 = u16_of(c::VIRTIO_GPIO_MSG_GET_DIRECTION);
+pub(crate) const VIRTIO_GPIO_MSG_SET_DIRECTION: u16 = u16_of(c::VIRTIO_GPIO_MSG_SET_DIRECTION);
+pub(crate) const VIRTIO_GPIO_MSG_GET_VALUE: u16 = u16_of(c::VIRTIO_GPIO_MSG_GET_VALUE);
+pub(crate) const VIRTIO_GPIO_MSG_SET_VALUE: u16 = u16_of(c::VIRTIO_GPIO_MSG_SET_VALUE);
+pub(crate) const VIRTIO_GPIO_MSG_SET_IRQ_TYPE: u16 = u16_of(c::VIRTIO_GPIO_MSG_IRQ_TYPE);
 
 /// requestq response status.
-pub(crate) const VIRTIO_GPIO_STATUS_OK: u8 = 0x0;
-pub(crate) const VIRTIO_GPIO_STATUS_ERR: u8 = 0x1;
+pub(crate) const VIRTIO_GPIO_STATUS_OK: u8 = u8_of(c::VIRTIO_GPIO_STATUS_OK);
+pub(crate) const VIRTIO_GPIO_STATUS_ERR: u8 = u8_of(c::VIRTIO_GPIO_STATUS_ERR);
 
 /// Line directions.
-pub(crate) const VIRTIO_GPIO_DIRECTION_NONE: u8 = 0x00;
-pub(crate) const VIRTIO_GPIO_DIRECTION_OUT: u8 = 0x01;
-pub(crate) const VIRTIO_GPIO_DIRECTION_IN: u8 = 0x02;
+pub(crate) const VIRTIO_GPIO_DIRECTION_NONE: u8 = u8_of(c::VIRTIO_GPIO_DIRECTION_NONE);
+pub(crate) const VIRTIO_GPIO_DIRECTION_OUT: u8 = u8_of(c::VIRTIO_GPIO_DIRECTION_OUT);
+pub(crate) const VIRTIO_GPIO_DIRECTION_IN: u8 = u8_of(c::VIRTIO_GPIO_DIRECTION_IN);
 
 /// Interrupt trigger types.
-pub(crate) const VIRTIO_GPIO_IRQ_TYPE_NONE: u8 = 0x00;
-pub(crate) const VIRTIO_GPIO_IRQ_TYPE_EDGE_RISING: u8 = 0x01;
-pub(crate) const VIRTIO_GPIO_IRQ_TYPE_EDGE_FALLING: u8 = 0x02;
-pub(crate) const VIRTIO_GPIO_IRQ_TYPE_EDGE_BOTH: u8 = 0x03;
-pub(crate) const VIRTIO_GPIO_IRQ_TYPE_LEVEL_HIGH: u8 = 0x04;
-pub(crate) const VIRTIO_GPIO_IRQ_TYPE_LEVEL_LOW: u8 = 0x08;
+pub(crate) const VIRTIO_GPIO_IRQ_TYPE_NONE: u8 = u8_of(c::VIRTIO_GPIO_IRQ_TYPE_NONE);
+pub(crate) const VIRTIO_GPIO_IRQ_TYPE_EDGE_RISING: u8 = u8_of(c::VIRTIO_GPIO_IRQ_TYPE_EDGE_RISING);
+pub(crate) const VIRTIO_GPIO_IRQ_TYPE_EDGE_FALLING: u8 =
+    u8_of(c::VIRTIO_GPIO_IRQ_TYPE_EDGE_FALLING);
+pub(crate) const VIRTIO_GPIO_IRQ_TYPE_EDGE_BOTH: u8 = u8_of(c::VIRTIO_GPIO_IRQ_TYPE_EDGE_BOTH);
+pub(crate) const VIRTIO_GPIO_IRQ_TYPE_LEVEL_HIGH: u8 = u8_of(c::VIRTIO_GPIO_IRQ_TYPE_LEVEL_HIGH);
+pub(crate) const VIRTIO_GPIO_IRQ_TYPE_LEVEL_LOW: u8 = u8_of(c::VIRTIO_GPIO_IRQ_TYPE_LEVEL_LOW);
 
 /// eventq response status.
-pub(crate) const VIRTIO_GPIO_IRQ_STATUS_INVALID: u8 = 0x0;
-pub(crate) const VIRTIO_GPIO_IRQ_STATUS_VALID: u8 = 0x1;
+pub(crate) const VIRTIO_GPIO_IRQ_STATUS_INVALID: u8 = u8_of(c::VIRTIO_GPIO_IRQ_STATUS_INVALID);
+pub(crate) const VIRTIO_GPIO_IRQ_STATUS_VALID: u8 = u8_of(c::VIRTIO_GPIO_IRQ_STATUS_VALID);
 
 /// A little-endian 16-bit field.
 #[repr(transparent)]
@@ -166,13 +188,22 @@ pub(crate) fn msg_name(type_: u16) -> &'static str {
     }
 }
 
+// The typed structures are the header's, field for field.
 const _: () = {
-    assert!(size_of::<VirtioGpioConfig>() == 8);
-    assert!(CONFIG_NGPIO == 0 && CONFIG_GPIO_NAMES_SIZE == 4);
+    assert!(size_of::<VirtioGpioConfig>() == size_of::<c::virtio_gpio_config>());
+    assert!(offset_of!(VirtioGpioConfig, ngpio) == offset_of!(c::virtio_gpio_config, ngpio));
+    assert!(
+        offset_of!(VirtioGpioConfig, gpio_names_size)
+            == offset_of!(c::virtio_gpio_config, gpio_names_size)
+    );
+    assert!(size_of::<VirtioGpioRequest>() == size_of::<c::virtio_gpio_request>());
+    assert!(offset_of!(VirtioGpioRequest, type_) == offset_of!(c::virtio_gpio_request, type_));
+    assert!(offset_of!(VirtioGpioRequest, gpio) == offset_of!(c::virtio_gpio_request, gpio));
+    assert!(offset_of!(VirtioGpioRequest, value) == offset_of!(c::virtio_gpio_request, value));
+    assert!(size_of::<VirtioGpioResponse>() == size_of::<c::virtio_gpio_response>());
+    assert!(offset_of!(VirtioGpioResponse, value) == offset_of!(c::virtio_gpio_response, value));
+    assert!(size_of::<VirtioGpioIrqRequest>() == size_of::<c::virtio_gpio_irq_request>());
+    assert!(size_of::<VirtioGpioIrqResponse>() == size_of::<c::virtio_gpio_irq_response>());
+    // `to_bytes` writes exactly the request.
     assert!(size_of::<VirtioGpioRequest>() == 8);
-    assert!(offset_of!(VirtioGpioRequest, gpio) == 2);
-    assert!(offset_of!(VirtioGpioRequest, value) == 4);
-    assert!(size_of::<VirtioGpioResponse>() == 2);
-    assert!(size_of::<VirtioGpioIrqRequest>() == 2);
-    assert!(size_of::<VirtioGpioIrqResponse>() == 1);
 };
