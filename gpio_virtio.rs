@@ -34,7 +34,7 @@ use virtio::{dev_log, dev_log_bad};
 module! {
     type: GpioVirtioModule,
     name: "gpio_virtio_rs",
-    author: "virtio-gpio-rs developers",
+    author: "virtio-gpio-rs maintainers <maintainers@users.noreply.h-seed-917fbecd.example>",
     description: "VirtIO GPIO driver (Rust)",
     license: "GPL",
     // udev loads the module for a virtio-gpio device (virtio ID 41)
