@@ -1269,14 +1269,10 @@ impl VirtioGpio {
                 break;
             }
             // The spec: a trigger type change goes through none. A device
-            // whose type is unknown gets none first too; a strict device may
-            // refuse that (it had none already): its ERR (EIO) still lets the
-            // wanted type go out.
+            // whose type is unknown gets none first too (a strict device
+            // that refuses it had none already, see `set_irq_type`).
             if sent != Some(VIRTIO_GPIO_IRQ_TYPE_NONE) && want != VIRTIO_GPIO_IRQ_TYPE_NONE {
-                r = match self.set_irq_type(hwirq, VIRTIO_GPIO_IRQ_TYPE_NONE) {
-                    Err(e) if e == EIO && sent.is_none() => Ok(()),
-                    r => r,
-                };
+                r = self.set_irq_type(hwirq, VIRTIO_GPIO_IRQ_TYPE_NONE);
             }
             if r.is_ok() {
                 // A failure leaves the type unknown, so the next sync (the
@@ -1329,7 +1325,9 @@ impl VirtioGpio {
     /// as the line's message is back, which may be before this records).
     fn set_irq_type(&self, hwirq: u32, t: u8) -> Result {
         let mut freed = 0;
+        let mut unknown = false;
         self.with_irq_line(hwirq, |eq, l| {
+            unknown = eq.lines[l].sent.is_none();
             eq.lines[l].sent = None;
             freed = eq.lines[l].freed;
         });
@@ -1337,12 +1335,21 @@ impl VirtioGpio {
         // free_irq in the exit of a (killed) task. Elsewhere a slow device
         // is legal, and the wait is killable.
         let exiting = sync::current_is_exiting();
-        self.request_bounded(
+        let r = self.request_bounded(
             VIRTIO_GPIO_MSG_SET_IRQ_TYPE,
             hwirq as u16,
             t.into(),
             exiting,
-        )?;
+        );
+        match r {
+            // A device whose type was unknown and that refuses none (ERR)
+            // has none: a strict device refuses a change to what it has.
+            // Taken as none, or every later none would fail the same way.
+            Err(e) if e == EIO && unknown && t == VIRTIO_GPIO_IRQ_TYPE_NONE => {}
+            r => {
+                r?;
+            }
+        }
         self.with_irq_line(hwirq, |eq, l| {
             let il = &mut eq.lines[l];
             if il.freed == freed {
