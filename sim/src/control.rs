@@ -9,7 +9,7 @@ use crate::model::{Completion, Device, NamesFault, Rule};
 use crate::proto::*;
 
 pub const HELP: &str = "commands: ping | info | set L 0|1 | edges L COUNT PERIOD_US [paced] | stop L | get L | dirs | values \
-| levels BITS | counters [L] | reset-counters | wire OUT IN | unwire OUT IN | spurious L | release [L] | fuzz MS \
+| levels BITS | lines N | counters [L] | reset-counters | wire OUT IN | unwire OUT IN | spurious L | release [L] | fuzz MS \
 | fault err|drop|hold|short|long|evshort|evlong|evinvalid [type=T] [line=L] [prob=P] [count=N] [skip=N] \
 | fault delay MS [type=T] [line=L] [prob=P] [count=N] \
 | fault names ok|unterminated|short|duplicate|nonascii | fault ngpio0 on|off \
@@ -191,6 +191,15 @@ fn run(dev: &mut Device, cmd: &str, now: Instant, out: &mut Vec<Completion>) -> 
                 Ok(r.join(" "))
             }
         },
+        Some("lines") => {
+            // (while no driver is bound: the config space changes at once)
+            let n: u16 = num(w.next(), "line count")?;
+            if n == 0 {
+                return Err("at least one line (use fault ngpio0)".into());
+            }
+            dev.resize(n);
+            Ok(String::new())
+        }
         Some("reset-counters") => {
             dev.stats = Default::default();
             for l in &mut dev.lines {

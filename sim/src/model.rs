@@ -280,6 +280,27 @@ impl Device {
         self.cfg.ngpio
     }
 
+    /// Give the device `n` lines (for a driver bound after this): lines
+    /// beyond the old count are new, named as line 0 is with their own
+    /// number ("d1l0" -> "d1l70000"), wires to lines that go are cut.
+    pub fn resize(&mut self, n: u16) {
+        let prefix = self
+            .lines
+            .first()
+            .and_then(|l| l.name.strip_suffix('0'))
+            .unwrap_or("")
+            .to_string();
+        let old = self.lines.len();
+        self.lines.truncate(n as usize);
+        for i in old..n as usize {
+            let name = if prefix.is_empty() { String::new() } else { format!("{prefix}{i}") };
+            self.lines.push(Line { name, ..Default::default() });
+        }
+        self.cfg.ngpio = n;
+        self.cfg.wires.retain(|&(o, i)| o < n && i < n);
+        self.paced_lines.retain(|&l| l < n);
+    }
+
     /// Does a rule in `rules` apply to this message? Consumes one use of it.
     fn hit(rules: &mut [Rule], rng: &mut Rng, msg: u16, line: u16) -> bool {
         for r in rules.iter_mut() {

@@ -725,3 +725,18 @@ fn stop_cancels_timed_and_paced_trains() {
     assert_eq!(d.next_deadline(), None);
     assert!(ctl(&mut d, "edges 0 1 10 slow").0.starts_with("err"));
 }
+
+#[test]
+fn control_lines_resizes_the_device() {
+    let mut d = dev(4);
+    assert_eq!(ctl(&mut d, "lines 6").0, "ok");
+    assert!(ctl(&mut d, "info").0.starts_with("ok ngpio=6 "));
+    assert_eq!(d.lines[5].name, "vgpio5");
+    assert_eq!(ctl(&mut d, "lines 65535").0, "ok");
+    assert_eq!(d.config_space()[0..2], 65535u16.to_le_bytes());
+    assert_eq!(d.lines[65534].name, "vgpio65534");
+    ok(&mut d, MSG_GET_VALUE, 65534, 0);
+    assert_eq!(ctl(&mut d, "lines 2").0, "ok");
+    assert!(ctl(&mut d, "get 3").0.starts_with("err line 3 out of range"));
+    assert!(ctl(&mut d, "lines 0").0.starts_with("err"));
+}
