@@ -57,17 +57,22 @@ mark=$(dmesg_mark)
 ctl $dev reset-counters >/dev/null
 for l in 12 13 14 15; do ctl $dev edges $l 100000 10000 >/dev/null; done
 ctl $dev fuzz $((fuzz_s * 1000)) >/dev/null
+fuzz_end=$((SECONDS + fuzz_s))
 users >"$tmp/users" 2>&1 &
 u1=$!
 users >"$tmp/users2" 2>&1 &
 u2=$!
 watchers >"$tmp/watchers" 2>&1 &
 w=$!
+# Until the fuzz time is over the device may hold every line's answer (a
+# line's users then wait for its message: no request reaches the device
+# for as long as the fuzz lasts), so progress is only asked for after it.
 # The users start no call after the fuzz time; their last round (each call
 # bounded) takes as long as the machine takes: wait for as long as the
 # device still gets requests. A user stuck in the kernel makes none.
+while [ $SECONDS -lt $fuzz_end ]; do nap 1; done
 requests() { ctl $dev counters | cut -d' ' -f2-7; }
-WAIT_S=$((fuzz_s + 300)) wait_progress 30 requests \
+WAIT_S=300 wait_progress 30 requests \
 	eval "! running $u1 && ! running $u2 && ! running $w"
 stuck=$(jobs -rp | wc -l)
 for l in 12 13 14 15; do ctl $dev stop $l >/dev/null; done
