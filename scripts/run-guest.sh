@@ -126,7 +126,7 @@ boot() {
 	timeout --foreground -k 10 "$timeout_s" \
 		vng $accel --run "$KDIR" --force-9p --user root --cpus "$cpus" \
 		-m "$mem" --numa "$mem" --rwdir "$out" --verbose \
-		--append "PATH=$TOP/scripts/guest-shims rootflags=version=9p2000.L,trans=virtio,access=any,msize=524288,cache=loose modprobe.blacklist=gpio_virtio,gpio_virtio_rs log_buf_len=8M no5lvl loglevel=5 max_loop=0 8250.nr_uarts=1 mitigations=off" \
+		--append "PATH=$TOP/scripts/guest-shims rootflags=version=9p2000.L,trans=virtio,access=any,msize=524288,cache=loose modprobe.blacklist=gpio_virtio,gpio_virtio_rs log_buf_len=32M no5lvl loglevel=5 max_loop=0 8250.nr_uarts=1 mitigations=off" \
 		-o="$qopts ${VGPIO_QEMU_OPTS:-}" \
 		-- "$gcmd" \
 		>"$out/console.log" 2>&1 </dev/null
