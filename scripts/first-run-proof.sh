@@ -16,12 +16,18 @@
 # installer does for those was proven on a machine that had none of them
 # (see README.md, "First run").
 #
+# --keep-kernel: the new kernel cache starts with (hard links to) this
+# machine's cached kernels, so only the installer, the builds and the
+# command itself are proven (for a change that does not touch how the
+# kernel is built; the kernel's key still has to come out the same).
+#
 # Destructive for this machine's tools (it reinstalls them): meant for a CI
 # machine or a throwaway one. Asks first unless --yes.
 set -euo pipefail
 TOP=$(cd "$(dirname "$0")/.." && pwd)
-yes=0
+yes=0 keep_kernel=0
 [ "${1:-}" = --yes ] && { yes=1; shift; }
+[ "${1:-}" = --keep-kernel ] && { keep_kernel=1; shift; }
 target=${1:-check}
 LEAVES=(gpiod socat busybox-static linux-source-6.12 rust-web-clippy rustfmt-web)
 
@@ -48,8 +54,13 @@ if vng --version >/dev/null 2>&1; then
 fi
 # bindgen goes (the installer builds it again, into the new CARGO_HOME)
 rm -f "${CARGO_HOME:-$HOME/.cargo}/bin/bindgen" "$HOME/.cargo/bin/bindgen"
+old_cache=${VGPIO_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/virtio-gpio-rs}
 export CARGO_HOME=$proof/cargo VGPIO_CACHE=$proof/cache
 mkdir -p "$CARGO_HOME"
+if [ "$keep_kernel" = 1 ] && [ -d "$old_cache" ]; then
+	cp -al "$old_cache" "$VGPIO_CACHE"
+	echo "first-run-proof: kernel cache kept: $(ls "$VGPIO_CACHE" | tr '\n' ' ')"
+fi
 hash -r
 if command -v bindgen >/dev/null; then
 	echo "first-run-proof: bindgen is still reachable at $(command -v bindgen)" >&2
