@@ -1537,7 +1537,7 @@ impl virtio::Driver for VirtioGpio {
         // 16- and 32-bit accesses, as the spec's access-width rules want.
         let ngpio = vdev.cread16(CONFIG_NGPIO);
         let names_size = vdev.cread32(CONFIG_GPIO_NAMES_SIZE);
-        if ngpio == 0 {
+        if ngpio == 0 || ngpio == u16::MAX {
             dev_log!(
                 vdev,
                 ERR,
