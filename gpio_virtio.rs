@@ -152,7 +152,11 @@ struct IrqLine {
     /// Counts `free`'s deactivations (wrapping): a SET_IRQ_TYPE answered
     /// after the line was deactivated records nothing, as the device may
     /// have forgotten the type it set.
-    freed: u8,
+    freed: u32,
+    /// A [`TypeSeq`] is going on for the line (mirrors its `Slot::typing`
+    /// for the irq side): a sync may then not take the lock-free way out,
+    /// as the record it would trust may be about to change.
+    typing: bool,
     masked: bool,
     /// The line's eventq message while the device does not have it.
     buf: Option<KBox<IrqMsg>>,
@@ -365,6 +369,8 @@ struct TypeSeq<'a> {
 
 impl Drop for TypeSeq<'_> {
     fn drop(&mut self) {
+        self.gpio
+            .with_irq_line(self.line, |eq, l| eq.lines[l].typing = false);
         // INVARIANT: the flag was this sequence's; the next one may begin.
         self.gpio.rq.lock().slots[self.line as usize].typing = false;
         self.gpio.rq_wait.wake_all();
@@ -1060,14 +1066,18 @@ impl gpio::Chip for VirtioGpio {
         // so it is told none first (its eventq message comes back INVALID
         // and stays here), and no sync sends one until direction_input.
         // That and the direction change are one sequence. A line with no
-        // type is marked an output in the same step as it is found to have
-        // none (an irq_set_type after that wants none for it) and needs
-        // no sequence.
+        // type that is not an output yet is marked one in the same step as
+        // it is found to have none (an irq_set_type after that wants none
+        // for it) and needs no sequence; an output already marked takes the
+        // sequence, as a direction_input of it does.
         let mut plain = true;
+        let mut was_output = false;
         self.with_irq_line(offset, |eq, l| {
             let il = &mut eq.lines[l];
-            plain =
-                il.type_ == VIRTIO_GPIO_IRQ_TYPE_NONE && il.sent == Some(VIRTIO_GPIO_IRQ_TYPE_NONE);
+            was_output = il.output;
+            plain = il.type_ == VIRTIO_GPIO_IRQ_TYPE_NONE
+                && il.sent == Some(VIRTIO_GPIO_IRQ_TYPE_NONE)
+                && !il.output;
             il.output |= plain;
         });
         let seq = if plain {
@@ -1092,13 +1102,20 @@ impl gpio::Chip for VirtioGpio {
             )
             .map(|_| ())
         });
-        if r.is_err() {
-            // Still an input to gpiolib: an interrupt line gets its type
-            // back (or the next sync sends it).
-            self.with_irq_line(offset, |eq, l| eq.lines[l].output = false);
-            if let Some(seq) = &seq {
-                let _ = self.sync_types(seq);
+        match r {
+            // The device refused (or answered malformed): the line is what
+            // it was, an input (an interrupt line gets its type back) or an
+            // output (driven again, it stays one: no type).
+            Err(e) if e == EIO && !was_output => {
+                self.with_irq_line(offset, |eq, l| eq.lines[l].output = false);
+                if let Some(seq) = &seq {
+                    let _ = self.sync_types(seq);
+                }
             }
+            // Killed, timed out or removed: the device may have made it an
+            // output already. It keeps no type; direction_input gives it
+            // back.
+            _ => {}
         }
         r
     }
@@ -1216,10 +1233,12 @@ impl gpio::Chip for VirtioGpio {
 
     fn irq_bus_sync_unlock(&self, hwirq: u32) {
         // Most syncs (every ONESHOT thread's end) change nothing on the
-        // device: just requeue, without the lock.
+        // device: just requeue, without a sequence, unless one is going on
+        // (its record may be about to change: wait for it and sync after).
         let mut done = false;
         self.with_irq_line(hwirq, |eq, l| {
-            done = eq.lines[l].sent == Some(eq.lines[l].want());
+            let il = &eq.lines[l];
+            done = !il.typing && il.sent == Some(il.want());
             if done {
                 let _ = eq.queue(l);
             }
@@ -1231,7 +1250,9 @@ impl gpio::Chip for VirtioGpio {
         // killed task (ERESTARTSYS) or a removed device (ENODEV) leave the
         // line for the next sync. An exiting task (free_irq of a killed
         // one) waits a bounded time for another task's sequence.
-        let r = self.type_seq(hwirq).and_then(|seq| self.sync_types(&seq));
+        let r = self.type_seq(hwirq).map(|seq| {
+            let _ = self.sync_types(&seq);
+        });
         if matches!(r, Err(e) if e == etimedout()) {
             dev_log_bad!(
                 self.vdev,
@@ -1310,6 +1331,10 @@ impl VirtioGpio {
             let slot = slot.ok_or(EINVAL)?;
             if !slot.typing {
                 slot.typing = true;
+                drop(q);
+                // (after the requestq lock: the eventq's is never taken
+                // inside it)
+                self.with_irq_line(hwirq, |eq, l| eq.lines[l].typing = true);
                 return Ok(TypeSeq {
                     gpio: self,
                     line: hwirq,
@@ -1598,6 +1623,7 @@ impl virtio::Driver for VirtioGpio {
                             disabled: true,
                             output: false,
                             freed: 0,
+                            typing: false,
                             masked: true,
                             buf: Some(KBox::new(
                                 IrqMsg {

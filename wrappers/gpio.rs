@@ -314,7 +314,9 @@ impl<T: Chip> Registration<T> {
             .compare_exchange(REGISTERED, IDLE, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
         {
-            // Calls of handle_irq that saw REGISTERED end.
+            // Calls of handle_irq that saw REGISTERED end. (The driver
+            // stops its device's callbacks before this as well; this keeps
+            // the registration sound for a caller that does not.)
             sync::synchronize_rcu();
             // No sync starts from here on: the device is gone or going,
             // and gpiochip_remove's own free_irq of lines still requested
@@ -506,8 +508,7 @@ fn words(gc: *mut bindings::gpio_chip) -> usize {
 
 /// # Safety
 ///
-/// Called by gpiolib only, with a chip registered by a `Registration<T>`
-/// (and, for the bitmaps, two of `BITS_TO_LONGS(ngpio)` words each).
+/// Called by gpiolib only, with a chip registered by a `Registration<T>`.
 unsafe extern "C" fn request_callback<T: Chip>(
     gc: *mut bindings::gpio_chip,
     offset: c_uint,
@@ -518,8 +519,7 @@ unsafe extern "C" fn request_callback<T: Chip>(
 
 /// # Safety
 ///
-/// Called by gpiolib only, with a chip registered by a `Registration<T>`
-/// (and, for the bitmaps, two of `BITS_TO_LONGS(ngpio)` words each).
+/// Called by gpiolib only, with a chip registered by a `Registration<T>`.
 unsafe extern "C" fn free_callback<T: Chip>(gc: *mut bindings::gpio_chip, offset: c_uint) {
     // SAFETY: gpiolib calls back with our registered chip.
     unsafe { chip_data::<T>(gc) }.free(offset)
@@ -527,8 +527,7 @@ unsafe extern "C" fn free_callback<T: Chip>(gc: *mut bindings::gpio_chip, offset
 
 /// # Safety
 ///
-/// Called by gpiolib only, with a chip registered by a `Registration<T>`
-/// (and, for the bitmaps, two of `BITS_TO_LONGS(ngpio)` words each).
+/// Called by gpiolib only, with a chip registered by a `Registration<T>`.
 unsafe extern "C" fn get_direction_callback<T: Chip>(
     gc: *mut bindings::gpio_chip,
     offset: c_uint,
@@ -544,8 +543,7 @@ unsafe extern "C" fn get_direction_callback<T: Chip>(
 
 /// # Safety
 ///
-/// Called by gpiolib only, with a chip registered by a `Registration<T>`
-/// (and, for the bitmaps, two of `BITS_TO_LONGS(ngpio)` words each).
+/// Called by gpiolib only, with a chip registered by a `Registration<T>`.
 unsafe extern "C" fn direction_input_callback<T: Chip>(
     gc: *mut bindings::gpio_chip,
     offset: c_uint,
@@ -560,8 +558,7 @@ unsafe extern "C" fn direction_input_callback<T: Chip>(
 
 /// # Safety
 ///
-/// Called by gpiolib only, with a chip registered by a `Registration<T>`
-/// (and, for the bitmaps, two of `BITS_TO_LONGS(ngpio)` words each).
+/// Called by gpiolib only, with a chip registered by a `Registration<T>`.
 unsafe extern "C" fn direction_output_callback<T: Chip>(
     gc: *mut bindings::gpio_chip,
     offset: c_uint,
@@ -577,8 +574,7 @@ unsafe extern "C" fn direction_output_callback<T: Chip>(
 
 /// # Safety
 ///
-/// Called by gpiolib only, with a chip registered by a `Registration<T>`
-/// (and, for the bitmaps, two of `BITS_TO_LONGS(ngpio)` words each).
+/// Called by gpiolib only, with a chip registered by a `Registration<T>`.
 unsafe extern "C" fn get_callback<T: Chip>(gc: *mut bindings::gpio_chip, offset: c_uint) -> c_int {
     // SAFETY: gpiolib calls back with our registered chip.
     from_result(|| unsafe { chip_data::<T>(gc) }.get(offset).map(c_int::from))
@@ -586,8 +582,7 @@ unsafe extern "C" fn get_callback<T: Chip>(gc: *mut bindings::gpio_chip, offset:
 
 /// # Safety
 ///
-/// Called by gpiolib only, with a chip registered by a `Registration<T>`
-/// (and, for the bitmaps, two of `BITS_TO_LONGS(ngpio)` words each).
+/// Called by gpiolib only, with a chip registered by a `Registration<T>`.
 unsafe extern "C" fn set_callback<T: Chip>(
     gc: *mut bindings::gpio_chip,
     offset: c_uint,
@@ -604,7 +599,7 @@ unsafe extern "C" fn set_callback<T: Chip>(
 /// # Safety
 ///
 /// Called by gpiolib only, with a chip registered by a `Registration<T>`
-/// (and, for the bitmaps, two of `BITS_TO_LONGS(ngpio)` words each).
+/// and two bitmaps of `BITS_TO_LONGS(ngpio)` words each.
 unsafe extern "C" fn get_multiple_callback<T: Chip>(
     gc: *mut bindings::gpio_chip,
     mask: *mut c_ulong,
@@ -630,7 +625,7 @@ unsafe extern "C" fn get_multiple_callback<T: Chip>(
 /// # Safety
 ///
 /// Called by gpiolib only, with a chip registered by a `Registration<T>`
-/// (and, for the bitmaps, two of `BITS_TO_LONGS(ngpio)` words each).
+/// and two bitmaps of `BITS_TO_LONGS(ngpio)` words each.
 unsafe extern "C" fn set_multiple_callback<T: Chip>(
     gc: *mut bindings::gpio_chip,
     mask: *mut c_ulong,

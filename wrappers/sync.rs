@@ -234,7 +234,8 @@ impl RcuReadGuard {
     pub(crate) fn new() -> Self {
         // SAFETY: callable from any context; the section ends in `drop`, on
         // this same task (the guard cannot move to another). Forgetting the
-        // guard only keeps the section open: a stall, not unsoundness.
+        // guard only keeps the section open (and, without PREEMPT_RCU,
+        // preemption off): grace periods stall, nothing is unsound.
         unsafe { bindings::vgpio_rcu_read_lock() };
         RcuReadGuard(PhantomData)
     }
