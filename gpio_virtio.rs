@@ -365,6 +365,8 @@ fn etimedout() -> Error {
 struct TypeSeq<'a> {
     gpio: &'a VirtioGpio,
     line: u32,
+    /// When its waits end, in an exiting task (see `type_seq`).
+    end: Option<Moment>,
 }
 
 impl Drop for TypeSeq<'_> {
@@ -532,16 +534,17 @@ impl VirtioGpio {
     /// How long a request may wait: killable and without limit (a slow
     /// device is legal), but bounded while the device starts (probe holds
     /// the device lock: a silent device would block its bus, and unbind
-    /// could not help) and where the caller cannot be killed (`bounded`:
-    /// free_irq may run in the exit of a killed task). A message left with
-    /// the device comes back to its line when the device answers.
-    fn deadline(q: &RqGuard<'_>, bounded: bool) -> Deadline {
-        match q.starting {
+    /// could not help) and where the caller cannot be killed (`bound`, the
+    /// end of a killed task's SET_IRQ_TYPE sequence: free_irq may run in
+    /// its exit). A message left with the device comes back to its line
+    /// when the device answers.
+    fn deadline(q: &RqGuard<'_>, bound: Option<Moment>) -> Deadline {
+        match (q.starting, bound) {
             // One bound for all of probe's requests, not one each (a device
             // that falls silent after the parallel direction fetch failed
             // would hold probe for ngpio bounds, line by line).
-            Some((end, pid)) if kernel::current!().pid() == pid => Deadline::until(end),
-            _ if bounded => Deadline::after_ms(WAIT_BOUND_MS),
+            (Some((end, pid)), _) if kernel::current!().pid() == pid => Deadline::until(end),
+            (_, Some(end)) => Deadline::until(end),
             _ => Deadline::none(),
         }
     }
@@ -559,18 +562,30 @@ impl VirtioGpio {
 
     /// One request for one line; returns the response's value byte.
     fn request(&self, type_: u16, line: u16, value: u32) -> Result<u8> {
-        self.request_bounded(type_, line, value, false)
+        self.request_bounded(type_, line, value, None)
     }
 
-    /// [`Self::request`], with a bounded wait if `bounded` (see
+    /// [`Self::request`], its wait ending at `bound` if given (see
     /// [`Self::deadline`]).
-    fn request_bounded(&self, type_: u16, line: u16, value: u32, bounded: bool) -> Result<u8> {
-        let r = self.request_inner(type_, line, value, bounded);
+    fn request_bounded(
+        &self,
+        type_: u16,
+        line: u16,
+        value: u32,
+        bound: Option<Moment>,
+    ) -> Result<u8> {
+        let r = self.request_inner(type_, line, value, bound);
         self.note_timeout(&r, type_, line);
         r
     }
 
-    fn request_inner(&self, type_: u16, line: u16, value: u32, bounded: bool) -> Result<u8> {
+    fn request_inner(
+        &self,
+        type_: u16,
+        line: u16,
+        value: u32,
+        bound: Option<Moment>,
+    ) -> Result<u8> {
         if line >= self.ngpio {
             return Err(EINVAL);
         }
@@ -580,7 +595,7 @@ impl VirtioGpio {
             done: None,
         }];
         let mut q = self.rq.lock();
-        let mut dl = Self::deadline(&q, bounded);
+        let mut dl = Self::deadline(&q, bound);
         self.claim(&mut q, &mut ent, &mut dl)?;
         if let Some(m) = ent[0].msg.as_mut() {
             Self::fill(m, type_, line, value);
@@ -662,7 +677,7 @@ impl VirtioGpio {
             return Ok(());
         };
         let mut q = self.rq.lock();
-        let mut dl = Self::deadline(&q, false);
+        let mut dl = Self::deadline(&q, None);
         let r = self.claim(&mut q, &mut ents, &mut dl).and_then(|()| {
             for e in ents.iter_mut() {
                 let line = e.slot as u16;
@@ -757,7 +772,7 @@ impl VirtioGpio {
         )?;
         let mut ent = [Entry::new(slot, msg)];
         let mut q = self.rq.lock();
-        let mut dl = Self::deadline(&q, false);
+        let mut dl = Self::deadline(&q, None);
         let r = self.transact(&mut q, &mut ent, &mut dl);
         // The names slot is used once: whatever came back is ours to drop.
         let back = ent[0]
@@ -1293,7 +1308,7 @@ impl VirtioGpio {
             // whose type is unknown gets none first too (a strict device
             // that refuses it had none already, see `set_irq_type`).
             if sent != Some(VIRTIO_GPIO_IRQ_TYPE_NONE) && want != VIRTIO_GPIO_IRQ_TYPE_NONE {
-                r = self.set_irq_type(hwirq, VIRTIO_GPIO_IRQ_TYPE_NONE);
+                r = self.set_irq_type(seq, VIRTIO_GPIO_IRQ_TYPE_NONE);
             }
             if r.is_ok() {
                 // A failure leaves the type unknown, so the next sync (the
@@ -1302,7 +1317,7 @@ impl VirtioGpio {
                 // malformed answers were logged by `request`; a killed
                 // waiter (ERESTARTSYS) or a removed device (ENODEV) are not
                 // the device's fault and are not logged.
-                r = self.set_irq_type(hwirq, want);
+                r = self.set_irq_type(seq, want);
             }
             if r.is_err() {
                 break;
@@ -1321,8 +1336,12 @@ impl VirtioGpio {
     /// line's users.
     fn type_seq(&self, hwirq: u32) -> Result<TypeSeq<'_>> {
         let line = hwirq as usize;
+        // Where no signal can interrupt a wait any more (free_irq in the
+        // exit of a killed task) the whole sequence gets one bound.
+        // Elsewhere a slow device is legal, and the waits are killable.
+        let end = sync::current_is_exiting().then(|| Moment::after_ms(WAIT_BOUND_MS));
         let mut q = self.rq.lock();
-        let mut dl = Self::deadline(&q, sync::current_is_exiting());
+        let mut dl = Self::deadline(&q, end);
         loop {
             if q.gone {
                 return Err(ENODEV);
@@ -1338,6 +1357,7 @@ impl VirtioGpio {
                 return Ok(TypeSeq {
                     gpio: self,
                     line: hwirq,
+                    end,
                 });
             }
             self.rq_wait.wait_killable(&mut q, &mut dl)?;
@@ -1348,7 +1368,8 @@ impl VirtioGpio {
     /// and known again only if the device answered OK and the line was not
     /// deactivated meanwhile (`free` posts its SET_DIRECTION none as soon
     /// as the line's message is back, which may be before this records).
-    fn set_irq_type(&self, hwirq: u32, t: u8) -> Result {
+    fn set_irq_type(&self, seq: &TypeSeq<'_>, t: u8) -> Result {
+        let hwirq = seq.line;
         let mut freed = 0;
         let mut unknown = false;
         self.with_irq_line(hwirq, |eq, l| {
@@ -1356,15 +1377,11 @@ impl VirtioGpio {
             eq.lines[l].sent = None;
             freed = eq.lines[l].freed;
         });
-        // Bounded only where no signal can interrupt the wait any more:
-        // free_irq in the exit of a (killed) task. Elsewhere a slow device
-        // is legal, and the wait is killable.
-        let exiting = sync::current_is_exiting();
         let r = self.request_bounded(
             VIRTIO_GPIO_MSG_SET_IRQ_TYPE,
             hwirq as u16,
             t.into(),
-            exiting,
+            seq.end,
         );
         match r {
             // A device whose type was unknown and that refuses none (ERR)

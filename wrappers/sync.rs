@@ -278,12 +278,6 @@ impl Deadline {
         Deadline(None)
     }
 
-    /// `ms` milliseconds from now.
-    pub(crate) fn after_ms(ms: u32) -> Self {
-        // SAFETY: a pure conversion.
-        Deadline(Some(unsafe { bindings::vgpio_msecs_to_jiffies(ms) }))
-    }
-
     /// Until `end` (no time at all once it has passed).
     pub(crate) fn until(end: Moment) -> Self {
         // Jiffies wrap: the difference, read as signed, is what is left.
