@@ -5,7 +5,7 @@
 #   make demo         install, build, boot a guest and show the driver at work
 #   make check        install, build, run the whole test suite in a guest
 #   make lint         rustfmt and clippy (the kernel's lint set) over the driver
-#   make soak         the same suite with its long loops (hours, not CI)
+#   make soak         the same suite with its long loops (about 46 min, not CI)
 #   make bench        benchmarks, Rust driver against the C driver
 #                     (BENCH_ARGS="--rounds N --kvm" to change the defaults)
 
