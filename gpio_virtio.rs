@@ -111,9 +111,6 @@ struct Slot {
     /// Somebody waits for the answer; if not (they were killed), the
     /// answer goes straight back to `free`.
     waiting: bool,
-    /// A task is bringing the line's trigger type on the device to what
-    /// it should be (see [`TypeSeq`]).
-    typing: bool,
 }
 
 /// Everything the requestq lock guards.
@@ -153,9 +150,10 @@ struct IrqLine {
     /// after the line was deactivated records nothing, as the device may
     /// have forgotten the type it set.
     freed: u32,
-    /// A [`TypeSeq`] is going on for the line (mirrors its `Slot::typing`
-    /// for the irq side): a sync may then not take the lock-free way out,
-    /// as the record it would trust may be about to change.
+    /// A [`TypeSeq`] is going on for the line: a sync may then not take
+    /// the lock-free way out, as the record it would trust may be about to
+    /// change. Set and cleared with the requestq lock held too, which the
+    /// tasks waiting for the sequence to end (on `rq_wait`) hold to check.
     typing: bool,
     masked: bool,
     /// The line's eventq message while the device does not have it.
@@ -360,8 +358,8 @@ fn etimedout() -> Error {
 ///
 /// # Invariants
 ///
-/// `line` is a line of `gpio` whose `Slot::typing` this sequence set, and
-/// nothing else clears it.
+/// `line` is a line of `gpio` whose `IrqLine::typing` this sequence set,
+/// and nothing else clears it.
 struct TypeSeq<'a> {
     gpio: &'a VirtioGpio,
     line: u32,
@@ -371,10 +369,11 @@ struct TypeSeq<'a> {
 
 impl Drop for TypeSeq<'_> {
     fn drop(&mut self) {
+        let q = self.gpio.rq.lock();
+        // INVARIANT: the flag was this sequence's; the next one may begin.
         self.gpio
             .with_irq_line(self.line, |eq, l| eq.lines[l].typing = false);
-        // INVARIANT: the flag was this sequence's; the next one may begin.
-        self.gpio.rq.lock().slots[self.line as usize].typing = false;
+        drop(q);
         self.gpio.rq_wait.wake_all();
     }
 }
@@ -1335,7 +1334,6 @@ impl VirtioGpio {
     /// device that holds one line's SET_IRQ_TYPE answer holds up only that
     /// line's users.
     fn type_seq(&self, hwirq: u32) -> Result<TypeSeq<'_>> {
-        let line = hwirq as usize;
         // Where no signal can interrupt a wait any more (free_irq in the
         // exit of a killed task) the whole sequence gets one bound.
         // Elsewhere a slow device is legal, and the waits are killable.
@@ -1346,14 +1344,14 @@ impl VirtioGpio {
             if q.gone {
                 return Err(ENODEV);
             }
-            let slot = q.slots.get_mut(line).filter(|_| line < self.ngpio.into());
-            let slot = slot.ok_or(EINVAL)?;
-            if !slot.typing {
-                slot.typing = true;
-                drop(q);
-                // (after the requestq lock: the eventq's is never taken
-                // inside it)
-                self.with_irq_line(hwirq, |eq, l| eq.lines[l].typing = true);
+            // (the eventq lock inside the requestq's: never the other way)
+            let mut began = None;
+            self.with_irq_line(hwirq, |eq, l| {
+                let il = &mut eq.lines[l];
+                began = Some(!il.typing);
+                il.typing = true;
+            });
+            if began.ok_or(EINVAL)? {
                 return Ok(TypeSeq {
                     gpio: self,
                     line: hwirq,
