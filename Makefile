@@ -22,7 +22,11 @@ KERNEL_DEP := kernel
 else
 KDIR_SH := $(KDIR)
 endif
-KMAKE = $(MAKE) -C "$(KDIR_SH)" LLVM=1 RUSTC=/usr/bin/rustc BINDGEN="$$(command -v bindgen)"
+# Which kernel: 6.12 (the LTS, default) or 7.3; scripts/kernel.sh knows each
+# one's source and toolchain.
+KERNEL ?= 6.12
+export KERNEL
+KMAKE = env $$($(TOP)/scripts/kernel.sh env) $(MAKE) -C "$(KDIR_SH)" $$($(TOP)/scripts/kernel.sh make-args)
 SIM := $(TOP)/sim/target/release/virtio-gpio-sim
 
 .PHONY: all modules deps kernel sim testmods tools demo check lint soak bench clean

@@ -31,6 +31,8 @@ use sync::{
 use uapi::*;
 use virtio::{dev_log, dev_log_bad};
 
+// 6.12's module! takes one `author`, 7.x's a list of `authors`.
+#[cfg(vgpio_k612)]
 module! {
     type: GpioVirtioModule,
     name: "gpio_virtio_rs",
@@ -40,6 +42,20 @@ module! {
     // udev loads the module for a virtio-gpio device (virtio ID 41)
     alias: ["virtio:d00000029v*"],
 }
+#[cfg(vgpio_k7)]
+module! {
+    type: GpioVirtioModule,
+    name: "gpio_virtio_rs",
+    authors: ["virtio-gpio-rs maintainers <maintainers@users.noreply.h-seed-917fbecd.example>"],
+    description: "VirtIO GPIO driver (Rust)",
+    license: "GPL",
+    // udev loads the module for a virtio-gpio device (virtio ID 41)
+    alias: ["virtio:d00000029v*"],
+}
+
+// 7.x's module! keeps the module pointer in an associated const.
+#[cfg(vgpio_k7)]
+static THIS_MODULE: ThisModule = <GpioVirtioModule as kernel::ModuleMetadata>::THIS_MODULE;
 
 struct GpioVirtioModule {
     _reg: virtio::Registration<VirtioGpio>,

@@ -15,6 +15,8 @@ APT_PKGS=(
 	flex bison bc libelf-dev libssl-dev cpio dwarves python3 python3-pip make
 	udev gpiod kmod busybox-static socat
 )
+# Rust on Linux 7.3 needs LLVM >= 17 (bindgen's libclang too): bookworm's 19
+[ "${KERNEL:-6.12}" = 6.12 ] || APT_PKGS+=(clang-19 lld-19 llvm-19 libclang-19-dev)
 BACKPORTS_PKGS=(qemu-system-x86)
 BACKPORTS_LIST=/etc/apt/sources.list.d/bookworm-backports.sources
 

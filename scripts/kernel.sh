@@ -1,13 +1,20 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# The test kernel: Debian's linux-source-6.12, virtme-ng's minimal config plus
-# kernel/config.fragment, built with LLVM=1 and Debian's /usr/bin/rustc.
+# The test kernel: Debian's linux-source-$KERNEL, virtme-ng's minimal config
+# plus kernel/config.fragment, built with clang and Debian's /usr/bin/rustc.
 # Cached under ~/.cache/virtio-gpio-rs/ keyed by the kernel version, the
 # fragment and the tool versions; rebuilt only when the key changes.
 #
-#   scripts/kernel.sh dir     print the cached tree's path (built or not)
-#   scripts/kernel.sh build   build it unless the cache already holds it
+#   KERNEL=6.12 (default)  Debian 12's linux-source-6.12, clang 14 (LLVM=1)
+#   KERNEL=7.3             linux-source-7.3 from trixie-backports, fetched into
+#                          the cache; Rust on 7.3 needs LLVM >= 17, so clang 19
+#                          from bookworm (LLVM=-19, bindgen on libclang 19)
+#
+#   scripts/kernel.sh dir        print the cached tree's path (built or not)
+#   scripts/kernel.sh build      build it unless the cache already holds it
+#   scripts/kernel.sh make-args  the toolchain arguments for make -C <tree>
+#   scripts/kernel.sh env        the environment those need (sh assignments)
 set -euo pipefail
 
 # Bump when the recipe below changes in a way the key does not see.
@@ -15,21 +22,87 @@ RECIPE=3
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 FRAGMENT=$TOP/kernel/config.fragment
 CACHE=${VGPIO_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/virtio-gpio-rs}
-TARBALL=/usr/src/linux-source-6.12.tar.xz
+KERNEL=${KERNEL:-6.12}
 export PATH=/usr/bin:${CARGO_HOME:-$HOME/.cargo}/bin:$HOME/.cargo/bin:$PATH
 
+case "$KERNEL" in
+6.12)
+	SRCPKG=linux-source-6.12
+	LLVM_ARG=1
+	CLANG=clang
+	# clang-sys (bindgen) picks the newest libclang it finds: with 7.3's
+	# installed too that would be 19's, which rejects 6.12's clang-14 flags
+	if command -v clang >/dev/null; then
+		LIBCLANG_PATH=$(dirname "$(dirname "$(clang -print-resource-dir)")")
+		export LIBCLANG_PATH
+	fi
+	;;
+7.3)
+	SRCPKG=linux-source-7.3
+	LLVM_ARG=-19
+	CLANG=clang-19
+	# bindgen (the kernel's and our Kbuild's) loads libclang at run time
+	export LIBCLANG_PATH=/usr/lib/llvm-19/lib
+	;;
+*) echo "kernel.sh: KERNEL=$KERNEL: supported are 6.12 and 7.3" >&2; exit 2 ;;
+esac
+
 make_args() {
-	echo LLVM=1 RUSTC=/usr/bin/rustc BINDGEN="$(command -v bindgen)"
+	echo LLVM=$LLVM_ARG RUSTC=/usr/bin/rustc BINDGEN="$(command -v bindgen)"
+}
+
+# 7.3's source package is only in trixie-backports, which a bookworm machine
+# does not list: fetch the .deb with apt through a private sources list and
+# lists directory (the system's apt setup is not touched), once, into the cache.
+SRC73=$CACHE/src/7.3
+fetch73() {
+	local apt=$SRC73/apt uri
+	[ -e "$SRC73/version" ] && return 0
+	mkdir -p "$apt/lists/partial" "$apt/archives/partial"
+	uri=$(awk '/^URIs:/ && $2 ~ /debian$/ {print $2; exit}' \
+		/etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+	[ -n "$uri" ] || uri=http://deb.debian.org/debian
+	printf 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] %s trixie-backports main\n' \
+		"$uri" >"$apt/sources.list"
+	local opts=(-o Dir::Etc::SourceList="$apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
+		-o Dir::State::Lists="$apt/lists" -o Dir::Cache="$apt" -o Debug::NoLocking=1
+		-o APT::Sandbox::User="$(id -un)")
+	apt-get "${opts[@]}" update -qq >"$apt/log" 2>&1 || { cat "$apt/log"; exit 1; }
+	(cd "$SRC73" && apt-get "${opts[@]}" download "$SRCPKG" >>"$apt/log" 2>&1) ||
+		{ cat "$apt/log"; exit 1; }
+	dpkg-deb -f "$SRC73"/"$SRCPKG"_*.deb Version >"$SRC73/version.tmp"
+	mv "$SRC73/version.tmp" "$SRC73/version"
+}
+
+src_version() {
+	if [ "$KERNEL" = 6.12 ]; then
+		dpkg-query -W -f='${Version}\n' linux-source-6.12
+	else
+		fetch73 >&2
+		cat "$SRC73/version"
+	fi
+}
+
+unpack() {
+	local top=$1
+	if [ "$KERNEL" = 6.12 ]; then
+		tar -C "$top" -xf /usr/src/linux-source-6.12.tar.xz
+	else
+		dpkg-deb --fsys-tarfile "$SRC73"/"$SRCPKG"_*.deb |
+			tar -xO ./usr/src/linux-source-7.3.tar.xz | tar -C "$top" -xJ
+	fi
+	mv "$top/$SRCPKG" "$top/linux"
 }
 
 key() {
 	{
 		echo "recipe $RECIPE"
-		dpkg-query -W -f='${Version}\n' linux-source-6.12
+		[ "$KERNEL" = 6.12 ] || echo "kernel $KERNEL"
+		src_version
 		cat "$FRAGMENT"
 		/usr/bin/rustc --version
 		bindgen --version
-		clang --version | head -n1
+		$CLANG --version | head -n1
 		vng --version
 	} 2>&1 | sha256sum | cut -c1-16
 }
@@ -69,8 +142,7 @@ build() {
 	echo "kernel.sh: building the test kernel in $dir (no cache for key $(basename "$top"))"
 	rm -rf "$top"
 	mkdir -p "$top"
-	tar -C "$top" -xf "$TARBALL"
-	mv "$top"/linux-source-6.12 "$dir"
+	unpack "$top"
 	cd "$dir"
 	# vng writes its minimal bootable config into .config
 	vng --kconfig >"$top/config.log" 2>&1 || { cat "$top/config.log"; exit 1; }
@@ -93,5 +165,7 @@ build() {
 case "${1:-}" in
 dir) kdir ;;
 build) build ;;
-*) echo "usage: $0 dir|build" >&2; exit 2 ;;
+make-args) make_args ;;
+env) echo "LIBCLANG_PATH=${LIBCLANG_PATH:-}" ;;
+*) echo "usage: $0 dir|build|make-args|env" >&2; exit 2 ;;
 esac

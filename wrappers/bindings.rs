@@ -15,6 +15,13 @@
     unsafe_op_in_unsafe_fn,
     clippy::all,
     clippy::undocumented_unsafe_blocks,
+    // pedantic lints that 7.x's lint set adds; bindgen's output trips them
+    clippy::as_ptr_cast_mut,
+    clippy::as_underscore,
+    clippy::cast_lossless,
+    clippy::ptr_as_ptr,
+    clippy::ptr_cast_constness,
+    clippy::ref_as_ptr,
     unknown_lints,
     unnecessary_transmutes
 )]

@@ -6,10 +6,9 @@
 
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU8, Ordering};
-use kernel::ffi::{c_char, c_int, c_uint, c_ulong, c_void};
+use kernel::ffi::{c_char, c_int, c_uint, c_ulong};
 
 use kernel::error::{from_result, to_result};
-use kernel::init::PinInit;
 use kernel::prelude::*;
 use kernel::types::Opaque;
 
@@ -36,8 +35,8 @@ pub(crate) trait Chip: Sync + Send + Sized {
     fn direction_input(&self, offset: u32) -> Result;
     fn direction_output(&self, offset: u32, value: bool) -> Result;
     fn get(&self, offset: u32) -> Result<bool>;
-    /// Registered as `set_rv` (in 6.12 since 6.12.y's backport of it), so
-    /// the caller sees the error.
+    /// Registered as 6.12's `set_rv` (since 6.12.y's backport of it) or
+    /// 7.x's `set`, so the caller sees the error.
     fn set(&self, offset: u32, value: bool) -> Result;
     /// For each bit set in `mask`, read the line into the same bit of `bits`.
     fn get_multiple(&self, mask: &[c_ulong], bits: &mut [c_ulong]) -> Result;
@@ -207,6 +206,10 @@ impl<T: Chip> Registration<T> {
             if domain.is_null() {
                 Err(ENODEV)
             } else {
+                // (7.x takes an irq_hw_number_t, 6.12 an unsigned int;
+                // widening: no kernel has a usize narrower than u32)
+                #[cfg(vgpio_k7)]
+                let hwirq = hwirq as bindings::irq_hw_number_t;
                 // SAFETY: a live domain and a hardware line number; the
                 // function looks the mapping up itself and fails if there is
                 // none. The `_safe` variant disables local interrupts around
@@ -266,9 +269,19 @@ impl<T: Chip> Registration<T> {
             (*gc).direction_input = Some(direction_input_callback::<T>);
             (*gc).direction_output = Some(direction_output_callback::<T>);
             (*gc).get = Some(get_callback::<T>);
-            (*gc).set_rv = Some(set_callback::<T>);
             (*gc).get_multiple = Some(get_multiple_callback::<T>);
-            (*gc).set_multiple_rv = Some(set_multiple_callback::<T>);
+            // 6.12: the setters that return an error are the `_rv` ones;
+            // 7.x has only those, under the old names.
+            #[cfg(vgpio_k612)]
+            {
+                (*gc).set_rv = Some(set_callback::<T>);
+                (*gc).set_multiple_rv = Some(set_multiple_callback::<T>);
+            }
+            #[cfg(vgpio_k7)]
+            {
+                (*gc).set = Some(set_callback::<T>);
+                (*gc).set_multiple = Some(set_multiple_callback::<T>);
+            }
             if irq {
                 let ic = self.irq_chip.get();
                 (*ic).name = vdev.name().as_char_ptr();
@@ -281,7 +294,7 @@ impl<T: Chip> Registration<T> {
                 (*ic).irq_bus_sync_unlock = Some(irq_bus_sync_unlock_callback::<T>);
                 (*ic).irq_request_resources = Some(bindings::gpiochip_irq_reqres);
                 (*ic).irq_release_resources = Some(bindings::gpiochip_irq_relres);
-                (*ic).flags = bindings::IRQCHIP_IMMUTABLE as _;
+                (*ic).flags = bindings::IRQCHIP_IMMUTABLE as c_ulong;
                 bindings::vgpio_gpio_irq_chip_set_chip(gc, ic);
             }
         }
@@ -290,7 +303,7 @@ impl<T: Chip> Registration<T> {
         // SAFETY: `gc` is fully set up; `self` (the data pointer) stays at
         // this address and alive until `unregister` (type invariant, drop).
         let r = to_result(unsafe {
-            bindings::vgpio_gpiochip_add_data(gc, self as *const Self as *mut c_void)
+            bindings::vgpio_gpiochip_add_data(gc, core::ptr::from_ref(self).cast_mut().cast())
         });
         if r.is_err() {
             // gpiolib has let go of the chip; a sync that started while it

@@ -15,7 +15,6 @@ use core::cell::UnsafeCell;
 use core::marker::PhantomData;
 use core::ops::{Deref, DerefMut};
 
-use kernel::init::PinInit;
 use kernel::prelude::*;
 use kernel::types::Opaque;
 

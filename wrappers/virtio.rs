@@ -63,9 +63,11 @@ unsafe impl Sync for Device {}
 
 /// printk levels, as `KERN_*` strings.
 pub(crate) mod level {
-    pub(crate) const ERR: &core::ffi::CStr = c"\x013";
-    pub(crate) const WARNING: &core::ffi::CStr = c"\x014";
-    pub(crate) const DEBUG: &core::ffi::CStr = c"\x017";
+    use kernel::str::CStr;
+
+    pub(crate) const ERR: &CStr = kernel::c_str!("\x013");
+    pub(crate) const WARNING: &CStr = kernel::c_str!("\x014");
+    pub(crate) const DEBUG: &CStr = kernel::c_str!("\x017");
 }
 
 impl Device {
@@ -99,22 +101,22 @@ impl Device {
 
     /// Print a message prefixed with the driver and device name, like the C
     /// `dev_err()` family.
-    pub(crate) fn log(&self, level: &core::ffi::CStr, args: fmt::Arguments<'_>) {
+    pub(crate) fn log(&self, level: &CStr, args: fmt::Arguments<'_>) {
         // SAFETY: the device is valid (type invariant); "%pA" takes a pointer
         // to `fmt::Arguments`, which lives on our stack for the whole call.
         unsafe {
             bindings::_dev_printk(
-                level.as_ptr().cast(),
+                level.as_char_ptr(),
                 self.dev(),
-                c"%pA".as_ptr().cast(),
-                &args as *const fmt::Arguments<'_> as *const core::ffi::c_void,
+                kernel::c_str!("%pA").as_char_ptr(),
+                core::ptr::from_ref(&args).cast::<core::ffi::c_void>(),
             )
         };
     }
 
     /// [`Device::log`], for what a device does wrong: rate-limited, so a
     /// device that misbehaves all the time cannot flood the log.
-    pub(crate) fn log_ratelimited(&self, level: &core::ffi::CStr, args: fmt::Arguments<'_>) {
+    pub(crate) fn log_ratelimited(&self, level: &CStr, args: fmt::Arguments<'_>) {
         // SAFETY: the helper only touches its own static ratelimit state.
         if unsafe { bindings::vgpio_log_ratelimit() } {
             self.log(level, args);
@@ -355,9 +357,12 @@ unsafe extern "C" fn probe_callback<T: Driver>(
             unsafe { reset_and_del_vqs(vdev) }
         })?;
         let ptr = data.into_foreign();
+        // (6.12's `into_foreign` gives a `*const`, 7.x's a `*mut`)
+        #[cfg(vgpio_k612)]
+        let ptr = ptr.cast_mut();
         // SAFETY: `vdev` is valid; `priv` belongs to the bound driver. From
         // here on virtqueue callbacks find the state.
-        unsafe { (*vdev).priv_ = ptr as *mut core::ffi::c_void };
+        unsafe { (*vdev).priv_ = ptr };
         // SAFETY: `ptr` came from `into_foreign` just above and is only
         // reclaimed below or in `remove_callback`.
         let data = unsafe { <Pin<KBox<T::Data>> as ForeignOwnable>::borrow(ptr) }.get_ref();
@@ -483,8 +488,8 @@ impl<M: Buffer> Virtqueue<M> {
         // SAFETY: as above.
         unsafe { bindings::sg_init_one(&mut in_sg, w.as_mut_ptr().cast(), w.len() as u32) };
         let mut sgs = [
-            &mut out_sg as *mut bindings::scatterlist,
-            &mut in_sg as *mut _,
+            core::ptr::from_mut(&mut out_sg),
+            core::ptr::from_mut(&mut in_sg),
         ];
         let token = KBox::into_raw(msg);
         // SAFETY: `vq` is live (type invariant); the scatterlists are copied
