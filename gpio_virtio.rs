@@ -26,7 +26,7 @@ mod virtio;
 
 use gpio::LineDirection;
 use sync::{
-    lock_class, Deadline, Moment, RawSpinLockIrq, SpinLockIrq, SpinLockIrqGuard, WaitQueue,
+    lock_class, Deadline, KillableCondVar, Moment, RawSpinLockIrq, SpinLockIrq, SpinLockIrqGuard,
 };
 use uapi::*;
 use virtio::{dev_log, dev_log_bad};
@@ -390,7 +390,7 @@ impl Drop for TypeSeq<'_> {
         self.gpio
             .with_irq_line(self.line, |eq, l| eq.lines[l].typing = false);
         drop(q);
-        self.gpio.rq_wait.wake_all();
+        self.gpio.rq_wait.notify_all();
     }
 }
 
@@ -407,7 +407,7 @@ struct VirtioGpio {
     rq: SpinLockIrq<RequestQueue>,
     /// Woken whenever the device returns messages or a slot becomes free.
     #[pin]
-    rq_wait: WaitQueue,
+    rq_wait: KillableCondVar,
     /// The eventq and the lines' interrupt state, when VIRTIO_GPIO_F_IRQ
     /// was negotiated.
     #[pin]
@@ -510,7 +510,7 @@ impl VirtioGpio {
             }
         }
         if freed {
-            self.rq_wait.wake_all();
+            self.rq_wait.notify_all();
         }
         res
     }
@@ -620,7 +620,7 @@ impl VirtioGpio {
         let r = self.answer(type_, line, &m, len);
         q.slots[line as usize].free = Some(m);
         drop(q);
-        self.rq_wait.wake_all();
+        self.rq_wait.notify_all();
         r
     }
 
@@ -724,7 +724,7 @@ impl VirtioGpio {
             q.slots[e.slot].free = Some(m);
         }
         drop(q);
-        self.rq_wait.wake_all();
+        self.rq_wait.notify_all();
         first_err
     }
 
@@ -1021,9 +1021,7 @@ impl gpio::Chip for VirtioGpio {
         // while it registers the chip (it asks every line once, before the
         // chip is visible to anyone). Later questions, after a hog or a user
         // may have changed the line, go to the device.
-        let cached = self
-            .probe_dirs
-            .lock()
+        let cached = (*self.probe_dirs.lock())
             .as_mut()
             .and_then(|d| d.get_mut(offset as usize))
             .map(|d| core::mem::replace(d, NO_DIRECTION))
@@ -1421,7 +1419,7 @@ impl VirtioGpio {
     /// device that is gone.
     fn shutdown(&self) {
         self.rq.lock().gone = true;
-        if let Some(eq) = self.eq.lock().as_mut() {
+        if let Some(eq) = &mut *self.eq.lock() {
             eq.gone = true;
         }
         // No eventq callback may deliver an interrupt once this returns:
@@ -1438,14 +1436,14 @@ impl VirtioGpio {
                 }
             }
         }
-        if let Some(eq) = self.eq.lock().as_mut() {
+        if let Some(eq) = &mut *self.eq.lock() {
             while let Some(m) = eq.vq.detach_unused() {
                 if let Some(l) = eq.lines.get_mut(m.line as usize) {
                     l.buf = Some(m);
                 }
             }
         }
-        self.rq_wait.wake_all();
+        self.rq_wait.notify_all();
     }
 
     /// eventq callback (interrupt context): one returned message at a time,
@@ -1455,7 +1453,7 @@ impl VirtioGpio {
         loop {
             let (ev, parked) = {
                 let mut g = self.eq.lock();
-                let Some(eq) = g.as_mut() else { return };
+                let Some(eq) = &mut *g else { return };
                 let Some((m, len)) = eq.vq.get_buf() else {
                     return;
                 };
@@ -1557,7 +1555,7 @@ impl VirtioGpio {
 
     /// Run `f` on a line's interrupt state, if the chip has interrupts.
     fn with_irq_line(&self, hwirq: u32, f: impl FnOnce(&mut EventQueue, usize)) {
-        if let Some(eq) = self.eq.lock().as_mut() {
+        if let Some(eq) = &mut *self.eq.lock() {
             if (hwirq as usize) < eq.lines.len() {
                 f(eq, hwirq as usize);
             }
@@ -1579,7 +1577,7 @@ impl VirtioGpio {
                 }
             }
         }
-        self.rq_wait.wake_all();
+        self.rq_wait.notify_all();
     }
 }
 
@@ -1688,7 +1686,7 @@ impl virtio::Driver for VirtioGpio {
             ngpio,
             names_size,
             rq <- SpinLockIrq::new(rq, kernel::c_str!("virtio_gpio_rs.requestq"), lock_class!()),
-            rq_wait <- WaitQueue::new(kernel::c_str!("virtio_gpio_rs.rq_wait"), lock_class!()),
+            rq_wait <- KillableCondVar::new(kernel::c_str!("virtio_gpio_rs.rq_wait"), lock_class!()),
             eq <- RawSpinLockIrq::new(eq, kernel::c_str!("virtio_gpio_rs.eventq"), lock_class!()),
             probe_dirs <- SpinLockIrq::new(None, kernel::c_str!("virtio_gpio_rs.probe_dirs"), lock_class!()),
         }? Error);

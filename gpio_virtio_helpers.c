@@ -91,6 +91,54 @@ void vgpio_raw_spin_unlock_irqrestore(raw_spinlock_t *lock, unsigned long flags)
 	raw_spin_unlock_irqrestore(lock, flags);
 }
 
+#ifdef VGPIO_K7
+/*
+ * 7.x: the raw lock is a kernel::sync::lock::Backend, which also wants these.
+ * Its spinlock_t locks are the kernel crate's SpinLockIrq, taken with
+ * spin_lock_irq_disable() (interrupts off, counted per CPU): a wait under one
+ * drops and retakes it the same way, as the crate's CondVar does.
+ */
+bool vgpio_raw_spin_trylock_irqsave(raw_spinlock_t *lock, unsigned long *flags)
+{
+	return raw_spin_trylock_irqsave(lock, *flags);
+}
+
+void vgpio_raw_spin_assert_is_held(raw_spinlock_t *lock)
+{
+	lockdep_assert_held(lock);
+}
+
+/*
+ * Called with @lock held (spin_lock_irq_disable): sleep until woken up or
+ * killed, with @lock dropped while asleep; returns with it held again. With
+ * @timeout, asleep for at most *@timeout jiffies, which it lowers by the time
+ * slept: -ETIMEDOUT when none is left. The caller checked its condition under
+ * @lock, and wakers change the condition under @lock before waking @wq, so no
+ * wake-up is lost. (The crate's CondVar has no killable wait.)
+ */
+int vgpio_wait_killable_irq(struct wait_queue_head *wq, spinlock_t *lock, long *timeout)
+{
+	struct wait_queue_entry wait;
+	long ret;
+
+	if (timeout && *timeout <= 0)
+		return -ETIMEDOUT;
+	init_wait_entry(&wait, 0);
+	ret = prepare_to_wait_event(wq, &wait, TASK_KILLABLE);
+	if (!ret) {
+		spin_unlock_irq_enable(lock);
+		if (timeout)
+			*timeout = schedule_timeout(*timeout);
+		else
+			schedule();
+		spin_lock_irq_disable(lock);
+	}
+	finish_wait(wq, &wait);
+	return ret;
+}
+
+#else /* 6.12: what its kernel crate lacks */
+
 void vgpio_spin_lock_init(spinlock_t *lock, const char *name, struct lock_class_key *key)
 {
 	spin_lock_init(lock);
@@ -185,11 +233,14 @@ unsigned long vgpio_jiffies(void)
 	return jiffies;
 }
 
+#endif
+
 bool vgpio_current_is_exiting(void)
 {
 	return current->flags & PF_EXITING;
 }
 
+#ifdef VGPIO_K612
 void vgpio_might_sleep(void)
 {
 	might_sleep();
@@ -209,6 +260,8 @@ void vgpio_wake_up_all(struct wait_queue_head *wq)
 {
 	wake_up_all(wq);
 }
+
+#endif
 
 int vgpio_gpiochip_add_data(struct gpio_chip *gc, void *data)
 {

@@ -3,6 +3,8 @@
  * Helpers for the Rust virtio-gpio driver: the kernel functions it uses that
  * are static inline or macros, so have no symbol to link against. Each is a
  * one-line forward; this header is also what Kbuild runs bindgen over.
+ * VGPIO_K612 or VGPIO_K7 (from Kbuild) says which kernel crate the Rust side
+ * has: on 7.x it brings its own spinlock_t locks, wait queues and RCU.
  */
 #ifndef GPIO_VIRTIO_HELPERS_H
 #define GPIO_VIRTIO_HELPERS_H
@@ -47,6 +49,11 @@ void vgpio_raw_spin_lock_init(raw_spinlock_t *lock, const char *name,
 			      struct lock_class_key *key);
 unsigned long vgpio_raw_spin_lock_irqsave(raw_spinlock_t *lock);
 void vgpio_raw_spin_unlock_irqrestore(raw_spinlock_t *lock, unsigned long flags);
+#ifdef VGPIO_K7
+bool vgpio_raw_spin_trylock_irqsave(raw_spinlock_t *lock, unsigned long *flags);
+void vgpio_raw_spin_assert_is_held(raw_spinlock_t *lock);
+int vgpio_wait_killable_irq(struct wait_queue_head *wq, spinlock_t *lock, long *timeout);
+#else
 void vgpio_spin_lock_init(spinlock_t *lock, const char *name, struct lock_class_key *key);
 unsigned long vgpio_spin_lock_irqsave(spinlock_t *lock);
 void vgpio_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags);
@@ -60,11 +67,14 @@ int vgpio_wait_killable_timeout_unlocked(struct wait_queue_head *wq, spinlock_t 
 					 unsigned long *flags, long *timeout);
 long vgpio_msecs_to_jiffies(unsigned int ms);
 unsigned long vgpio_jiffies(void);
+#endif
 bool vgpio_current_is_exiting(void);
+#ifdef VGPIO_K612
 void vgpio_might_sleep(void);
 void vgpio_rcu_read_lock(void);
 void vgpio_rcu_read_unlock(void);
 void vgpio_wake_up_all(struct wait_queue_head *wq);
+#endif
 
 /* gpiolib */
 int vgpio_gpiochip_add_data(struct gpio_chip *gc, void *data);

@@ -13,7 +13,7 @@ use kernel::prelude::*;
 use kernel::types::Opaque;
 
 use super::bindings;
-use super::sync::{self, lock_class, RcuReadGuard, SpinLockIrq, WaitQueue};
+use super::sync::{self, lock_class, rcu, CondVar, SpinLockIrq};
 use super::virtio;
 
 /// A line's direction, as gpiolib wants it.
@@ -145,7 +145,7 @@ pub(crate) struct Registration<T: Chip> {
     #[pin]
     syncing: SpinLockIrq<Syncs>,
     #[pin]
-    synced: WaitQueue,
+    synced: CondVar,
     state: AtomicU8,
     names: UnsafeCell<Option<LineNames>>,
     #[pin]
@@ -181,7 +181,7 @@ impl<T: Chip> Registration<T> {
             // SAFETY: as for `gc`.
             irq_chip <- Opaque::ffi_init(|p: *mut bindings::irq_chip| unsafe { p.write(core::mem::zeroed()) }),
             syncing <- SpinLockIrq::new(Syncs::default(), kernel::c_str!("virtio_gpio_rs.irq_syncing"), lock_class!()),
-            synced <- WaitQueue::new(kernel::c_str!("virtio_gpio_rs.irq_synced"), lock_class!()),
+            synced <- CondVar::new(kernel::c_str!("virtio_gpio_rs.irq_synced"), lock_class!()),
             state: AtomicU8::new(IDLE),
             names: UnsafeCell::new(None),
             data <- data,
@@ -195,7 +195,7 @@ impl<T: Chip> Registration<T> {
         // `unregister` leaves REGISTERED, then waits for an RCU grace period
         // before gpiochip_remove: a call that still sees REGISTERED inside
         // this read-side section ends before the chip goes.
-        let _rcu = RcuReadGuard::new();
+        let _rcu = rcu::read_lock();
         if self.state.load(Ordering::Acquire) != REGISTERED {
             Err(ENODEV)
         } else {
@@ -330,7 +330,7 @@ impl<T: Chip> Registration<T> {
             // Calls of handle_irq that saw REGISTERED end. (The driver
             // stops its device's callbacks before this as well; this keeps
             // the registration sound for a caller that does not.)
-            sync::synchronize_rcu();
+            rcu::synchronize_rcu();
             // No sync starts from here on: the device is gone or going,
             // and gpiochip_remove's own free_irq of lines still requested
             // needs none.
@@ -355,7 +355,7 @@ impl<T: Chip> Registration<T> {
         let mut s = self.syncing.lock();
         s.going = true;
         while s.running != 0 {
-            self.synced.wait_uninterruptible(&mut s);
+            self.synced.wait(&mut s);
         }
     }
 
@@ -379,7 +379,7 @@ impl<T: Chip> Registration<T> {
         let mut s = self.syncing.lock();
         s.running -= 1;
         if s.running == 0 {
-            self.synced.wake_all();
+            self.synced.notify_all();
         }
     }
 }

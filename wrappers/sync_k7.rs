@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Synchronization on Linux 7.x: the kernel crate's own, plus the two things
+//! it does not have.
+//!
+//! From `kernel::sync`: [`SpinLockIrq`] (taken with
+//! `spin_lock_irq_disable()`), [`CondVar`], [`rcu`]; from `kernel::task`,
+//! [`might_sleep`]; from `kernel::time`, the clock under [`Moment`].
+//!
+//! Not in the crate, so here: [`RawSpinLockIrq`], a `raw_spinlock_t` behind
+//! the crate's own [`Lock`] (as a lock [`Backend`]), for state irq_chip
+//! callbacks touch under the irq descriptor's raw lock; and
+//! [`KillableCondVar`], a wait that only a fatal signal (or a timeout)
+//! interrupts, which the crate's [`CondVar`] lacks.
+//!
+//! C headers: `include/linux/spinlock.h`, `include/linux/wait.h`.
+
+use kernel::ffi::{c_char, c_long, c_ulong};
+use kernel::prelude::*;
+use kernel::sync::lock::{Backend, Lock};
+use kernel::sync::LockClassKey;
+use kernel::time::{msecs_to_jiffies, Delta, Instant, Monotonic};
+use kernel::types::Opaque;
+
+pub(crate) use kernel::sync::{rcu, CondVar, SpinLockIrq, SpinLockIrqGuard};
+pub(crate) use kernel::task::might_sleep;
+
+use crate::bindings;
+
+/// A `Pin<&'static LockClassKey>` unique to the place it is written.
+macro_rules! lock_class {
+    () => {
+        kernel::static_lock_class!()
+    };
+}
+pub(crate) use lock_class;
+
+/// A `raw_spinlock_t` taken with interrupts saved and disabled. It never
+/// sleeps, not even on PREEMPT_RT; nothing that takes a `spinlock_t` (a wait
+/// queue, an allocation) may run under it.
+pub(crate) type RawSpinLockIrq<T> = Lock<T, RawSpinLockIrqBackend>;
+
+/// The [`Backend`] of a [`RawSpinLockIrq`]; the guard keeps the saved
+/// interrupt flags.
+pub(crate) struct RawSpinLockIrqBackend;
+
+// SAFETY: a raw spinlock gives mutual exclusion between lock and unlock;
+// `relock` is the default, which calls `lock`, the same method as before.
+unsafe impl Backend for RawSpinLockIrqBackend {
+    type State = kernel::bindings::raw_spinlock_t;
+    type GuardState = c_ulong;
+
+    unsafe fn init(
+        ptr: *mut Self::State,
+        name: *const c_char,
+        key: *mut kernel::bindings::lock_class_key,
+    ) {
+        // SAFETY: the caller passes memory for the lock, valid for writes,
+        // and a name and key that stay valid; the two crates' bindings of
+        // these C types are the same C types.
+        unsafe { bindings::vgpio_raw_spin_lock_init(ptr.cast(), name, key.cast()) }
+    }
+
+    unsafe fn lock(ptr: *mut Self::State) -> Self::GuardState {
+        // SAFETY: the caller passes an initialised lock.
+        unsafe { bindings::vgpio_raw_spin_lock_irqsave(ptr.cast()) }
+    }
+
+    unsafe fn try_lock(ptr: *mut Self::State) -> Option<Self::GuardState> {
+        let mut flags = 0;
+        // SAFETY: the caller passes an initialised lock; `flags` is a valid
+        // place for the saved flags.
+        unsafe { bindings::vgpio_raw_spin_trylock_irqsave(ptr.cast(), &mut flags) }.then_some(flags)
+    }
+
+    unsafe fn unlock(ptr: *mut Self::State, guard_state: &Self::GuardState) {
+        // SAFETY: the caller holds the lock, which `lock` took and which
+        // saved these flags.
+        unsafe { bindings::vgpio_raw_spin_unlock_irqrestore(ptr.cast(), *guard_state) }
+    }
+
+    unsafe fn assert_is_held(ptr: *mut Self::State) {
+        // SAFETY: the caller passes an initialised lock.
+        unsafe { bindings::vgpio_raw_spin_assert_is_held(ptr.cast()) }
+    }
+}
+
+/// A point in time, for a bound shared by several waits.
+#[derive(Clone, Copy)]
+pub(crate) struct Moment(Instant<Monotonic>);
+
+impl Moment {
+    /// `ms` milliseconds from now.
+    pub(crate) fn after_ms(ms: u32) -> Self {
+        Moment(Instant::<Monotonic>::now() + Delta::from_millis(i64::from(ms)))
+    }
+}
+
+/// How much longer a task may wait: without limit, or some jiffies.
+pub(crate) struct Deadline(Option<c_long>);
+
+impl Deadline {
+    /// No limit.
+    pub(crate) fn none() -> Self {
+        Deadline(None)
+    }
+
+    /// Until `end` (no time at all once it has passed).
+    pub(crate) fn until(end: Moment) -> Self {
+        let left = (end.0 - Instant::<Monotonic>::now()).as_millis_ceil();
+        let ms = u32::try_from(left.max(0)).unwrap_or(u32::MAX);
+        Deadline(Some(
+            c_long::try_from(msecs_to_jiffies(ms)).unwrap_or(c_long::MAX),
+        ))
+    }
+}
+
+/// A wait queue for tasks that wait, killably, for a condition guarded by a
+/// [`SpinLockIrq`]: the crate's [`CondVar`] without its uninterruptible and
+/// interruptible waits, with a killable one instead.
+///
+/// # Invariants
+///
+/// `wait_queue_head` was initialised in place and is pinned.
+#[pin_data]
+pub(crate) struct KillableCondVar {
+    #[pin]
+    wait_queue_head: Opaque<kernel::bindings::wait_queue_head>,
+}
+
+// SAFETY: a wait queue is made to be shared between tasks and interrupt
+// context; it has its own lock.
+unsafe impl Sync for KillableCondVar {}
+// SAFETY: see `Sync`.
+unsafe impl Send for KillableCondVar {}
+
+impl KillableCondVar {
+    pub(crate) fn new(name: &'static CStr, key: Pin<&'static LockClassKey>) -> impl PinInit<Self> {
+        pin_init!(KillableCondVar {
+            // SAFETY: `slot` is pinned memory for the head; name and key are
+            // 'static.
+            wait_queue_head <- Opaque::ffi_init(|slot| unsafe {
+                kernel::bindings::__init_waitqueue_head(slot, name.as_char_ptr(), key.as_ptr())
+            }),
+        })
+    }
+
+    /// Sleep until [`KillableCondVar::notify_all`] (or a spurious wake-up),
+    /// with the guard's lock released meanwhile. The caller re-checks its
+    /// condition. Fails with `ERESTARTSYS` if the task got a fatal signal,
+    /// and with `ETIMEDOUT` once `deadline` has no time left.
+    pub(crate) fn wait_killable<T>(
+        &self,
+        guard: &mut SpinLockIrqGuard<'_, T>,
+        deadline: &mut Deadline,
+    ) -> Result {
+        // `Lock` is `repr(C)` with the C lock its first field (what
+        // `Lock::from_raw` relies on), so the lock's address is its C lock's.
+        let lock = core::ptr::from_ref(guard.lock_ref())
+            .cast::<bindings::spinlock_t>()
+            .cast_mut();
+        let left = deadline
+            .0
+            .as_mut()
+            .map_or(core::ptr::null_mut(), core::ptr::from_mut);
+        // SAFETY: the queue is initialised (type invariant); `lock` is held
+        // by `guard`, taken with spin_lock_irq_disable (SpinLockIrq's
+        // backend), which is how the helper drops and retakes it, so the
+        // guard holds it again on return; `left` is null or a valid place.
+        let r = unsafe {
+            bindings::vgpio_wait_killable_irq(self.wait_queue_head.get().cast(), lock, left)
+        };
+        if r != 0 {
+            return Err(Error::from_errno(r));
+        }
+        Ok(())
+    }
+
+    /// Wake every waiter. Callable from any context but under a raw
+    /// spinlock (the queue's own lock is a `spinlock_t`).
+    pub(crate) fn notify_all(&self) {
+        // SAFETY: the queue is initialised (type invariant); this is
+        // wake_up_all(), as `CondVar::notify_all` calls it.
+        unsafe {
+            kernel::bindings::__wake_up(
+                self.wait_queue_head.get(),
+                kernel::bindings::TASK_NORMAL,
+                0,
+                core::ptr::null_mut(),
+            )
+        };
+    }
+}
