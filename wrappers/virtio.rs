@@ -4,6 +4,7 @@
 //!
 //! C headers: `include/linux/virtio.h`, `include/linux/virtio_config.h`.
 
+#[cfg(vgpio_k612)]
 use core::fmt;
 use core::marker::PhantomData;
 
@@ -62,6 +63,7 @@ unsafe impl Send for Device {}
 unsafe impl Sync for Device {}
 
 /// printk levels, as `KERN_*` strings.
+#[cfg(vgpio_k612)]
 pub(crate) mod level {
     use kernel::str::CStr;
 
@@ -100,7 +102,8 @@ impl Device {
     }
 
     /// Print a message prefixed with the driver and device name, like the C
-    /// `dev_err()` family.
+    /// `dev_err()` family (7.x has the kernel crate's `dev_err!` family).
+    #[cfg(vgpio_k612)]
     pub(crate) fn log(&self, level: &CStr, args: fmt::Arguments<'_>) {
         // SAFETY: the device is valid (type invariant); "%pA" takes a pointer
         // to `fmt::Arguments`, which lives on our stack for the whole call.
@@ -112,15 +115,6 @@ impl Device {
                 core::ptr::from_ref(&args).cast::<core::ffi::c_void>(),
             )
         };
-    }
-
-    /// [`Device::log`], for what a device does wrong: rate-limited, so a
-    /// device that misbehaves all the time cannot flood the log.
-    pub(crate) fn log_ratelimited(&self, level: &CStr, args: fmt::Arguments<'_>) {
-        // SAFETY: the helper only touches its own static ratelimit state.
-        if unsafe { bindings::vgpio_log_ratelimit() } {
-            self.log(level, args);
-        }
     }
 
     /// Read a 16-bit field of the config space with one 16-bit access.
@@ -259,18 +253,48 @@ impl Drop for DeviceRef {
     }
 }
 
-/// Log through a virtio [`Device`] at a given level: `dev_err!(vdev, "...")`.
+/// May one more line about a misbehaving device be logged? At most 10 per
+/// 5 s for all devices together (the kernel crate has no rate-limited
+/// printing; the kernel counts and reports what this suppressed).
+pub(crate) fn log_ratelimit() -> bool {
+    // SAFETY: the helper only touches its own static ratelimit state.
+    unsafe { bindings::vgpio_log_ratelimit() }
+}
+
+#[cfg(vgpio_k7)]
+impl AsRef<kernel::device::Device> for Device {
+    fn as_ref(&self) -> &kernel::device::Device {
+        // SAFETY: the embedded `struct device` is valid for as long as the
+        // virtio device (type invariant), so for the borrow of `self`; the
+        // two crates' bindings of `struct device` are the same C type.
+        unsafe { kernel::device::Device::from_raw(self.dev().cast()) }
+    }
+}
+
+/// Log through a virtio [`Device`] at a given level (ERR, WARNING, DEBUG):
+/// `dev_log!(vdev, ERR, "...")`, prefixed with the driver and device name.
+#[cfg(vgpio_k612)]
 macro_rules! dev_log {
     ($vdev:expr, $lvl:ident, $($arg:tt)*) => {
         $vdev.log($crate::virtio::level::$lvl, core::format_args!($($arg)*))
     };
+}
+/// Log through a virtio [`Device`] at a given level (ERR, WARNING, DEBUG):
+/// `dev_log!(vdev, ERR, "...")`: the kernel crate's `dev_err!` family.
+#[cfg(vgpio_k7)]
+macro_rules! dev_log {
+    ($vdev:expr, ERR, $($arg:tt)*) => { kernel::dev_err!($vdev, $($arg)*) };
+    ($vdev:expr, WARNING, $($arg:tt)*) => { kernel::dev_warn!($vdev, $($arg)*) };
+    ($vdev:expr, DEBUG, $($arg:tt)*) => { kernel::dev_dbg!($vdev, $($arg)*) };
 }
 pub(crate) use dev_log;
 
 /// `dev_log!` for a device's misbehaviour: rate-limited.
 macro_rules! dev_log_bad {
     ($vdev:expr, $lvl:ident, $($arg:tt)*) => {
-        $vdev.log_ratelimited($crate::virtio::level::$lvl, core::format_args!($($arg)*))
+        if $crate::virtio::log_ratelimit() {
+            $crate::virtio::dev_log!($vdev, $lvl, $($arg)*)
+        }
     };
 }
 pub(crate) use dev_log_bad;
