@@ -11,7 +11,7 @@ export PATH=/usr/bin:${CARGO_HOME:-$HOME/.cargo}/bin:$HOME/.cargo/bin:$PATH
 KDIR=${KDIR:-$("$TOP/scripts/kernel.sh" dir)}
 rc=0
 
-files=("$TOP"/gpio_virtio.rs "$TOP"/virtio_gpio_uapi.rs "$TOP"/wrappers/*.rs)
+files=("$TOP"/gpio_virtio.rs "$TOP"/virtio_gpio_uapi.rs "$TOP"/driver/*.rs "$TOP"/wrappers/*.rs)
 if ! /usr/bin/rustfmt --check --config-path "$KDIR/.rustfmt.toml" --edition 2021 "${files[@]}"; then
 	echo "lint: rustfmt would change the lines above"
 	rc=1

@@ -1,0 +1,454 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The requestq: one message per line, and the requests built on them.
+//!
+//! A request takes its lines' messages, hands them to the device, sleeps
+//! (killably, and bounded where it cannot be interrupted) until every answer
+//! is back, then gives the messages back to their slots. An answer that
+//! comes after its waiter gave up returns the message to its slot all the
+//! same, so nothing is lost or freed while the device may still write it.
+
+use kernel::ffi::c_ulong;
+use kernel::prelude::*;
+
+use super::lines::{bit, set_bit};
+use super::sync::{Deadline, Moment, SpinLockIrqGuard};
+use super::uapi::*;
+use super::virtio::{self, dev_log_bad};
+use super::VirtioGpio;
+
+/// The device-writable part of a requestq message.
+pub(crate) enum Response {
+    Line([u8; 2]),
+    Names(KVec<u8>),
+}
+
+/// One requestq message: `slot` says whose it is (a line, or `ngpio` for
+/// GET_LINE_NAMES). `slot` is not part of what the device sees.
+pub(crate) struct ReqMsg {
+    pub(crate) slot: u16,
+    pub(crate) req: [u8; 8],
+    pub(crate) res: Response,
+}
+
+impl virtio::Buffer for ReqMsg {
+    fn readable(&self) -> &[u8] {
+        &self.req
+    }
+
+    fn writable(&mut self) -> &mut [u8] {
+        match &mut self.res {
+            Response::Line(b) => b,
+            Response::Names(v) => v,
+        }
+    }
+}
+
+/// Where a line's message is when the device does not have it.
+#[derive(Default)]
+pub(crate) struct Slot {
+    /// Nobody is using the line's message.
+    pub(crate) free: Option<KBox<ReqMsg>>,
+    /// The device answered; the waiter takes it with the used length.
+    pub(crate) done: Option<(KBox<ReqMsg>, u32)>,
+    /// Somebody waits for the answer; if not (they were killed), the
+    /// answer goes straight back to `free`.
+    pub(crate) waiting: bool,
+}
+
+/// Everything the requestq lock guards.
+pub(crate) struct RequestQueue {
+    pub(crate) vq: virtio::Virtqueue<ReqMsg>,
+    /// The device is being removed: no new requests.
+    pub(crate) gone: bool,
+    /// Probe is still talking to the device: the probing task (by pid) and
+    /// when all of its waits end. Other tasks can reach the chip before
+    /// probe returns (gpiolib publishes it inside `gpiochip_add_data`):
+    /// their requests are not probe's and get their own bounds.
+    pub(crate) starting: Option<(Moment, i32)>,
+    /// One slot per line, plus one (index `ngpio`) for GET_LINE_NAMES.
+    pub(crate) slots: KVec<Slot>,
+}
+
+/// A message in one request: which slot, the message while we hold it, the
+/// answer once it came.
+pub(crate) struct Entry {
+    pub(crate) slot: usize,
+    pub(crate) msg: Option<KBox<ReqMsg>>,
+    pub(crate) done: Option<(KBox<ReqMsg>, u32)>,
+}
+
+impl Entry {
+    pub(crate) fn new(slot: usize, msg: KBox<ReqMsg>) -> Self {
+        Entry {
+            slot,
+            msg: Some(msg),
+            done: None,
+        }
+    }
+}
+
+/// How long probe's requests may take together, and a bounded request alone
+/// (see `deadline`): far longer than any device that works takes, even
+/// under emulation.
+pub(crate) const WAIT_BOUND_MS: u32 = 10_000;
+
+pub(crate) fn etimedout() -> Error {
+    Error::from_errno(-(kernel::bindings::ETIMEDOUT as i32))
+}
+
+pub(crate) type RqGuard<'a> = SpinLockIrqGuard<'a, RequestQueue>;
+
+impl VirtioGpio {
+    pub(crate) fn log_bad_answer(&self, line: u16, type_: u16, what: core::fmt::Arguments<'_>) {
+        dev_log_bad!(
+            self.vdev,
+            ERR,
+            "line {}: {} {}\n",
+            line,
+            msg_name(type_),
+            what
+        );
+    }
+
+    /// Take the messages of `lines` for our use, all or none, waiting until
+    /// they are all free.
+    pub(crate) fn claim(
+        &self,
+        q: &mut RqGuard<'_>,
+        ents: &mut [Entry],
+        dl: &mut Deadline,
+    ) -> Result {
+        loop {
+            if q.gone {
+                return Err(ENODEV);
+            }
+            if ents.iter().all(|e| q.slots[e.slot].free.is_some()) {
+                for e in ents.iter_mut() {
+                    e.msg = q.slots[e.slot].free.take();
+                }
+                return Ok(());
+            }
+            self.rq_wait.wait_killable(q, dl)?;
+        }
+    }
+
+    /// Give the device every message in `ents` and wait for all answers.
+    /// Whatever happens, on return no message is lost: each is in its entry
+    /// (answered), back in its free slot, or still with the device, which
+    /// will return it to the free slot.
+    pub(crate) fn transact(
+        &self,
+        q: &mut RqGuard<'_>,
+        ents: &mut [Entry],
+        dl: &mut Deadline,
+    ) -> Result {
+        for e in ents.iter() {
+            q.slots[e.slot].waiting = true;
+        }
+        let res = loop {
+            if q.gone {
+                break Err(ENODEV);
+            }
+            let mut added = false;
+            let mut err = None;
+            for e in ents.iter_mut() {
+                let Some(m) = e.msg.take() else { continue };
+                match q.vq.add(m) {
+                    Ok(()) => added = true,
+                    Err((error, m)) => {
+                        e.msg = Some(m);
+                        // A full ring drains as answers come back.
+                        if error != ENOSPC {
+                            err = Some(error);
+                        }
+                        break;
+                    }
+                }
+            }
+            if added {
+                q.vq.kick();
+            }
+            if let Some(error) = err {
+                break Err(error);
+            }
+            for e in ents.iter_mut().filter(|e| e.done.is_none()) {
+                e.done = q.slots[e.slot].done.take();
+            }
+            if ents.iter().all(|e| e.done.is_some()) {
+                break Ok(());
+            }
+            if let Err(error) = self.rq_wait.wait_killable(q, dl) {
+                break Err(error);
+            }
+        };
+        let mut freed = false;
+        for e in ents.iter_mut() {
+            let slot = &mut q.slots[e.slot];
+            slot.waiting = false;
+            if let Some(m) = e.msg.take() {
+                slot.free = Some(m);
+                freed = true;
+            }
+            if res.is_err() {
+                if let Some((m, _)) = e.done.take().or_else(|| slot.done.take()) {
+                    slot.free = Some(m);
+                    freed = true;
+                }
+            }
+        }
+        if freed {
+            self.rq_wait.notify_all();
+        }
+        res
+    }
+
+    /// Check an answer; return the response's value byte.
+    pub(crate) fn answer(&self, type_: u16, line: u16, msg: &ReqMsg, len: u32) -> Result<u8> {
+        let Response::Line(b) = &msg.res else {
+            return Err(EIO);
+        };
+        let res = VirtioGpioResponse::from_bytes(*b);
+        if len != b.len() as u32 {
+            self.log_bad_answer(
+                line,
+                type_,
+                format_args!("answer has length {len}, expected {}", b.len()),
+            );
+            return Err(EIO);
+        }
+        if res.status != VIRTIO_GPIO_STATUS_OK {
+            self.log_bad_answer(
+                line,
+                type_,
+                format_args!("failed: device status {}", res.status),
+            );
+            return Err(EIO);
+        }
+        Ok(res.value)
+    }
+
+    /// Fill a line's message for a request.
+    pub(crate) fn fill(msg: &mut ReqMsg, type_: u16, line: u16, value: u32) {
+        msg.req = VirtioGpioRequest::new(type_, line, value).to_bytes();
+        msg.res = Response::Line([0xff; 2]);
+    }
+
+    /// How long a request may wait: killable and without limit (a slow
+    /// device is legal), but bounded while the device starts (probe holds
+    /// the device lock: a silent device would block its bus, and unbind
+    /// could not help) and where the caller cannot be killed (`bound`, the
+    /// end of a killed task's SET_IRQ_TYPE sequence: free_irq may run in
+    /// its exit). A message left with the device comes back to its line
+    /// when the device answers.
+    pub(crate) fn deadline(q: &RqGuard<'_>, bound: Option<Moment>) -> Deadline {
+        match (q.starting, bound) {
+            // One bound for all of probe's requests, not one each (a device
+            // that falls silent after the parallel direction fetch failed
+            // would hold probe for ngpio bounds, line by line).
+            (Some((end, pid)), _) if kernel::current!().pid() == pid => Deadline::until(end),
+            (_, Some(end)) => Deadline::until(end),
+            _ => Deadline::none(),
+        }
+    }
+
+    /// A request that got no answer in time: say so (the device's fault).
+    pub(crate) fn note_timeout<T>(&self, r: &Result<T>, type_: u16, line: u16) {
+        if matches!(r, Err(e) if *e == etimedout()) {
+            self.log_bad_answer(
+                line,
+                type_,
+                format_args!("not answered within the {} ms bound", WAIT_BOUND_MS),
+            );
+        }
+    }
+
+    /// One request for one line; returns the response's value byte.
+    pub(crate) fn request(&self, type_: u16, line: u16, value: u32) -> Result<u8> {
+        self.request_bounded(type_, line, value, None)
+    }
+
+    /// [`Self::request`], its wait ending at `bound` if given (see
+    /// [`Self::deadline`]).
+    pub(crate) fn request_bounded(
+        &self,
+        type_: u16,
+        line: u16,
+        value: u32,
+        bound: Option<Moment>,
+    ) -> Result<u8> {
+        let r = self.request_inner(type_, line, value, bound);
+        self.note_timeout(&r, type_, line);
+        r
+    }
+
+    pub(crate) fn request_inner(
+        &self,
+        type_: u16,
+        line: u16,
+        value: u32,
+        bound: Option<Moment>,
+    ) -> Result<u8> {
+        if line >= self.ngpio {
+            return Err(EINVAL);
+        }
+        let mut ent = [Entry {
+            slot: line as usize,
+            msg: None,
+            done: None,
+        }];
+        let mut q = self.rq.lock();
+        let mut dl = Self::deadline(&q, bound);
+        self.claim(&mut q, &mut ent, &mut dl)?;
+        if let Some(m) = ent[0].msg.as_mut() {
+            Self::fill(m, type_, line, value);
+        }
+        self.transact(&mut q, &mut ent, &mut dl)?;
+        let (m, len) = ent[0].done.take().ok_or(EIO)?;
+        let r = self.answer(type_, line, &m, len);
+        q.slots[line as usize].free = Some(m);
+        drop(q);
+        self.rq_wait.notify_all();
+        r
+    }
+
+    /// Send one request for a line without waiting for its answer, if the
+    /// line's message is free now (else `EBUSY`); the answer goes straight
+    /// back to the free slot. For deactivating a line in `free`, which can
+    /// run in the exit of a killed task: nothing there may wait for a device
+    /// that does not answer (a fatal signal no longer interrupts the wait).
+    pub(crate) fn post(&self, type_: u16, line: u16, value: u32) -> Result {
+        if line >= self.ngpio {
+            return Err(EINVAL);
+        }
+        let mut q = self.rq.lock();
+        if q.gone {
+            return Err(ENODEV);
+        }
+        let slot = line as usize;
+        let Some(mut m) = q.slots[slot].free.take() else {
+            return Err(EBUSY);
+        };
+        Self::fill(&mut m, type_, line, value);
+        match q.vq.add(m) {
+            Ok(()) => {
+                q.vq.kick();
+                Ok(())
+            }
+            Err((e, m)) => {
+                q.slots[slot].free = Some(m);
+                Err(e)
+            }
+        }
+    }
+
+    /// The same request for every line set in `mask`, all in flight at once.
+    /// `value(line)` gives each request's value; `answer(line, value_byte)`
+    /// takes each response's value. Returns the first error, after all
+    /// messages are back.
+    pub(crate) fn request_multiple(
+        &self,
+        type_: u16,
+        mask: &[c_ulong],
+        mut value: impl FnMut(u16) -> u32,
+        mut answer: impl FnMut(u16, u8),
+    ) -> Result {
+        let mut lines = (0..self.ngpio).filter(|&l| bit(mask, l));
+        // gpiolib sends a one-line request of the character device here
+        // too: no list to allocate for that.
+        if let (Some(line), None) = (lines.next(), lines.next()) {
+            let v = self.request(type_, line, value(line))?;
+            answer(line, v);
+            return Ok(());
+        }
+        let mut ents = KVec::new();
+        for line in 0..self.ngpio {
+            if bit(mask, line) {
+                ents.push(
+                    Entry {
+                        slot: line as usize,
+                        msg: None,
+                        done: None,
+                    },
+                    GFP_KERNEL,
+                )?;
+            }
+        }
+        // gpiolib can pass an empty mask (open-drain lines are taken out of
+        // a set_multiple): nothing to do.
+        let Some(first) = ents.first().map(|e| e.slot as u16) else {
+            return Ok(());
+        };
+        let mut q = self.rq.lock();
+        let mut dl = Self::deadline(&q, None);
+        let r = self.claim(&mut q, &mut ents, &mut dl).and_then(|()| {
+            for e in ents.iter_mut() {
+                let line = e.slot as u16;
+                if let Some(m) = e.msg.as_mut() {
+                    Self::fill(m, type_, line, value(line));
+                }
+            }
+            self.transact(&mut q, &mut ents, &mut dl)
+        });
+        if let Err(e) = r {
+            drop(q);
+            self.note_timeout(&r, type_, first);
+            return Err(e);
+        }
+        let mut first_err = Ok(());
+        for e in ents.iter_mut() {
+            let line = e.slot as u16;
+            let Some((m, len)) = e.done.take() else {
+                continue;
+            };
+            match self.answer(type_, line, &m, len) {
+                Ok(v) => answer(line, v),
+                Err(err) => {
+                    if first_err.is_ok() {
+                        first_err = Err(err);
+                    }
+                }
+            }
+            q.slots[e.slot].free = Some(m);
+        }
+        drop(q);
+        self.rq_wait.notify_all();
+        first_err
+    }
+
+    /// Every line's direction, all requests in flight at once.
+    pub(crate) fn fetch_directions(&self) -> Result<KVec<u8>> {
+        let w = c_ulong::BITS as usize;
+        let n = self.ngpio as usize;
+        let mut mask = KVec::from_elem(0 as c_ulong, n.div_ceil(w), GFP_KERNEL)?;
+        for line in 0..self.ngpio {
+            set_bit(&mut mask, line, true);
+        }
+        let mut dirs = KVec::from_elem(VIRTIO_GPIO_DIRECTION_NONE, n, GFP_KERNEL)?;
+        self.request_multiple(
+            VIRTIO_GPIO_MSG_GET_DIRECTION,
+            &mask,
+            |_| 0,
+            |line, d| dirs[line as usize] = d,
+        )?;
+        Ok(dirs)
+    }
+
+    /// requestq callback (interrupt context): route answers to their lines.
+    pub(crate) fn requestq_done(&self) {
+        {
+            let mut q = self.rq.lock();
+            while let Some((m, len)) = q.vq.get_buf() {
+                let Some(slot) = q.slots.get_mut(m.slot as usize) else {
+                    continue;
+                };
+                if slot.waiting {
+                    slot.done = Some((m, len));
+                } else {
+                    slot.free = Some(m);
+                }
+            }
+        }
+        self.rq_wait.notify_all();
+    }
+}
