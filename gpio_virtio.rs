@@ -23,6 +23,10 @@
 //!   differ (`sync_k612.rs`, `sync_k7.rs`).
 
 use kernel::prelude::*;
+#[cfg(vgpio_k7)]
+use kernel::sync::aref::ARef;
+#[cfg(vgpio_k612)]
+use kernel::types::ARef;
 
 #[path = "wrappers/bindings.rs"]
 mod bindings;
@@ -51,20 +55,8 @@ use sync::{lock_class, KillableCondVar, Moment, RawSpinLockIrq, SpinLockIrq};
 use uapi::*;
 use virtio::dev_log;
 
-// 6.12's module! takes one `author`, 7.x's a list of `authors`.
-#[cfg(vgpio_k612)]
-module! {
-    type: GpioVirtioModule,
-    name: "gpio_virtio_rs",
-    author: "virtio-gpio-rs maintainers <maintainers@users.noreply.h-seed-917fbecd.example>",
-    description: "VirtIO GPIO driver (Rust)",
-    license: "GPL",
-    // udev loads the module for a virtio-gpio device (virtio ID 41)
-    alias: ["virtio:d00000029v*"],
-}
-#[cfg(vgpio_k7)]
-module! {
-    type: GpioVirtioModule,
+virtio::module_virtio_driver! {
+    type: GpioVirtio,
     name: "gpio_virtio_rs",
     authors: ["virtio-gpio-rs maintainers <maintainers@users.noreply.h-seed-917fbecd.example>"],
     description: "VirtIO GPIO driver (Rust)",
@@ -73,26 +65,14 @@ module! {
     alias: ["virtio:d00000029v*"],
 }
 
-// 7.x's module! keeps the module pointer in an associated const.
-#[cfg(vgpio_k7)]
-static THIS_MODULE: ThisModule = <GpioVirtioModule as kernel::ModuleMetadata>::THIS_MODULE;
-
-struct GpioVirtioModule {
-    _reg: virtio::Registration<VirtioGpio>,
-}
-
-impl kernel::Module for GpioVirtioModule {
-    fn init(module: &'static ThisModule) -> Result<Self> {
-        Ok(GpioVirtioModule {
-            _reg: virtio::Registration::new(module)?,
-        })
-    }
-}
+/// The driver's state for one device: the gpio_chip registration, which
+/// holds the device's state, [`VirtioGpio`].
+type GpioVirtio = gpio::Registration<VirtioGpio>;
 
 /// One virtio-gpio device.
 #[pin_data]
 struct VirtioGpio {
-    vdev: virtio::DeviceRef,
+    vdev: ARef<virtio::Device>,
     ngpio: u16,
     names_size: u32,
     #[pin]
@@ -115,7 +95,7 @@ impl VirtioGpio {
     /// Removal: fail new requests, stop the device, take back every message
     /// it held and wake their waiters, so that nobody stays blocked on a
     /// device that is gone.
-    fn shutdown(&self) {
+    fn shutdown(&self, vdev: &virtio::Device<virtio::Core>) {
         self.rq.lock().gone = true;
         if let Some(eq) = &mut *self.eq.lock() {
             eq.gone = true;
@@ -124,18 +104,17 @@ impl VirtioGpio {
         // the chip (and its irq domain) goes next. A callback that found a
         // message before `gone` was set finishes here; later ones find
         // nothing (the queues are broken) or see `gone`.
-        self.vdev.stop_callbacks();
-        self.vdev.reset();
+        let stopped = vdev.stop();
         {
             let mut q = self.rq.lock();
-            while let Some(m) = q.vq.detach_unused() {
+            while let Some(m) = q.vq.detach_unused(&stopped) {
                 if let Some(s) = q.slots.get_mut(m.slot as usize) {
                     s.free = Some(m);
                 }
             }
         }
         if let Some(eq) = &mut *self.eq.lock() {
-            while let Some(m) = eq.vq.detach_unused() {
+            while let Some(m) = eq.vq.detach_unused(&stopped) {
                 if let Some(l) = eq.lines.get_mut(m.line as usize) {
                     l.buf = Some(m);
                 }
@@ -145,13 +124,13 @@ impl VirtioGpio {
     }
 }
 
-impl virtio::Driver for VirtioGpio {
+#[vtable]
+impl virtio::Driver for GpioVirtio {
     const NAME: &'static CStr = kernel::c_str!("gpio-virtio-rs");
     const DEVICE_ID: u32 = VIRTIO_ID_GPIO;
     const FEATURES: &'static [u32] = &[VIRTIO_GPIO_F_IRQ];
-    type Data = gpio::Registration<VirtioGpio>;
 
-    fn probe(vdev: &virtio::Device) -> Result<Pin<KBox<Self::Data>>> {
+    fn probe(vdev: &virtio::Device<virtio::Core>) -> Result<impl PinInit<Self, Error>> {
         // 16- and 32-bit accesses, as the spec's access-width rules want.
         let ngpio = vdev.cread16(CONFIG_NGPIO);
         let names_size = vdev.cread32(CONFIG_GPIO_NAMES_SIZE);
@@ -172,7 +151,7 @@ impl virtio::Driver for VirtioGpio {
         // allocating is invalid on PREEMPT_RT (the slab's locks sleep
         // there). The price: QEMU's 64-entry eventq holds 32 lines' messages
         // at once; further lines wait for a free slot (`want_slot`).
-        let (requestq, eventq) = vdev.find_vqs::<VirtioGpio, ReqMsg, IrqMsg>(
+        let (requestq, eventq) = vdev.find_vqs::<GpioVirtio, ReqMsg, IrqMsg>(
             [kernel::c_str!("requestq"), kernel::c_str!("eventq")],
             [true, true],
             irq,
@@ -254,12 +233,12 @@ impl virtio::Driver for VirtioGpio {
             eq <- RawSpinLockIrq::new(eq, kernel::c_str!("virtio_gpio_rs.eventq"), lock_class!()),
             probe_dirs <- SpinLockIrq::new(None, kernel::c_str!("virtio_gpio_rs.probe_dirs"), lock_class!()),
         }? Error);
-        KBox::pin_init(gpio::Registration::new(data), GFP_KERNEL)
+        Ok(gpio::Registration::new(data))
     }
 
-    fn start(vdev: &virtio::Device, chip: &Self::Data) -> Result {
+    fn init(&self, vdev: &virtio::Device<virtio::Core>) -> Result {
+        let chip = self;
         let this = chip.data();
-        vdev.ready();
         let names = this.fetch_names()?;
         let irq = this.eq.lock().is_some();
         // Without the directions gpiolib asks line by line; a device that
@@ -286,16 +265,16 @@ impl virtio::Driver for VirtioGpio {
         Ok(())
     }
 
-    fn remove(_vdev: &virtio::Device, chip: &Self::Data) {
-        chip.data().shutdown();
-        chip.unregister();
+    fn remove(&self, vdev: &virtio::Device<virtio::Core>) {
+        self.data().shutdown(vdev);
+        self.unregister();
     }
 
-    fn vq_done(chip: &Self::Data, index: usize) {
+    fn vq_callback(&self, index: usize) {
         if index == 0 {
-            chip.data().requestq_done();
+            self.data().requestq_done();
         } else {
-            chip.data().eventq_done(|hwirq| chip.handle_irq(hwirq));
+            self.data().eventq_done(|hwirq| self.handle_irq(hwirq));
         }
     }
 }

@@ -1,66 +1,130 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Virtio driver registration and virtio device access.
+//! Virtio drivers, devices and virtqueues.
+//!
+//! Shaped like the Rust virtio abstraction proposed upstream (2026): a
+//! `#[vtable]` [`Driver`] trait whose probe builds the driver's state as a
+//! pin-initialiser, a bus adapter that attaches it to the device, marks the
+//! device ready and calls [`Driver::init`], device contexts ([`Core`] in
+//! probe and remove, [`Bound`] while bound), [`module_virtio_driver!`], and
+//! virtqueues that delete themselves: the last [`Virtqueue`] of a device to
+//! go resets the device and deletes its queues, so no queue can be used after
+//! `del_vqs`. Differences, each because of this driver: typed queues whose
+//! buffers are owned `KBox<M>` messages ([`Buffer`]); [`Device::stop`], which
+//! breaks the queues and waits for running callbacks before the reset (a
+//! virtio-mmio reset does not wait for them); probe returns its initialiser
+//! inside a `Result` (what fails before anything is built fails there).
 //!
 //! C headers: `include/linux/virtio.h`, `include/linux/virtio_config.h`.
 
 #[cfg(vgpio_k612)]
 use core::fmt;
 use core::marker::PhantomData;
+use core::ops::Deref;
+use core::ptr::NonNull;
 
 use kernel::error::{from_result, to_result};
 use kernel::prelude::*;
+use kernel::sync::{Arc, UniqueArc};
 use kernel::types::{ForeignOwnable, Opaque};
+
+#[cfg(vgpio_k7)]
+use kernel::sync::aref::{ARef, AlwaysRefCounted};
+#[cfg(vgpio_k612)]
+use kernel::types::{ARef, AlwaysRefCounted};
 
 use super::bindings;
 
 /// A virtio driver: what the bus calls when a matching device comes and goes.
 ///
-/// Probe is in two steps so that virtqueue callbacks can always find the
-/// driver's state: [`Driver::probe`] builds the state (config read, queues
-/// found, nothing sent yet); the bus glue then attaches it to the device and
-/// calls [`Driver::start`], which may mark the device ready and talk to it.
-/// On removal, [`Driver::remove`] runs with the state still attached; then
-/// the glue resets the device, deletes its virtqueues and drops the state.
-pub(crate) trait Driver {
+/// [`Driver::probe`] builds the driver's state (config read, queues found,
+/// nothing sent: the device is not ready yet). The bus adapter attaches it
+/// to the device, from when on [`Driver::vq_callback`] can run, marks the
+/// device ready and calls [`Driver::init`], which may talk to the device. If
+/// `init` fails, or when the device goes, [`Driver::remove`] runs with the
+/// state still attached; then the adapter stops the device and drops the
+/// state (and with it the virtqueues).
+#[vtable]
+pub(crate) trait Driver: Send + Sync + Sized + 'static {
     /// The driver's name on the virtio bus (`/sys/bus/virtio/drivers/NAME`).
     const NAME: &'static CStr;
     /// The virtio device ID it binds.
     const DEVICE_ID: u32;
     /// The feature bits it can use.
     const FEATURES: &'static [u32];
-    /// Per-device state, alive from probe until remove.
-    type Data: Send + Sync + 'static;
 
     /// Build the state for a new device.
-    fn probe(vdev: &Device) -> Result<Pin<KBox<Self::Data>>>;
+    fn probe(dev: &Device<Core>) -> Result<impl PinInit<Self, Error>>;
 
-    /// Bring the device up. On error the glue calls [`Driver::remove`] (so
-    /// the driver takes back what it gave the device), then resets the
-    /// device and drops the state.
-    fn start(vdev: &Device, data: &Self::Data) -> Result;
+    /// Bring the device up (it is ready: the driver may talk to it).
+    fn init(&self, dev: &Device<Core>) -> Result;
 
-    /// The device is going away (unbind, module unload, hot unplug).
-    fn remove(vdev: &Device, data: &Self::Data);
+    /// The device is going away (unbind, module unload, hot unplug), or
+    /// `init` failed: take back what was given to the device.
+    fn remove(&self, dev: &Device<Core>);
 
     /// Virtqueue `index` has used buffers (interrupt context).
-    fn vq_done(data: &Self::Data, index: usize);
+    fn vq_callback(&self, index: usize);
 }
 
-/// A `struct virtio_device`.
+/// The context of a [`Device`] in probe and remove: the device lock is
+/// held, so the driver's binding cannot change meanwhile.
+pub(crate) struct Core;
+/// The context of a [`Device`] known to be bound to this driver.
+pub(crate) struct Bound;
+/// No guarantee beyond the device's memory being valid.
+pub(crate) struct Normal;
+
+/// A `struct virtio_device`, in a context `Ctx`.
 ///
 /// # Invariants
 ///
-/// The wrapped device is bound to a driver registered by [`Registration`]:
-/// it stays valid for as long as the reference the bus gave the driver.
+/// The wrapped device is valid for the lifetime of any reference to this
+/// type; in context [`Core`] the caller holds its device lock and the
+/// device is bound to a driver registered by [`Registration`] or being
+/// probed by it; in context [`Bound`] it is bound to such a driver.
 #[repr(transparent)]
-pub(crate) struct Device(Opaque<bindings::virtio_device>);
+pub(crate) struct Device<Ctx = Normal>(Opaque<bindings::virtio_device>, PhantomData<Ctx>);
 
 // SAFETY: a virtio device may be used from any thread; the C functions called
 // through `Device` do their own locking.
 unsafe impl Send for Device {}
 // SAFETY: see `Send`; every method takes `&self` and the C side serializes.
 unsafe impl Sync for Device {}
+
+impl Deref for Device<Core> {
+    type Target = Device<Bound>;
+
+    fn deref(&self) -> &Device<Bound> {
+        // SAFETY: same layout (`repr(transparent)`, the context is a
+        // zero-sized marker); a device in probe or remove is bound (or
+        // binding) to our driver.
+        unsafe { &*core::ptr::from_ref(self).cast::<Device<Bound>>() }
+    }
+}
+
+impl Deref for Device<Bound> {
+    type Target = Device;
+
+    fn deref(&self) -> &Device {
+        // SAFETY: same layout; `Normal` asks for nothing more.
+        unsafe { &*core::ptr::from_ref(self).cast::<Device>() }
+    }
+}
+
+// SAFETY: get_device/put_device keep the embedded `struct device`, and with
+// it the virtio device, alive while the count is not zero.
+unsafe impl AlwaysRefCounted for Device {
+    fn inc_ref(&self) {
+        // SAFETY: the device is valid (type invariant).
+        unsafe { bindings::get_device(self.dev()) };
+    }
+
+    unsafe fn dec_ref(obj: NonNull<Self>) {
+        // SAFETY: the caller owns a count on the valid device.
+        unsafe { bindings::put_device(obj.as_ref().dev()) };
+    }
+}
 
 /// printk levels, as `KERN_*` strings.
 #[cfg(vgpio_k612)]
@@ -72,17 +136,18 @@ pub(crate) mod level {
     pub(crate) const DEBUG: &CStr = kernel::c_str!("\x017");
 }
 
-impl Device {
+impl<Ctx> Device<Ctx> {
     /// # Safety
     ///
-    /// `ptr` must point to a valid virtio device that stays valid for `'a`.
-    pub(crate) unsafe fn from_raw<'a>(ptr: *mut bindings::virtio_device) -> &'a Device {
+    /// `ptr` must point to a valid virtio device that stays valid for `'a`
+    /// and is in context `Ctx` for `'a` (see the type invariants).
+    unsafe fn from_raw<'a>(ptr: *mut bindings::virtio_device) -> &'a Self {
         // SAFETY: `Device` is a transparent wrapper of `virtio_device`, and
         // the caller guarantees `ptr` is valid for `'a`.
-        unsafe { &*ptr.cast::<Device>() }
+        unsafe { &*ptr.cast::<Self>() }
     }
 
-    pub(crate) fn as_raw(&self) -> *mut bindings::virtio_device {
+    fn as_raw(&self) -> *mut bindings::virtio_device {
         self.0.get()
     }
 
@@ -143,53 +208,48 @@ impl Device {
         unsafe { bindings::virtio_max_dma_size(self.as_raw()) }
     }
 
-    /// Let the device process the driver's buffers from now on.
-    pub(crate) fn ready(&self) {
-        // SAFETY: the device is valid (type invariant); called from probe.
-        unsafe { bindings::vgpio_device_ready(self.as_raw()) }
-    }
-
-    /// Stop the driver's virtqueue callbacks: mark every virtqueue broken
-    /// (their interrupts no longer call back, `get_buf` returns nothing),
-    /// then wait for callbacks already running to return. Unlike a reset,
-    /// this waits on every transport (virtio-mmio's reset does not).
-    pub(crate) fn stop_callbacks(&self) {
-        // SAFETY: the device is valid (type invariant). Breaking only sets a
-        // flag on each virtqueue of the device; the synchronization waits
-        // for the transport's interrupt handlers (it may sleep: callers are
-        // in process context, as remove is).
-        unsafe {
-            bindings::virtio_break_device(self.as_raw());
-            bindings::vgpio_synchronize_cbs(self.as_raw());
-        }
+    /// A counted reference to the device, for state that outlives a call.
+    pub(crate) fn get(&self) -> ARef<Device> {
+        // SAFETY: same layout (`repr(transparent)`, the context is a
+        // zero-sized marker); `Normal` asks for nothing more.
+        ARef::from(unsafe { &*core::ptr::from_ref(self).cast::<Device>() })
     }
 
     /// Reset the device: it stops using every buffer the driver gave it.
-    pub(crate) fn reset(&self) {
+    fn reset(&self) {
         // SAFETY: the device is valid (type invariant).
         unsafe { bindings::virtio_reset_device(self.as_raw()) }
     }
 }
 
-impl Device {
+impl Device<Core> {
     /// Find the driver's virtqueues: the first always, the second if
-    /// `second` (the callbacks go to [`Driver::vq_done`] with index 0 or 1).
-    /// A queue marked `direct` puts each buffer's descriptors in the ring
-    /// itself, never in an indirect table (which costs an allocation and a
-    /// free per buffer, but lets a buffer take one ring entry).
+    /// `second` (the callbacks go to [`Driver::vq_callback`] with index 0
+    /// or 1). A queue marked `direct` puts each buffer's descriptors in the
+    /// ring itself, never in an indirect table (which costs an allocation
+    /// and a free per buffer, but lets a buffer take one ring entry).
     pub(crate) fn find_vqs<T: Driver, M0: Buffer, M1: Buffer>(
         &self,
         names: [&'static CStr; 2],
         direct: [bool; 2],
         second: bool,
     ) -> Result<(Virtqueue<M0>, Option<Virtqueue<M1>>)> {
+        // Made first, so that nothing can fail between finding the queues
+        // and the set that deletes them.
+        let mut set = UniqueArc::new(
+            VqSet {
+                vdev: self.get(),
+                found: false,
+            },
+            GFP_KERNEL,
+        )?;
         let n = if second { 2 } else { 1 };
         let mut vqs = [core::ptr::null_mut::<bindings::virtqueue>(); 2];
         let mut cbs: [bindings::vq_callback_t; 2] =
             [Some(vq_callback::<T, 0>), Some(vq_callback::<T, 1>)];
         let cnames = [names[0].as_char_ptr(), names[1].as_char_ptr()];
-        // SAFETY: the device is valid (type invariant); the arrays hold `n`
-        // entries; the names are 'static.
+        // SAFETY: the device is valid and being probed (type invariant); the
+        // arrays hold `n` entries; the names are 'static.
         to_result(unsafe {
             bindings::vgpio_find_vqs(
                 self.as_raw(),
@@ -200,74 +260,66 @@ impl Device {
                 direct.as_ptr(),
             )
         })?;
-        let first = Virtqueue {
-            vq: core::ptr::NonNull::new(vqs[0]).ok_or(ENODEV)?,
-            _p: PhantomData,
-        };
+        set.found = true;
+        let set: Arc<VqSet> = set.into();
+        let first = Virtqueue::new(vqs[0], &set)?;
         let second = if second {
-            Some(Virtqueue {
-                vq: core::ptr::NonNull::new(vqs[1]).ok_or(ENODEV)?,
-                _p: PhantomData,
-            })
+            Some(Virtqueue::new(vqs[1], &set)?)
         } else {
             None
         };
         Ok((first, second))
     }
 
-    /// A counted reference to this device, for state that outlives a call.
-    pub(crate) fn get(&self) -> DeviceRef {
-        // SAFETY: the device is valid (type invariant); the count taken here
-        // is dropped in `DeviceRef::drop`.
-        unsafe { bindings::get_device(self.dev()) };
-        DeviceRef(core::ptr::NonNull::from(self))
+    /// Stop the device for good, for taking back the buffers it held: mark
+    /// every virtqueue broken (their interrupts no longer call back,
+    /// `get_buf` returns nothing), wait for callbacks already running to
+    /// return (unlike a reset, this waits on every transport: virtio-mmio's
+    /// reset does not), then reset it (it stops using every buffer).
+    pub(crate) fn stop(&self) -> Stopped<'_> {
+        // SAFETY: the device is valid (type invariant). Breaking only sets a
+        // flag on each virtqueue of the device; the synchronization waits
+        // for the transport's interrupt handlers (it may sleep: this is
+        // remove's context).
+        unsafe {
+            bindings::virtio_break_device(self.as_raw());
+            bindings::vgpio_synchronize_cbs(self.as_raw());
+        }
+        self.reset();
+        // INVARIANT: reset just now; only the adapter makes a device ready,
+        // in probe, before `Driver::init`.
+        Stopped { vdev: self }
     }
 }
 
-/// A counted reference to a virtio [`Device`] (`get_device`/`put_device`).
+/// Proof that a device was stopped and reset ([`Device::stop`]): it uses
+/// none of the buffers it was given any more.
 ///
 /// # Invariants
 ///
-/// Holds one reference on the device's `struct device`, so the memory stays
-/// valid for as long as this lives.
-pub(crate) struct DeviceRef(core::ptr::NonNull<Device>);
-
-// SAFETY: device references may move between threads; `Device` is `Sync`.
-unsafe impl Send for DeviceRef {}
-// SAFETY: see `Send`.
-unsafe impl Sync for DeviceRef {}
-
-impl core::ops::Deref for DeviceRef {
-    type Target = Device;
-
-    fn deref(&self) -> &Device {
-        // SAFETY: the reference keeps the device alive (type invariant).
-        unsafe { self.0.as_ref() }
-    }
+/// `vdev` was reset and has not been made ready since.
+pub(crate) struct Stopped<'a> {
+    vdev: &'a Device<Core>,
 }
 
-impl Drop for DeviceRef {
+/// What the queues of one device share: when the last of them goes, the
+/// device is reset (it then uses no buffer) and its queues are deleted.
+struct VqSet {
+    vdev: ARef<Device>,
+    /// find_vqs made the queues (else there is nothing to delete).
+    found: bool,
+}
+
+impl Drop for VqSet {
     fn drop(&mut self) {
-        // SAFETY: drops the reference taken in `Device::get`.
-        unsafe { bindings::put_device(self.0.as_ref().dev()) };
-    }
-}
-
-/// May one more line about a misbehaving device be logged? At most 10 per
-/// 5 s for all devices together (the kernel crate has no rate-limited
-/// printing; the kernel counts and reports what this suppressed).
-pub(crate) fn log_ratelimit() -> bool {
-    // SAFETY: the helper only touches its own static ratelimit state.
-    unsafe { bindings::vgpio_log_ratelimit() }
-}
-
-#[cfg(vgpio_k7)]
-impl AsRef<kernel::device::Device> for Device {
-    fn as_ref(&self) -> &kernel::device::Device {
-        // SAFETY: the embedded `struct device` is valid for as long as the
-        // virtio device (type invariant), so for the borrow of `self`; the
-        // two crates' bindings of `struct device` are the same C type.
-        unsafe { kernel::device::Device::from_raw(self.dev().cast()) }
+        if !self.found {
+            return;
+        }
+        self.vdev.reset();
+        // SAFETY: the device is valid (the count); its queues were made by
+        // find_vqs and no `Virtqueue` refers to them any more (each held the
+        // set); after the reset the device uses none of their buffers.
+        unsafe { bindings::vgpio_del_vqs(self.vdev.as_raw()) };
     }
 }
 
@@ -289,6 +341,14 @@ macro_rules! dev_log {
 }
 pub(crate) use dev_log;
 
+/// May one more line about a misbehaving device be logged? At most 10 per
+/// 5 s for all devices together (the kernel crate has no rate-limited
+/// printing; the kernel counts and reports what this suppressed).
+pub(crate) fn log_ratelimit() -> bool {
+    // SAFETY: the helper only touches its own static ratelimit state.
+    unsafe { bindings::vgpio_log_ratelimit() }
+}
+
 /// `dev_log!` for a device's misbehaviour: rate-limited.
 macro_rules! dev_log_bad {
     ($vdev:expr, $lvl:ident, $($arg:tt)*) => {
@@ -298,6 +358,63 @@ macro_rules! dev_log_bad {
     };
 }
 pub(crate) use dev_log_bad;
+
+#[cfg(vgpio_k7)]
+impl<Ctx> AsRef<kernel::device::Device> for Device<Ctx> {
+    fn as_ref(&self) -> &kernel::device::Device {
+        // SAFETY: the embedded `struct device` is valid for as long as the
+        // virtio device (type invariant), so for the borrow of `self`; the
+        // two crates' bindings of `struct device` are the same C type.
+        unsafe { kernel::device::Device::from_raw(self.dev().cast()) }
+    }
+}
+
+/// Declare a module whose one job is a virtio driver `T`: `module!` with a
+/// [`Registration`] of `T` as the module.
+macro_rules! module_virtio_driver {
+    // (`tt`, not `literal`: module! wants the literal tokens themselves)
+    (type: $type:ty, name: $name:tt, authors: [$author:tt],
+     description: $desc:tt, license: $license:tt, alias: [$alias:tt] $(,)?) => {
+        struct VirtioModule {
+            _reg: $crate::virtio::Registration<$type>,
+        }
+
+        impl kernel::Module for VirtioModule {
+            fn init(module: &'static kernel::ThisModule) -> kernel::error::Result<Self> {
+                Ok(VirtioModule {
+                    _reg: $crate::virtio::Registration::new(module)?,
+                })
+            }
+        }
+
+        // 6.12's module! takes one `author`, 7.x's a list of `authors`.
+        #[cfg(vgpio_k612)]
+        kernel::prelude::module! {
+            type: VirtioModule,
+            name: $name,
+            author: $author,
+            description: $desc,
+            license: $license,
+            alias: [$alias],
+        }
+        #[cfg(vgpio_k7)]
+        kernel::prelude::module! {
+            type: VirtioModule,
+            name: $name,
+            authors: [$author],
+            description: $desc,
+            license: $license,
+            alias: [$alias],
+        }
+
+        // The module pointer for the driver's own registrations (6.12's
+        // module! makes this static; 7.x's keeps it in a const).
+        #[cfg(vgpio_k7)]
+        static THIS_MODULE: kernel::ThisModule =
+            <VirtioModule as kernel::ModuleMetadata>::THIS_MODULE;
+    };
+}
+pub(crate) use module_virtio_driver;
 
 /// What the bus holds: the C driver structure and its ID table, together.
 #[repr(C)]
@@ -367,19 +484,17 @@ impl<T: Driver> Drop for Registration<T> {
 /// # Safety
 ///
 /// Called by the virtio bus only, with a device of the driver registered by
-/// a `Registration<T>`.
+/// a `Registration<T>`, its device lock held.
 unsafe extern "C" fn probe_callback<T: Driver>(
     vdev: *mut bindings::virtio_device,
 ) -> core::ffi::c_int {
     from_result(|| {
-        // SAFETY: the bus calls probe with a valid device that stays valid
-        // at least until remove.
-        let dev = unsafe { Device::from_raw(vdev) };
-        let data = T::probe(dev).inspect_err(|_| {
-            // SAFETY: `vdev` is valid; queues a failed probe found are
-            // deleted here (the state holding them is already dropped).
-            unsafe { reset_and_del_vqs(vdev) }
-        })?;
+        // SAFETY: the bus calls probe with a valid device, its lock held,
+        // that stays valid at least until remove.
+        let dev = unsafe { Device::<Core>::from_raw(vdev) };
+        // On failure, the queues a failed probe found went with the partly
+        // built state (the last `Virtqueue` deletes them).
+        let data = KBox::pin_init(T::probe(dev)?, GFP_KERNEL)?;
         let ptr = data.into_foreign();
         // (6.12's `into_foreign` gives a `*const`, 7.x's a `*mut`)
         #[cfg(vgpio_k612)]
@@ -389,11 +504,14 @@ unsafe extern "C" fn probe_callback<T: Driver>(
         unsafe { (*vdev).priv_ = ptr };
         // SAFETY: `ptr` came from `into_foreign` just above and is only
         // reclaimed below or in `remove_callback`.
-        let data = unsafe { <Pin<KBox<T::Data>> as ForeignOwnable>::borrow(ptr) }.get_ref();
-        if let Err(e) = T::start(dev, data) {
-            // A waiter killed during start may have left messages with the
+        let data = unsafe { <Pin<KBox<T>> as ForeignOwnable>::borrow(ptr) }.get_ref();
+        // SAFETY: the device is valid; the driver's state is attached, so
+        // the device may now be used (and call back).
+        unsafe { bindings::vgpio_device_ready(vdev) };
+        if let Err(e) = data.init(dev) {
+            // A waiter killed during init may have left messages with the
             // device: remove takes them back before the queues go.
-            T::remove(dev, data);
+            data.remove(dev);
             // SAFETY: as in `remove_callback`; `data` is not used after this.
             unsafe { teardown::<T>(vdev) };
             return Err(e);
@@ -404,50 +522,39 @@ unsafe extern "C" fn probe_callback<T: Driver>(
 
 /// # Safety
 ///
-/// Called by the virtio bus only, with a device `probe_callback` bound.
+/// Called by the virtio bus only, with a device `probe_callback` bound, its
+/// device lock held.
 unsafe extern "C" fn remove_callback<T: Driver>(vdev: *mut bindings::virtio_device) {
-    // SAFETY: the bus calls remove with the device it probed successfully.
-    let dev = unsafe { Device::from_raw(vdev) };
+    // SAFETY: the bus calls remove with the device it probed successfully,
+    // its lock held.
+    let dev = unsafe { Device::<Core>::from_raw(vdev) };
     // SAFETY: `priv` holds the state from `into_foreign` in probe, not yet
     // reclaimed (that happens in `teardown`, below).
-    T::remove(
-        dev,
-        unsafe { <Pin<KBox<T::Data>> as ForeignOwnable>::borrow((*vdev).priv_) }.get_ref(),
-    );
+    unsafe { <Pin<KBox<T>> as ForeignOwnable>::borrow((*vdev).priv_) }
+        .get_ref()
+        .remove(dev);
     // SAFETY: `vdev` is the bound device with the state attached.
     unsafe { teardown::<T>(vdev) };
 }
 
-/// Reset the device, delete its virtqueues, then detach and drop the state.
+/// Stop the device, then detach and drop the state (its virtqueues with it).
 ///
 /// # Safety
 ///
-/// `vdev` is valid and its `priv` holds state from `into_foreign` of
-/// `Pin<KBox<T::Data>>`, which this consumes.
+/// `vdev` is valid, its device lock held, and its `priv` holds state from
+/// `into_foreign` of `Pin<KBox<T>>`, which this consumes.
 unsafe fn teardown<T: Driver>(vdev: *mut bindings::virtio_device) {
-    // SAFETY: `vdev` is valid (caller). After the reset the device uses no
-    // buffer and raises no interrupt; after del_vqs no callback can run, so
-    // nothing borrows the state any more when it is dropped.
+    // SAFETY: `vdev` is valid, in remove or probe (caller).
+    let dev = unsafe { Device::<Core>::from_raw(vdev) };
+    // No callback runs once this returns, nor any later: nothing borrows
+    // the state any more when it is dropped.
+    dev.stop();
+    // SAFETY: `priv` holds the state (caller); it is detached before it is
+    // dropped, and nothing else reads it now.
     unsafe {
-        reset_and_del_vqs(vdev);
-        let data = <Pin<KBox<T::Data>> as ForeignOwnable>::from_foreign((*vdev).priv_);
+        let data = <Pin<KBox<T>> as ForeignOwnable>::from_foreign((*vdev).priv_);
         (*vdev).priv_ = core::ptr::null_mut();
         drop(data);
-    }
-}
-
-/// # Safety
-///
-/// `vdev` is a valid virtio device bound to this driver.
-unsafe fn reset_and_del_vqs(vdev: *mut bindings::virtio_device) {
-    // SAFETY: `vdev` is valid (caller); del_vqs runs only if find_vqs put
-    // queues on the device's list.
-    unsafe {
-        bindings::virtio_reset_device(vdev);
-        let head = core::ptr::addr_of_mut!((*vdev).vqs);
-        if !(*head).next.is_null() && (*head).next != head {
-            bindings::vgpio_del_vqs(vdev);
-        }
     }
 }
 
@@ -464,11 +571,10 @@ unsafe extern "C" fn vq_callback<T: Driver, const I: usize>(vq: *mut bindings::v
         return;
     }
     // SAFETY: a non-null `priv` is the attached state, which `teardown`
-    // detaches only after del_vqs, when no callback runs any more.
-    T::vq_done(
-        unsafe { <Pin<KBox<T::Data>> as ForeignOwnable>::borrow(ptr) }.get_ref(),
-        I,
-    );
+    // detaches only after stopping the device's callbacks.
+    unsafe { <Pin<KBox<T>> as ForeignOwnable>::borrow(ptr) }
+        .get_ref()
+        .vq_callback(I);
 }
 
 /// What the device reads and writes for one message: a device-readable part
@@ -486,19 +592,33 @@ pub(crate) trait Buffer {
 ///
 /// # Invariants
 ///
-/// `vq` is a live virtqueue of a bound device until the glue deletes the
-/// queues (after [`Driver::remove`]); every token in it was produced by
+/// `vq` is a live virtqueue of `set`'s device: the queues are deleted only
+/// when the last holder of `set` drops it. Every token in it was produced by
 /// `KBox::<M>::into_raw` in [`Virtqueue::add`].
 pub(crate) struct Virtqueue<M: Buffer> {
-    vq: core::ptr::NonNull<bindings::virtqueue>,
+    vq: NonNull<bindings::virtqueue>,
+    set: Arc<VqSet>,
     _p: PhantomData<KBox<M>>,
 }
 
 // SAFETY: virtqueue functions may be called from any thread, serialized by
-// the caller (every method takes `&mut self`).
+// the caller (every method takes `&mut self`); the set is shared by counted
+// references.
 unsafe impl<M: Buffer + Send> Send for Virtqueue<M> {}
 
 impl<M: Buffer> Virtqueue<M> {
+    /// A queue find_vqs just made for `set`'s device (its callback is
+    /// already the driver's, its tokens will all come from `add`).
+    fn new(vq: *mut bindings::virtqueue, set: &Arc<VqSet>) -> Result<Self> {
+        // INVARIANT: a live queue of the device, deleted only when the last
+        // holder of `set` drops it; no token yet.
+        Ok(Virtqueue {
+            vq: NonNull::new(vq).ok_or(ENODEV)?,
+            set: set.clone(),
+            _p: PhantomData,
+        })
+    }
+
     /// Queue `msg`; on failure (the ring is full: `ENOSPC`) it is handed back.
     pub(crate) fn add(&mut self, mut msg: KBox<M>) -> core::result::Result<(), (Error, KBox<M>)> {
         let mut out_sg = bindings::scatterlist::default();
@@ -555,10 +675,15 @@ impl<M: Buffer> Virtqueue<M> {
         Some((unsafe { KBox::from_raw(token.cast::<M>()) }, len))
     }
 
-    /// After a device reset: take back a message the device will never use.
-    pub(crate) fn detach_unused(&mut self) -> Option<KBox<M>> {
-        // SAFETY: `vq` is live (type invariant); callers reset the device
-        // first, as virtqueue_detach_unused_buf requires.
+    /// Take back a message the stopped device will never use.
+    pub(crate) fn detach_unused(&mut self, stopped: &Stopped<'_>) -> Option<KBox<M>> {
+        // Only the queue's own device's reset counts.
+        if !core::ptr::eq(self.set.vdev.as_raw(), stopped.vdev.as_raw()) {
+            return None;
+        }
+        // SAFETY: `vq` is live (type invariant); its device was reset and
+        // not made ready again (`Stopped`'s invariant), as
+        // virtqueue_detach_unused_buf requires.
         let token = unsafe { bindings::virtqueue_detach_unused_buf(self.vq.as_ptr()) };
         if token.is_null() {
             return None;
