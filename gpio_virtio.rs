@@ -249,7 +249,11 @@ impl virtio::Driver for GpioVirtio {
             Err(e) => return Err(e),
         };
         *this.probe_dirs.lock() = dirs;
-        let r = chip.register(vdev, &THIS_MODULE, this.ngpio, names, irq);
+        let r = if irq {
+            chip.register_with_irq(vdev, &THIS_MODULE, this.ngpio, names)
+        } else {
+            chip.register(vdev, &THIS_MODULE, this.ngpio, names)
+        };
         // Free it outside the lock.
         let dirs = this.probe_dirs.lock().take();
         drop(dirs);

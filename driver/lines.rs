@@ -35,6 +35,7 @@ pub(crate) fn set_bit(map: &mut [c_ulong], n: u16, v: bool) {
     }
 }
 
+#[vtable]
 impl gpio::Chip for VirtioGpio {
     fn request(&self, _offset: u32) -> Result {
         if self.rq.lock().gone {
@@ -262,7 +263,10 @@ impl gpio::Chip for VirtioGpio {
             |_, _| (),
         )
     }
+}
 
+#[vtable]
+impl gpio::IrqChip for VirtioGpio {
     fn irq_enable(&self, hwirq: u32) {
         self.with_irq_line(hwirq, |eq, l| {
             let il = &mut eq.lines[l];

@@ -8,7 +8,7 @@ use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU8, Ordering};
 use kernel::ffi::{c_char, c_int, c_uint, c_ulong};
 
-use kernel::error::{from_result, to_result};
+use kernel::error::{from_result, to_result, VTABLE_DEFAULT_ERROR};
 use kernel::prelude::*;
 use kernel::types::Opaque;
 
@@ -25,12 +25,19 @@ pub(crate) enum LineDirection {
 
 /// What a GPIO controller driver provides; gpiolib calls these with the
 /// line's offset (0..ngpio), possibly from several tasks at once. The chip
-/// is registered with `can_sleep`, so every method may sleep.
+/// is registered with `can_sleep`, so every method may sleep. (The shape of
+/// the Rust-for-Linux branch's `gpio::Chip`, with 7.x's setters that return
+/// an error.) Optional methods left out are left out of the `gpio_chip`.
+#[vtable]
 pub(crate) trait Chip: Sync + Send + Sized {
     /// A line was requested by a consumer.
-    fn request(&self, offset: u32) -> Result;
+    fn request(&self, _offset: u32) -> Result {
+        kernel::build_error!(VTABLE_DEFAULT_ERROR)
+    }
     /// A line was released.
-    fn free(&self, offset: u32);
+    fn free(&self, _offset: u32) {
+        kernel::build_error!(VTABLE_DEFAULT_ERROR)
+    }
     fn get_direction(&self, offset: u32) -> Result<LineDirection>;
     fn direction_input(&self, offset: u32) -> Result;
     fn direction_output(&self, offset: u32, value: bool) -> Result;
@@ -39,35 +46,49 @@ pub(crate) trait Chip: Sync + Send + Sized {
     /// 7.x's `set`, so the caller sees the error.
     fn set(&self, offset: u32, value: bool) -> Result;
     /// For each bit set in `mask`, read the line into the same bit of `bits`.
-    fn get_multiple(&self, mask: &[c_ulong], bits: &mut [c_ulong]) -> Result;
-    /// For each bit set in `mask`, set the line to the same bit of `bits`.
-    fn set_multiple(&self, mask: &[c_ulong], bits: &[c_ulong]) -> Result;
-
-    // The interrupt controller, when registered with `irq`. enable, disable,
-    // mask, unmask and set_type run in atomic context (under the irq
-    // descriptor's raw lock): they may only record state. What needs the
-    // device is done in `irq_bus_sync_unlock`, which may sleep. No lock is
-    // held from the irq core's irq_bus_lock to it: the chip serializes what
-    // it sends itself (a sync reads the recorded state when it runs, so
-    // concurrent syncs converge on the last recorded state).
-    //
-    // `irq_disable` (disable_irq) is followed by gpiolib being told that
-    // the line is no longer an enabled interrupt (so its user may make it
-    // an output); a chip may leave the device alone (a lazy disable: if an interrupt
-    // comes meanwhile, the irq core keeps it pending and replays an edge
-    // on enable_irq). `irq_shutdown` is the line ceasing to be an
-    // interrupt (free_irq).
-
-    fn irq_enable(&self, _hwirq: u32) {}
-    fn irq_disable(&self, _hwirq: u32) {}
-    fn irq_shutdown(&self, _hwirq: u32) {}
-    fn irq_mask(&self, _hwirq: u32) {}
-    fn irq_unmask(&self, _hwirq: u32) {}
-    /// `flow_type` is an `IRQ_TYPE_*` value.
-    fn irq_set_type(&self, _hwirq: u32, _flow_type: u32) -> Result {
-        Err(EINVAL)
+    fn get_multiple(&self, _mask: &[c_ulong], _bits: &mut [c_ulong]) -> Result {
+        kernel::build_error!(VTABLE_DEFAULT_ERROR)
     }
-    fn irq_bus_sync_unlock(&self, _hwirq: u32) {}
+    /// For each bit set in `mask`, set the line to the same bit of `bits`.
+    fn set_multiple(&self, _mask: &[c_ulong], _bits: &[c_ulong]) -> Result {
+        kernel::build_error!(VTABLE_DEFAULT_ERROR)
+    }
+}
+
+/// The interrupt controller of a [`Chip`], its own trait as in the
+/// Rust-for-Linux branch's `irq::Chip`, for a slow-bus chip (one behind a
+/// bus that sleeps): enable, disable, shutdown, mask, unmask and set_type
+/// run in atomic context (under the irq descriptor's raw lock) and may only
+/// record state; what needs the device is done in `irq_bus_sync_unlock`,
+/// which may sleep. No lock is held from the irq core's irq_bus_lock to it:
+/// the chip serializes what it sends itself (a sync reads the recorded
+/// state when it runs, so concurrent syncs converge on the last recorded
+/// state). The irq chip is immutable (`IRQCHIP_IMMUTABLE`), one per chip.
+///
+/// `irq_disable` (disable_irq) is followed by gpiolib being told that the
+/// line is no longer an enabled interrupt (so its user may make it an
+/// output); a chip may leave the device alone (a lazy disable: if an
+/// interrupt comes meanwhile, the irq core keeps it pending and replays an
+/// edge on enable_irq). `irq_shutdown` is the line ceasing to be an
+/// interrupt (free_irq).
+#[vtable]
+pub(crate) trait IrqChip: Chip {
+    fn irq_enable(&self, _hwirq: u32) {
+        kernel::build_error!(VTABLE_DEFAULT_ERROR)
+    }
+    fn irq_disable(&self, _hwirq: u32) {
+        kernel::build_error!(VTABLE_DEFAULT_ERROR)
+    }
+    fn irq_shutdown(&self, _hwirq: u32) {
+        kernel::build_error!(VTABLE_DEFAULT_ERROR)
+    }
+    fn irq_mask(&self, hwirq: u32);
+    fn irq_unmask(&self, hwirq: u32);
+    /// `flow_type` is an `IRQ_TYPE_*` value.
+    fn irq_set_type(&self, hwirq: u32, flow_type: u32) -> Result;
+    fn irq_bus_sync_unlock(&self, _hwirq: u32) {
+        kernel::build_error!(VTABLE_DEFAULT_ERROR)
+    }
 }
 
 /// Line names for a chip: a block of NUL-terminated names and the pointer
@@ -235,7 +256,23 @@ impl<T: Chip> Registration<T> {
         module: &'static ThisModule,
         ngpio: u16,
         names: Option<LineNames>,
-        irq: bool,
+    ) -> Result {
+        // SAFETY: sets nothing.
+        unsafe { self.register_inner(vdev, module, ngpio, names, |_, _| {}) }
+    }
+
+    /// # Safety
+    ///
+    /// `setup_irq` may only set up the irq chip (the second pointer) with
+    /// callbacks that match the C prototypes and the data pointer (this
+    /// registration), and install it in the gpio_chip (the first).
+    unsafe fn register_inner(
+        &self,
+        vdev: &virtio::Device,
+        module: &'static ThisModule,
+        ngpio: u16,
+        names: Option<LineNames>,
+        setup_irq: impl FnOnce(*mut bindings::gpio_chip, *mut bindings::irq_chip),
     ) -> Result {
         if names.as_ref().is_some_and(|n| n.len() != ngpio as usize) {
             return Err(EINVAL);
@@ -263,40 +300,36 @@ impl<T: Chip> Registration<T> {
             (*gc).names = (*self.names.get())
                 .as_ref()
                 .map_or(core::ptr::null(), |n| n.ptrs.as_ptr());
-            (*gc).request = Some(request_callback::<T>);
-            (*gc).free = Some(free_callback::<T>);
+            if T::HAS_REQUEST {
+                (*gc).request = Some(request_callback::<T>);
+            }
+            if T::HAS_FREE {
+                (*gc).free = Some(free_callback::<T>);
+            }
             (*gc).get_direction = Some(get_direction_callback::<T>);
             (*gc).direction_input = Some(direction_input_callback::<T>);
             (*gc).direction_output = Some(direction_output_callback::<T>);
             (*gc).get = Some(get_callback::<T>);
-            (*gc).get_multiple = Some(get_multiple_callback::<T>);
+            if T::HAS_GET_MULTIPLE {
+                (*gc).get_multiple = Some(get_multiple_callback::<T>);
+            }
             // 6.12: the setters that return an error are the `_rv` ones;
             // 7.x has only those, under the old names.
             #[cfg(vgpio_k612)]
             {
                 (*gc).set_rv = Some(set_callback::<T>);
-                (*gc).set_multiple_rv = Some(set_multiple_callback::<T>);
+                if T::HAS_SET_MULTIPLE {
+                    (*gc).set_multiple_rv = Some(set_multiple_callback::<T>);
+                }
             }
             #[cfg(vgpio_k7)]
             {
                 (*gc).set = Some(set_callback::<T>);
-                (*gc).set_multiple = Some(set_multiple_callback::<T>);
+                if T::HAS_SET_MULTIPLE {
+                    (*gc).set_multiple = Some(set_multiple_callback::<T>);
+                }
             }
-            if irq {
-                let ic = self.irq_chip.get();
-                (*ic).name = vdev.name().as_char_ptr();
-                (*ic).irq_enable = Some(irq_enable_callback::<T>);
-                (*ic).irq_disable = Some(irq_disable_callback::<T>);
-                (*ic).irq_shutdown = Some(irq_shutdown_callback::<T>);
-                (*ic).irq_mask = Some(irq_mask_callback::<T>);
-                (*ic).irq_unmask = Some(irq_unmask_callback::<T>);
-                (*ic).irq_set_type = Some(irq_set_type_callback::<T>);
-                (*ic).irq_bus_sync_unlock = Some(irq_bus_sync_unlock_callback::<T>);
-                (*ic).irq_request_resources = Some(bindings::gpiochip_irq_reqres);
-                (*ic).irq_release_resources = Some(bindings::gpiochip_irq_relres);
-                (*ic).flags = bindings::IRQCHIP_IMMUTABLE as c_ulong;
-                bindings::vgpio_gpio_irq_chip_set_chip(gc, ic);
-            }
+            setup_irq(gc, self.irq_chip.get());
         }
         // (left set by a registration that failed, or an unregister)
         self.syncing.lock().going = false;
@@ -358,6 +391,47 @@ impl<T: Chip> Registration<T> {
             self.synced.wait(&mut s);
         }
     }
+}
+
+impl<T: IrqChip> Registration<T> {
+    /// [`Registration::register`], with the chip's own irq chip: gpiolib
+    /// then gives the chip an irq domain, `ngpio` interrupts handled by
+    /// `handle_level_irq`, which the driver raises with
+    /// [`Registration::handle_irq`].
+    pub(crate) fn register_with_irq(
+        &self,
+        vdev: &virtio::Device,
+        module: &'static ThisModule,
+        ngpio: u16,
+        names: Option<LineNames>,
+    ) -> Result {
+        let name = vdev.name().as_char_ptr();
+        let setup = |gc: *mut bindings::gpio_chip, ic: *mut bindings::irq_chip| {
+            // SAFETY: `register_inner` passes the registration's own gpio
+            // and irq chips, not registered yet; the name lives as long as
+            // the device, so as the registration; the callbacks match the
+            // C prototypes and take the data pointer as a `Registration<T>`.
+            unsafe {
+                (*ic).name = name;
+                // (always: they keep gpiolib's count of interrupt lines)
+                (*ic).irq_enable = Some(irq_enable_callback::<T>);
+                (*ic).irq_disable = Some(irq_disable_callback::<T>);
+                (*ic).irq_shutdown = Some(irq_shutdown_callback::<T>);
+                (*ic).irq_mask = Some(irq_mask_callback::<T>);
+                (*ic).irq_unmask = Some(irq_unmask_callback::<T>);
+                (*ic).irq_set_type = Some(irq_set_type_callback::<T>);
+                if T::HAS_IRQ_BUS_SYNC_UNLOCK {
+                    (*ic).irq_bus_sync_unlock = Some(irq_bus_sync_unlock_callback::<T>);
+                }
+                (*ic).irq_request_resources = Some(bindings::gpiochip_irq_reqres);
+                (*ic).irq_release_resources = Some(bindings::gpiochip_irq_relres);
+                (*ic).flags = bindings::IRQCHIP_IMMUTABLE as c_ulong;
+                bindings::vgpio_gpio_irq_chip_set_chip(gc, ic);
+            }
+        };
+        // SAFETY: `setup` sets up the irq chip and installs it, as asked.
+        unsafe { self.register_inner(vdev, module, ngpio, names, setup) }
+    }
 
     /// Run the chip's irq_bus_sync_unlock for `hwirq` unless the chip is
     /// going, counted so that unregistering waits for it. (While the chip
@@ -397,7 +471,9 @@ impl<T: Chip> PinnedDrop for Registration<T> {
 ///
 /// `d` must belong to the irq domain of a chip registered by a
 /// `Registration<T>`.
-unsafe fn irq_registration<'a, T: Chip>(d: *mut bindings::irq_data) -> (&'a Registration<T>, u32) {
+unsafe fn irq_registration<'a, T: IrqChip>(
+    d: *mut bindings::irq_data,
+) -> (&'a Registration<T>, u32) {
     // SAFETY: gpiolib sets the chip data of its irqs to the gpio_chip, whose
     // data pointer is the registration (caller's guarantee). It is alive:
     // every irq_chip callback but irq_bus_sync_unlock runs with the irq
@@ -418,23 +494,27 @@ unsafe fn irq_registration<'a, T: Chip>(d: *mut bindings::irq_data) -> (&'a Regi
 ///
 /// Called by the irq core only, with an irq of a chip registered by a
 /// `Registration<T>`.
-unsafe extern "C" fn irq_enable_callback<T: Chip>(d: *mut bindings::irq_data) {
+unsafe extern "C" fn irq_enable_callback<T: IrqChip>(d: *mut bindings::irq_data) {
     // SAFETY: the irq core calls back with an irq of our chip.
     let (reg, hwirq) = unsafe { irq_registration::<T>(d) };
     // SAFETY: our registered chip and one of its lines; immutable irq chips
     // tell gpiolib themselves that the line is in use as an interrupt.
     unsafe { bindings::gpiochip_enable_irq(reg.gc.get(), hwirq) };
-    reg.data.irq_enable(hwirq);
+    if T::HAS_IRQ_ENABLE {
+        reg.data.irq_enable(hwirq);
+    }
 }
 
 /// # Safety
 ///
 /// Called by the irq core only, with an irq of a chip registered by a
 /// `Registration<T>`.
-unsafe extern "C" fn irq_disable_callback<T: Chip>(d: *mut bindings::irq_data) {
+unsafe extern "C" fn irq_disable_callback<T: IrqChip>(d: *mut bindings::irq_data) {
     // SAFETY: the irq core calls back with an irq of our chip.
     let (reg, hwirq) = unsafe { irq_registration::<T>(d) };
-    reg.data.irq_disable(hwirq);
+    if T::HAS_IRQ_DISABLE {
+        reg.data.irq_disable(hwirq);
+    }
     // SAFETY: as in `irq_enable_callback`. gpiolib no longer counts the
     // line as an enabled interrupt: its user may drive it meanwhile.
     unsafe { bindings::gpiochip_disable_irq(reg.gc.get(), hwirq) };
@@ -444,10 +524,12 @@ unsafe extern "C" fn irq_disable_callback<T: Chip>(d: *mut bindings::irq_data) {
 ///
 /// Called by the irq core only, with an irq of a chip registered by a
 /// `Registration<T>`.
-unsafe extern "C" fn irq_shutdown_callback<T: Chip>(d: *mut bindings::irq_data) {
+unsafe extern "C" fn irq_shutdown_callback<T: IrqChip>(d: *mut bindings::irq_data) {
     // SAFETY: the irq core calls back with an irq of our chip.
     let (reg, hwirq) = unsafe { irq_registration::<T>(d) };
-    reg.data.irq_shutdown(hwirq);
+    if T::HAS_IRQ_SHUTDOWN {
+        reg.data.irq_shutdown(hwirq);
+    }
     // SAFETY: as in `irq_enable_callback`.
     unsafe { bindings::gpiochip_disable_irq(reg.gc.get(), hwirq) };
 }
@@ -456,7 +538,7 @@ unsafe extern "C" fn irq_shutdown_callback<T: Chip>(d: *mut bindings::irq_data) 
 ///
 /// Called by the irq core only, with an irq of a chip registered by a
 /// `Registration<T>`.
-unsafe extern "C" fn irq_mask_callback<T: Chip>(d: *mut bindings::irq_data) {
+unsafe extern "C" fn irq_mask_callback<T: IrqChip>(d: *mut bindings::irq_data) {
     // SAFETY: the irq core calls back with an irq of our chip.
     let (reg, hwirq) = unsafe { irq_registration::<T>(d) };
     reg.data.irq_mask(hwirq);
@@ -466,7 +548,7 @@ unsafe extern "C" fn irq_mask_callback<T: Chip>(d: *mut bindings::irq_data) {
 ///
 /// Called by the irq core only, with an irq of a chip registered by a
 /// `Registration<T>`.
-unsafe extern "C" fn irq_unmask_callback<T: Chip>(d: *mut bindings::irq_data) {
+unsafe extern "C" fn irq_unmask_callback<T: IrqChip>(d: *mut bindings::irq_data) {
     // SAFETY: the irq core calls back with an irq of our chip.
     let (reg, hwirq) = unsafe { irq_registration::<T>(d) };
     reg.data.irq_unmask(hwirq);
@@ -476,7 +558,7 @@ unsafe extern "C" fn irq_unmask_callback<T: Chip>(d: *mut bindings::irq_data) {
 ///
 /// Called by the irq core only, with an irq of a chip registered by a
 /// `Registration<T>`.
-unsafe extern "C" fn irq_set_type_callback<T: Chip>(
+unsafe extern "C" fn irq_set_type_callback<T: IrqChip>(
     d: *mut bindings::irq_data,
     flow_type: c_uint,
 ) -> c_int {
@@ -489,7 +571,7 @@ unsafe extern "C" fn irq_set_type_callback<T: Chip>(
 ///
 /// Called by the irq core only, with an irq of a chip registered by a
 /// `Registration<T>`.
-unsafe extern "C" fn irq_bus_sync_unlock_callback<T: Chip>(d: *mut bindings::irq_data) {
+unsafe extern "C" fn irq_bus_sync_unlock_callback<T: IrqChip>(d: *mut bindings::irq_data) {
     // SAFETY: the irq core calls back with an irq of our chip. Without the
     // descriptor's lock: the registration stays alive for a call that has
     // counted itself in (`sync_unlock`; `unregister` waits for those). What
