@@ -5,6 +5,9 @@
 #   make demo         install, build, boot a guest and show the driver at work
 #   make check        install, build, run the whole test suite in a guest
 #   make lint         rustfmt and clippy (the kernel's lint set) over the driver
+#   make buildcheck   build and lint the module and the test modules against
+#                     a tree prepared only for modules (no guest, no tests)
+#   KERNEL=6.12|7.3   which kernel (default 6.12), for every target
 #   make soak         the same suite with its long loops (about 46 min, not CI)
 #   make bench        benchmarks, Rust driver against the C driver
 #                     (BENCH_ARGS="--rounds N --kvm" to change the defaults)
@@ -29,7 +32,7 @@ export KERNEL
 KMAKE = env $$($(TOP)/scripts/kernel.sh env) $(MAKE) -C "$(KDIR_SH)" $$($(TOP)/scripts/kernel.sh make-args)
 SIM := $(TOP)/sim/target/release/virtio-gpio-sim
 
-.PHONY: all modules deps kernel sim testmods tools demo check lint soak bench clean
+.PHONY: all modules deps kernel sim testmods tools demo check lint buildcheck soak bench clean
 
 all: modules
 
@@ -61,6 +64,10 @@ check: deps kernel modules sim testmods tools
 
 lint: deps $(KERNEL_DEP)
 	KDIR="$(KDIR_SH)" $(TOP)/scripts/lint.sh
+
+buildcheck: deps
+	$(TOP)/scripts/kernel.sh prepare
+	$(TOP)/scripts/lint.sh --copy $(TOP)/out/build-$(KERNEL)
 
 soak: deps kernel modules sim testmods tools
 	$(TOP)/scripts/check.sh --soak

@@ -13,6 +13,7 @@
 #
 #   scripts/kernel.sh dir        print the cached tree's path (built or not)
 #   scripts/kernel.sh build      build it unless the cache already holds it
+#   scripts/kernel.sh prepare    only as far as building modules needs
 #   scripts/kernel.sh make-args  the toolchain arguments for make -C <tree>
 #   scripts/kernel.sh env        the environment those need (sh assignments)
 set -euo pipefail
@@ -130,16 +131,10 @@ check_config() {
 	return $bad
 }
 
-build() {
-	local dir top start
-	dir=$(kdir)
+# A fresh tree for the key, unpacked and configured.
+configure() {
+	local dir=$1 top
 	top=$(dirname "$dir")
-	if [ -e "$top/.built" ]; then
-		echo "kernel.sh: cached test kernel at $dir"
-		return 0
-	fi
-	start=$(date +%s)
-	echo "kernel.sh: building the test kernel in $dir (no cache for key $(basename "$top"))"
 	rm -rf "$top"
 	mkdir -p "$top"
 	unpack "$top"
@@ -153,8 +148,26 @@ build() {
 	check_config
 	# shellcheck disable=SC2046
 	make $(make_args) rustavailable
+}
+
+build() {
+	local dir top start
+	dir=$(kdir)
+	top=$(dirname "$dir")
+	if [ -e "$top/.built" ]; then
+		echo "kernel.sh: cached test kernel at $dir"
+		return 0
+	fi
+	start=$(date +%s)
+	if [ -e "$top/.prepared" ]; then
+		echo "kernel.sh: building the test kernel in $dir (prepared for modules only so far)"
+		cd "$dir"
+	else
+		echo "kernel.sh: building the test kernel in $dir (no cache for key $(basename "$top"))"
+		configure "$dir"
+	fi
 	# shellcheck disable=SC2046
-	make $(make_args) -j"$(($(nproc) + 1))" >"$top/build.log" 2>&1 ||
+	make $(make_args) -j"$(($(nproc) + 1))" >>"$top/build.log" 2>&1 ||
 		{ tail -n 60 "$top/build.log"; exit 1; }
 	make -C tools/gpio -j"$(nproc)" >>"$top/build.log" 2>&1 ||
 		{ tail -n 30 "$top/build.log"; exit 1; }
@@ -162,10 +175,36 @@ build() {
 	echo "kernel.sh: built in $(($(date +%s) - start)) s"
 }
 
+# Only as far as an out-of-tree module needs (modules_prepare: the config,
+# the generated headers, the kernel crate): for building the module against
+# a kernel the tests do not boot. There is no Module.symvers then, so
+# modpost only warns about the kernel's symbols (make-args says so).
+prepare() {
+	local dir top start
+	dir=$(kdir)
+	top=$(dirname "$dir")
+	if [ -e "$top/.built" ] || [ -e "$top/.prepared" ]; then
+		echo "kernel.sh: cached kernel tree at $dir"
+		return 0
+	fi
+	start=$(date +%s)
+	echo "kernel.sh: preparing a $KERNEL tree for modules in $dir"
+	configure "$dir"
+	# shellcheck disable=SC2046
+	make $(make_args) -j"$(($(nproc) + 1))" modules_prepare >"$top/build.log" 2>&1 ||
+		{ tail -n 60 "$top/build.log"; exit 1; }
+	touch "$top/.prepared"
+	echo "kernel.sh: prepared in $(($(date +%s) - start)) s"
+}
+
 case "${1:-}" in
 dir) kdir ;;
 build) build ;;
-make-args) make_args ;;
+prepare) prepare ;;
+make-args)
+	make_args
+	[ -e "$(dirname "$(kdir)")/.built" ] || echo KBUILD_MODPOST_WARN=1
+	;;
 env) echo "LIBCLANG_PATH=${LIBCLANG_PATH:-}" ;;
-*) echo "usage: $0 dir|build|make-args|env" >&2; exit 2 ;;
+*) echo "usage: $0 dir|build|prepare|make-args|env" >&2; exit 2 ;;
 esac
