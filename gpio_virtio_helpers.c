@@ -108,6 +108,16 @@ void vgpio_raw_spin_assert_is_held(raw_spinlock_t *lock)
 	lockdep_assert_held(lock);
 }
 
+void vgpio_spin_unlock_irq_enable(spinlock_t *lock)
+{
+	spin_unlock_irq_enable(lock);
+}
+
+void vgpio_spin_lock_irq_disable(spinlock_t *lock)
+{
+	spin_lock_irq_disable(lock);
+}
+
 /*
  * Called with @lock held (spin_lock_irq_disable): sleep until woken up or
  * killed, with @lock dropped while asleep; returns with it held again. With

@@ -52,6 +52,8 @@ void vgpio_raw_spin_unlock_irqrestore(raw_spinlock_t *lock, unsigned long flags)
 #ifdef VGPIO_K7
 bool vgpio_raw_spin_trylock_irqsave(raw_spinlock_t *lock, unsigned long *flags);
 void vgpio_raw_spin_assert_is_held(raw_spinlock_t *lock);
+void vgpio_spin_unlock_irq_enable(spinlock_t *lock);
+void vgpio_spin_lock_irq_disable(spinlock_t *lock);
 int vgpio_wait_killable_irq(struct wait_queue_head *wq, spinlock_t *lock, long *timeout);
 #else
 void vgpio_spin_lock_init(spinlock_t *lock, const char *name, struct lock_class_key *key);

@@ -12,7 +12,7 @@ use kernel::ffi::c_ulong;
 use kernel::prelude::*;
 
 use super::lines::{bit, set_bit};
-use super::sync::{Deadline, Moment, SpinLockIrqGuard};
+use super::sync::{self, Deadline, Moment, SpinLockIrqGuard};
 use super::uapi::*;
 use super::virtio::{self, dev_log_bad};
 use super::VirtioGpio;
@@ -166,8 +166,9 @@ impl VirtioGpio {
                     }
                 }
             }
-            if added {
-                q.vq.kick();
+            // The device is told with the lock dropped (a VM exit).
+            if let Some(n) = added.then(|| q.vq.kick_prepare()).flatten() {
+                sync::unlocked(q, || n.notify());
             }
             if let Some(error) = err {
                 break Err(error);
@@ -305,9 +306,11 @@ impl VirtioGpio {
         }
         self.transact(&mut q, &mut ent, &mut dl)?;
         let (m, len) = ent[0].done.take().ok_or(EIO)?;
-        let r = self.answer(type_, line, &m, len);
-        q.slots[line as usize].free = Some(m);
+        // Checked (and a bad answer logged) without the lock; the message
+        // is ours until it is back in its slot.
         drop(q);
+        let r = self.answer(type_, line, &m, len);
+        self.rq.lock().slots[line as usize].free = Some(m);
         self.rq_wait.notify_all();
         r
     }
@@ -332,7 +335,11 @@ impl VirtioGpio {
         Self::fill(&mut m, type_, line, value);
         match q.vq.add(m) {
             Ok(()) => {
-                q.vq.kick();
+                let n = q.vq.kick_prepare();
+                drop(q);
+                if let Some(n) = n {
+                    n.notify();
+                }
                 Ok(())
             }
             Err((e, m)) => {
@@ -395,13 +402,14 @@ impl VirtioGpio {
             self.note_timeout(&r, type_, first);
             return Err(e);
         }
+        // Checked (and bad answers logged) without the lock; the messages
+        // are ours until they are back in their slots.
+        drop(q);
         let mut first_err = Ok(());
-        for e in ents.iter_mut() {
+        for e in ents.iter() {
+            let Some((m, len)) = &e.done else { continue };
             let line = e.slot as u16;
-            let Some((m, len)) = e.done.take() else {
-                continue;
-            };
-            match self.answer(type_, line, &m, len) {
+            match self.answer(type_, line, m, *len) {
                 Ok(v) => answer(line, v),
                 Err(err) => {
                     if first_err.is_ok() {
@@ -409,7 +417,12 @@ impl VirtioGpio {
                     }
                 }
             }
-            q.slots[e.slot].free = Some(m);
+        }
+        let mut q = self.rq.lock();
+        for e in ents.iter_mut() {
+            if let Some((m, _)) = e.done.take() {
+                q.slots[e.slot].free = Some(m);
+            }
         }
         drop(q);
         self.rq_wait.notify_all();

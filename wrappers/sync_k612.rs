@@ -228,6 +228,21 @@ impl<T, K: LockKind> Drop for IrqLockGuard<'_, T, K> {
     }
 }
 
+/// Run `f` with the guard's lock released (and interrupts as they were
+/// before it was taken), then take the lock again: for work that must not
+/// run under it (a virtqueue notification is a VM exit).
+pub(crate) fn unlocked<T, U>(guard: &mut SpinLockIrqGuard<'_, T>, f: impl FnOnce() -> U) -> U {
+    // SAFETY: the guard holds the lock, taken with its flags (type
+    // invariant); it is borrowed mutably, so nothing reaches the data
+    // through it until the lock is taken again below, with the flags
+    // updated, which restores the guard's invariant.
+    unsafe { SpinKind::unlock_irqrestore(guard.lock.lock.get(), guard.flags) };
+    let r = f();
+    // SAFETY: as above.
+    guard.flags = unsafe { SpinKind::lock_irqsave(guard.lock.lock.get()) };
+    r
+}
+
 /// RCU, as 7.x's `kernel::sync::rcu`.
 pub(crate) mod rcu {
     use crate::bindings;

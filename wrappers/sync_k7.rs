@@ -85,6 +85,32 @@ unsafe impl Backend for RawSpinLockIrqBackend {
     }
 }
 
+/// The C lock of a held [`SpinLockIrq`]. `Lock` is `repr(C)` with the C
+/// lock its first field (what `Lock::from_raw` relies on), so the lock's
+/// address is its C lock's.
+fn raw_lock<T>(guard: &SpinLockIrqGuard<'_, T>) -> *mut bindings::spinlock_t {
+    core::ptr::from_ref(guard.lock_ref())
+        .cast::<bindings::spinlock_t>()
+        .cast_mut()
+}
+
+/// Run `f` with the guard's lock released (and interrupts on, if the lock
+/// turned them off), then take the lock again: for work that must not run
+/// under it (a virtqueue notification is a VM exit). The crate's own
+/// `Guard::do_unlocked` is not public.
+pub(crate) fn unlocked<T, U>(guard: &mut SpinLockIrqGuard<'_, T>, f: impl FnOnce() -> U) -> U {
+    let lock = raw_lock(guard);
+    // SAFETY: the guard holds the lock, taken with spin_lock_irq_disable
+    // (SpinLockIrq's backend), which the helpers drop and retake the same
+    // way; the guard is borrowed mutably, so nothing reaches the data
+    // through it meanwhile, and it holds the lock again when this returns.
+    unsafe { bindings::vgpio_spin_unlock_irq_enable(lock) };
+    let r = f();
+    // SAFETY: as above.
+    unsafe { bindings::vgpio_spin_lock_irq_disable(lock) };
+    r
+}
+
 /// A point in time, for a bound shared by several waits.
 #[derive(Clone, Copy)]
 pub(crate) struct Moment(Instant<Monotonic>);
@@ -154,11 +180,7 @@ impl KillableCondVar {
         guard: &mut SpinLockIrqGuard<'_, T>,
         deadline: &mut Deadline,
     ) -> Result {
-        // `Lock` is `repr(C)` with the C lock its first field (what
-        // `Lock::from_raw` relies on), so the lock's address is its C lock's.
-        let lock = core::ptr::from_ref(guard.lock_ref())
-            .cast::<bindings::spinlock_t>()
-            .cast_mut();
+        let lock = raw_lock(guard);
         let left = deadline
             .0
             .as_mut()

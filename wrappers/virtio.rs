@@ -577,6 +577,29 @@ unsafe extern "C" fn vq_callback<T: Driver, const I: usize>(vq: *mut bindings::v
         .vq_callback(I);
 }
 
+/// A notification a device asked for ([`Virtqueue::kick_prepare`]).
+///
+/// # Invariants
+///
+/// `vq` is a live virtqueue of `_set`'s device (held, so not deleted).
+pub(crate) struct Notify {
+    vq: NonNull<bindings::virtqueue>,
+    _set: Arc<VqSet>,
+}
+
+// SAFETY: virtqueue_notify may be called from any thread, without the lock
+// that serializes the queue's other operations.
+unsafe impl Send for Notify {}
+
+impl Notify {
+    /// Tell the device (no lock needed).
+    pub(crate) fn notify(self) {
+        // SAFETY: `vq` is live (type invariant); virtqueue_notify needs no
+        // serialization with the queue's other operations.
+        unsafe { bindings::virtqueue_notify(self.vq.as_ptr()) };
+    }
+}
+
 /// What the device reads and writes for one message: a device-readable part
 /// and a device-writable part, both inside the message's own memory.
 pub(crate) trait Buffer {
@@ -660,6 +683,23 @@ impl<M: Buffer> Virtqueue<M> {
     pub(crate) fn kick(&mut self) {
         // SAFETY: `vq` is live (type invariant).
         unsafe { bindings::virtqueue_kick(self.vq.as_ptr()) };
+    }
+
+    /// The first half of [`Virtqueue::kick`], under the queue's lock: does
+    /// the device want to be told about the buffers added? The notification
+    /// itself (a VM exit, usually) can then be sent with the lock dropped.
+    pub(crate) fn kick_prepare(&mut self) -> Option<Notify> {
+        // SAFETY: `vq` is live (type invariant); serialized with `add` by
+        // `&mut self`, as virtqueue_kick_prepare requires.
+        if unsafe { bindings::virtqueue_kick_prepare(self.vq.as_ptr()) } {
+            // INVARIANT: the queue stays live while `set` is held.
+            Some(Notify {
+                vq: self.vq,
+                _set: self.set.clone(),
+            })
+        } else {
+            None
+        }
     }
 
     /// A message the device is done with, and the length it says it wrote.
