@@ -51,7 +51,7 @@ mod requestq;
 
 use irq::{EventQueue, IrqLine, IrqMsg};
 use requestq::{ReqMsg, RequestQueue, Response, Slot, WAIT_BOUND_MS};
-use sync::{lock_class, KillableCondVar, Moment, RawSpinLockIrq, SpinLockIrq};
+use sync::{lock_class, Moment, RawSpinLockIrq, SpinLockIrq};
 use uapi::*;
 use virtio::dev_log;
 
@@ -77,9 +77,6 @@ struct VirtioGpio {
     names_size: u32,
     #[pin]
     rq: SpinLockIrq<RequestQueue>,
-    /// Woken whenever the device returns messages or a slot becomes free.
-    #[pin]
-    rq_wait: KillableCondVar,
     /// The eventq and the lines' interrupt state, when VIRTIO_GPIO_F_IRQ
     /// was negotiated.
     #[pin]
@@ -120,7 +117,13 @@ impl VirtioGpio {
                 }
             }
         }
-        self.rq_wait.notify_all();
+        // Everybody who waits on the device: every line's waiters and those
+        // waiting for room in the ring.
+        let q = self.rq.lock();
+        let keys = (0..q.slots.len()).map(|i| q.key(i));
+        keys.for_each(sync::wake_up_var);
+        drop(q);
+        sync::wake_up_var(self.ring_key());
     }
 }
 
@@ -183,6 +186,7 @@ impl virtio::Driver for GpioVirtio {
             gone: false,
             starting: Some((Moment::after_ms(WAIT_BOUND_MS), kernel::current!().pid())),
             slots,
+            ring_waiters: 0,
         };
         let eq = match eventq {
             Some(vq) => {
@@ -229,7 +233,6 @@ impl virtio::Driver for GpioVirtio {
             ngpio,
             names_size,
             rq <- SpinLockIrq::new(rq, kernel::c_str!("virtio_gpio_rs.requestq"), lock_class!()),
-            rq_wait <- KillableCondVar::new(kernel::c_str!("virtio_gpio_rs.rq_wait"), lock_class!()),
             eq <- RawSpinLockIrq::new(eq, kernel::c_str!("virtio_gpio_rs.eventq"), lock_class!()),
             probe_dirs <- SpinLockIrq::new(None, kernel::c_str!("virtio_gpio_rs.probe_dirs"), lock_class!()),
         }? Error);

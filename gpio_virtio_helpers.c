@@ -120,21 +120,24 @@ void vgpio_spin_lock_irq_disable(spinlock_t *lock)
 
 /*
  * Called with @lock held (spin_lock_irq_disable): sleep until woken up or
- * killed, with @lock dropped while asleep; returns with it held again. With
- * @timeout, asleep for at most *@timeout jiffies, which it lowers by the time
- * slept: -ETIMEDOUT when none is left. The caller checked its condition under
- * @lock, and wakers change the condition under @lock before waking @wq, so no
- * wake-up is lost. (The crate's CondVar has no killable wait.)
+ * killed, on @var's hashed wait queue (only wake_up_var(@var) wakes it: the
+ * kernel's wait_var_event family), with @lock dropped while asleep; returns
+ * with it held again. With @timeout, asleep for at most *@timeout jiffies,
+ * which it lowers by the time slept: -ETIMEDOUT when none is left. The
+ * caller checked its condition under @lock, and wakers change the condition
+ * under @lock before waking @var, so no wake-up is lost. (The crate's
+ * CondVar has neither a killable nor a keyed wait.)
  */
-int vgpio_wait_killable_irq(struct wait_queue_head *wq, spinlock_t *lock, long *timeout)
+int vgpio_wait_var_killable_irq(void *var, spinlock_t *lock, long *timeout)
 {
-	struct wait_queue_entry wait;
+	struct wait_bit_queue_entry wbq;
+	struct wait_queue_head *wq = __var_waitqueue(var);
 	long ret;
 
 	if (timeout && *timeout <= 0)
 		return -ETIMEDOUT;
-	init_wait_entry(&wait, 0);
-	ret = prepare_to_wait_event(wq, &wait, TASK_KILLABLE);
+	init_wait_var_entry(&wbq, var, 0);
+	ret = prepare_to_wait_event(wq, &wbq.wq_entry, TASK_KILLABLE);
 	if (!ret) {
 		spin_unlock_irq_enable(lock);
 		if (timeout)
@@ -143,7 +146,7 @@ int vgpio_wait_killable_irq(struct wait_queue_head *wq, spinlock_t *lock, long *
 			schedule();
 		spin_lock_irq_disable(lock);
 	}
-	finish_wait(wq, &wait);
+	finish_wait(wq, &wbq.wq_entry);
 	return ret;
 }
 
@@ -175,29 +178,11 @@ void vgpio_init_waitqueue_head(struct wait_queue_head *wq, const char *name,
 }
 
 /*
- * Called with @lock held (irqsave, @flags): sleep until woken up or killed,
- * with @lock dropped while asleep; returns with it held again. The caller
- * checked its condition under @lock, and wakers change the condition under
- * @lock before waking @wq, so no wake-up is lost.
+ * Called with @lock held (irqsave, @flags): sleep, not interruptibly, until
+ * woken up, with @lock dropped while asleep; returns with it held again. The
+ * caller checked its condition under @lock, and wakers change the condition
+ * under @lock before waking @wq, so no wake-up is lost.
  */
-int vgpio_wait_killable_unlocked(struct wait_queue_head *wq, spinlock_t *lock,
-				 unsigned long *flags)
-{
-	struct wait_queue_entry wait;
-	long ret;
-
-	init_wait_entry(&wait, 0);
-	ret = prepare_to_wait_event(wq, &wait, TASK_KILLABLE);
-	if (!ret) {
-		spin_unlock_irqrestore(lock, *flags);
-		schedule();
-		spin_lock_irqsave(lock, *flags);
-	}
-	finish_wait(wq, &wait);
-	return ret;
-}
-
-/* As vgpio_wait_killable_unlocked, but not woken by signals. */
 void vgpio_wait_unlocked(struct wait_queue_head *wq, spinlock_t *lock,
 			 unsigned long *flags)
 {
@@ -211,25 +196,31 @@ void vgpio_wait_unlocked(struct wait_queue_head *wq, spinlock_t *lock,
 }
 
 /*
- * As vgpio_wait_killable_unlocked, but asleep for at most *@timeout jiffies,
- * which it lowers by the time slept: -ETIMEDOUT when none is left.
+ * As vgpio_wait_unlocked, but killable and on @var's hashed wait queue (only
+ * wake_up_var(@var) wakes it: the kernel's wait_var_event family). With
+ * @timeout, asleep for at most *@timeout jiffies, which it lowers by the
+ * time slept: -ETIMEDOUT when none is left.
  */
-int vgpio_wait_killable_timeout_unlocked(struct wait_queue_head *wq, spinlock_t *lock,
-					 unsigned long *flags, long *timeout)
+int vgpio_wait_var_killable_unlocked(void *var, spinlock_t *lock, unsigned long *flags,
+				     long *timeout)
 {
-	struct wait_queue_entry wait;
+	struct wait_bit_queue_entry wbq;
+	struct wait_queue_head *wq = __var_waitqueue(var);
 	long ret;
 
-	if (*timeout <= 0)
+	if (timeout && *timeout <= 0)
 		return -ETIMEDOUT;
-	init_wait_entry(&wait, 0);
-	ret = prepare_to_wait_event(wq, &wait, TASK_KILLABLE);
+	init_wait_var_entry(&wbq, var, 0);
+	ret = prepare_to_wait_event(wq, &wbq.wq_entry, TASK_KILLABLE);
 	if (!ret) {
 		spin_unlock_irqrestore(lock, *flags);
-		*timeout = schedule_timeout(*timeout);
+		if (timeout)
+			*timeout = schedule_timeout(*timeout);
+		else
+			schedule();
 		spin_lock_irqsave(lock, *flags);
 	}
-	finish_wait(wq, &wait);
+	finish_wait(wq, &wbq.wq_entry);
 	return ret;
 }
 
@@ -272,6 +263,11 @@ void vgpio_wake_up_all(struct wait_queue_head *wq)
 }
 
 #endif
+
+void vgpio_wake_up_var(void *var)
+{
+	wake_up_var(var);
+}
 
 int vgpio_gpiochip_add_data(struct gpio_chip *gc, void *data)
 {

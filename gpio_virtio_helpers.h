@@ -24,6 +24,7 @@
 #include <linux/virtio_config.h>
 #include <linux/virtio_gpio.h>
 #include <linux/virtio_ids.h>
+#include <linux/wait_bit.h>
 
 /* virtio config space and features */
 u16 vgpio_cread16(struct virtio_device *vdev, unsigned int offset);
@@ -54,23 +55,22 @@ bool vgpio_raw_spin_trylock_irqsave(raw_spinlock_t *lock, unsigned long *flags);
 void vgpio_raw_spin_assert_is_held(raw_spinlock_t *lock);
 void vgpio_spin_unlock_irq_enable(spinlock_t *lock);
 void vgpio_spin_lock_irq_disable(spinlock_t *lock);
-int vgpio_wait_killable_irq(struct wait_queue_head *wq, spinlock_t *lock, long *timeout);
+int vgpio_wait_var_killable_irq(void *var, spinlock_t *lock, long *timeout);
 #else
 void vgpio_spin_lock_init(spinlock_t *lock, const char *name, struct lock_class_key *key);
 unsigned long vgpio_spin_lock_irqsave(spinlock_t *lock);
 void vgpio_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags);
 void vgpio_init_waitqueue_head(struct wait_queue_head *wq, const char *name,
 			       struct lock_class_key *key);
-int vgpio_wait_killable_unlocked(struct wait_queue_head *wq, spinlock_t *lock,
-				 unsigned long *flags);
 void vgpio_wait_unlocked(struct wait_queue_head *wq, spinlock_t *lock,
 			 unsigned long *flags);
-int vgpio_wait_killable_timeout_unlocked(struct wait_queue_head *wq, spinlock_t *lock,
-					 unsigned long *flags, long *timeout);
+int vgpio_wait_var_killable_unlocked(void *var, spinlock_t *lock, unsigned long *flags,
+				     long *timeout);
 long vgpio_msecs_to_jiffies(unsigned int ms);
 unsigned long vgpio_jiffies(void);
 #endif
 bool vgpio_current_is_exiting(void);
+void vgpio_wake_up_var(void *var);
 #ifdef VGPIO_K612
 void vgpio_might_sleep(void);
 void vgpio_rcu_read_lock(void);

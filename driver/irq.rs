@@ -58,7 +58,8 @@ pub(crate) struct IrqLine {
     /// A [`TypeSeq`] is going on for the line: a sync may then not take
     /// the lock-free way out, as the record it would trust may be about to
     /// change. Set and cleared with the requestq lock held too, which the
-    /// tasks waiting for the sequence to end (on `rq_wait`) hold to check.
+    /// tasks waiting for the sequence to end (on the line's slot key) hold
+    /// to check.
     pub(crate) typing: bool,
     pub(crate) masked: bool,
     /// The line's eventq message while the device does not have it.
@@ -251,8 +252,9 @@ impl Drop for TypeSeq<'_> {
         // INVARIANT: the flag was this sequence's; the next one may begin.
         self.gpio
             .with_irq_line(self.line, |eq, l| eq.lines[l].typing = false);
+        let key = q.key(self.line as usize);
         drop(q);
-        self.gpio.rq_wait.notify_all();
+        sync::wake_up_var(key);
     }
 }
 
@@ -335,7 +337,8 @@ impl VirtioGpio {
                     end,
                 });
             }
-            self.rq_wait.wait_killable(&mut q, &mut dl)?;
+            let key = q.key(hwirq as usize);
+            sync::wait_var_killable(&mut q, key, &mut dl)?;
         }
     }
 

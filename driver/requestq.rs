@@ -68,6 +68,19 @@ pub(crate) struct RequestQueue {
     pub(crate) starting: Option<(Moment, i32)>,
     /// One slot per line, plus one (index `ngpio`) for GET_LINE_NAMES.
     pub(crate) slots: KVec<Slot>,
+    /// Tasks waiting for room in the ring (on [`VirtioGpio::ring_key`]).
+    pub(crate) ring_waiters: u32,
+}
+
+impl RequestQueue {
+    /// What the tasks that wait for a slot (its message to be free or back,
+    /// or its line's trigger-type sequence to end) wait on: a wake-up for a
+    /// line wakes only the tasks waiting for that line. The slot's address:
+    /// ours alone, and it stays put (the slots never grow). Only a key,
+    /// never read through.
+    pub(crate) fn key(&self, slot: usize) -> *const core::ffi::c_void {
+        self.slots.as_ptr().wrapping_add(slot).cast()
+    }
 }
 
 /// A message in one request: which slot, the message while we hold it, the
@@ -129,7 +142,13 @@ impl VirtioGpio {
                 }
                 return Ok(());
             }
-            self.rq_wait.wait_killable(q, dl)?;
+            // (one at a time: the first that is not free)
+            let busy = ents
+                .iter()
+                .find(|e| q.slots[e.slot].free.is_none())
+                .map_or(0, |e| e.slot);
+            let key = q.key(busy);
+            sync::wait_var_killable(q, key, dl)?;
         }
     }
 
@@ -179,14 +198,28 @@ impl VirtioGpio {
             if ents.iter().all(|e| e.done.is_some()) {
                 break Ok(());
             }
-            if let Err(error) = self.rq_wait.wait_killable(q, dl) {
+            // Wait for what is missing: room in the ring for a message not
+            // added yet (any answer makes some), else the first answer not
+            // in yet (each answer wakes only its own line's waiters).
+            let r = if ents.iter().any(|e| e.msg.is_some()) {
+                q.ring_waiters += 1;
+                let r = sync::wait_var_killable(q, self.ring_key(), dl);
+                q.ring_waiters -= 1;
+                r
+            } else {
+                let pending = ents.iter().find(|e| e.done.is_none()).map_or(0, |e| e.slot);
+                let key = q.key(pending);
+                sync::wait_var_killable(q, key, dl)
+            };
+            if let Err(error) = r {
                 break Err(error);
             }
         };
-        let mut freed = false;
         for e in ents.iter_mut() {
+            let key = q.key(e.slot);
             let slot = &mut q.slots[e.slot];
             slot.waiting = false;
+            let mut freed = false;
             if let Some(m) = e.msg.take() {
                 slot.free = Some(m);
                 freed = true;
@@ -197,9 +230,9 @@ impl VirtioGpio {
                     freed = true;
                 }
             }
-        }
-        if freed {
-            self.rq_wait.notify_all();
+            if freed {
+                sync::wake_up_var(key);
+            }
         }
         res
     }
@@ -310,8 +343,11 @@ impl VirtioGpio {
         // is ours until it is back in its slot.
         drop(q);
         let r = self.answer(type_, line, &m, len);
-        self.rq.lock().slots[line as usize].free = Some(m);
-        self.rq_wait.notify_all();
+        let mut q = self.rq.lock();
+        q.slots[line as usize].free = Some(m);
+        let key = q.key(line as usize);
+        drop(q);
+        sync::wake_up_var(key);
         r
     }
 
@@ -422,10 +458,10 @@ impl VirtioGpio {
         for e in ents.iter_mut() {
             if let Some((m, _)) = e.done.take() {
                 q.slots[e.slot].free = Some(m);
+                sync::wake_up_var(q.key(e.slot));
             }
         }
         drop(q);
-        self.rq_wait.notify_all();
         first_err
     }
 
@@ -449,19 +485,30 @@ impl VirtioGpio {
 
     /// requestq callback (interrupt context): route answers to their lines.
     pub(crate) fn requestq_done(&self) {
-        {
-            let mut q = self.rq.lock();
-            while let Some((m, len)) = q.vq.get_buf() {
-                let Some(slot) = q.slots.get_mut(m.slot as usize) else {
-                    continue;
-                };
-                if slot.waiting {
-                    slot.done = Some((m, len));
-                } else {
-                    slot.free = Some(m);
-                }
+        let mut q = self.rq.lock();
+        let mut any = false;
+        while let Some((m, len)) = q.vq.get_buf() {
+            any = true;
+            let key = q.key(m.slot as usize);
+            let Some(slot) = q.slots.get_mut(m.slot as usize) else {
+                continue;
+            };
+            if slot.waiting {
+                slot.done = Some((m, len));
+            } else {
+                slot.free = Some(m);
             }
+            // (the line's waiters only: a request for another line sleeps on)
+            sync::wake_up_var(key);
         }
-        self.rq_wait.notify_all();
+        if any && q.ring_waiters > 0 {
+            sync::wake_up_var(self.ring_key());
+        }
+    }
+
+    /// What the tasks that wait for room in the ring wait on: the requestq
+    /// lock's address (ours alone; only a key).
+    pub(crate) fn ring_key(&self) -> *const core::ffi::c_void {
+        core::ptr::from_ref(&self.rq).cast()
     }
 }

@@ -7,7 +7,7 @@
 //! irq descriptor's raw lock) also touches, and its `CondVar` only works with
 //! its own locks. [`SpinLockIrq`] is a `spinlock_t` and [`RawSpinLockIrq`] a
 //! `raw_spinlock_t`, both taken with interrupts saved and disabled;
-//! [`WaitQueue`] (as [`CondVar`] and [`KillableCondVar`]) lets a task sleep
+//! [`WaitQueue`] (as [`CondVar`]) and [`wait_var_killable`] let a task sleep
 //! until a condition guarded by a [`SpinLockIrq`] holds; [`rcu`], [`Moment`],
 //! [`might_sleep`]. The names and signatures are those of 7.x's kernel crate
 //! (and of `sync_k7.rs`, which uses it), so the driver reads the same on both.
@@ -243,6 +243,38 @@ pub(crate) fn unlocked<T, U>(guard: &mut SpinLockIrqGuard<'_, T>, f: impl FnOnce
     r
 }
 
+/// Sleep, killably, until [`super::wake_up_var`] for `var` (or a spurious
+/// wake-up), with the guard's lock released meanwhile; the caller re-checks
+/// its condition, which its wakers change under the same lock. Fails with
+/// `ERESTARTSYS` on a fatal signal, `ETIMEDOUT` once `deadline` is spent.
+/// `var` is only a key (see `wake_up_var`).
+pub(crate) fn wait_var_killable<T>(
+    guard: &mut SpinLockIrqGuard<'_, T>,
+    var: *const core::ffi::c_void,
+    deadline: &mut Deadline,
+) -> Result {
+    let left = deadline
+        .0
+        .as_mut()
+        .map_or(core::ptr::null_mut(), core::ptr::from_mut);
+    // SAFETY: the guard holds its lock, taken with `guard.flags`, which the
+    // helper updates when it retakes the lock, so the guard's invariant
+    // holds again on return; `var` is only hashed and compared; `left` is
+    // null or a valid place.
+    let r = unsafe {
+        bindings::vgpio_wait_var_killable_unlocked(
+            var.cast_mut(),
+            guard.lock.lock.get(),
+            &mut guard.flags,
+            left,
+        )
+    };
+    if r != 0 {
+        return Err(Error::from_errno(r));
+    }
+    Ok(())
+}
+
 /// RCU, as 7.x's `kernel::sync::rcu`.
 pub(crate) mod rcu {
     use crate::bindings;
@@ -320,10 +352,8 @@ impl Moment {
     }
 }
 
-/// The wait queue of a [`WaitQueue`] waited on uninterruptibly.
+/// 7.x's `CondVar` (for locks of our own).
 pub(crate) type CondVar = WaitQueue;
-/// The wait queue of a [`WaitQueue`] waited on killably.
-pub(crate) type KillableCondVar = WaitQueue;
 
 /// A wait queue for tasks waiting on a condition guarded by a [`SpinLockIrq`]
 /// (a `spinlock_t`: the queue's own lock is one, and may not nest in a raw
@@ -353,43 +383,6 @@ impl WaitQueue {
                 bindings::vgpio_init_waitqueue_head(p, name.as_char_ptr(), key.as_ptr())
             }),
         })
-    }
-
-    /// Sleep until [`WaitQueue::notify_all`] (or a spurious wake-up), with
-    /// the guard's lock released meanwhile. The caller re-checks its
-    /// condition. Fails with `ERESTARTSYS` if the task got a fatal signal, and with
-    /// `ETIMEDOUT` once `deadline` has no time left.
-    pub(crate) fn wait_killable<T>(
-        &self,
-        guard: &mut SpinLockIrqGuard<'_, T>,
-        deadline: &mut Deadline,
-    ) -> Result {
-        let r = match deadline.0.as_mut() {
-            // SAFETY: the queue is initialised (type invariant); the guard
-            // holds its lock taken with `guard.flags`, which the helper
-            // updates when it retakes the lock, so the guard's invariant
-            // holds again on return.
-            None => unsafe {
-                bindings::vgpio_wait_killable_unlocked(
-                    self.wq.get(),
-                    guard.lock.lock.get(),
-                    &mut guard.flags,
-                )
-            },
-            // SAFETY: as above; `left` is a valid place for the jiffies left.
-            Some(left) => unsafe {
-                bindings::vgpio_wait_killable_timeout_unlocked(
-                    self.wq.get(),
-                    guard.lock.lock.get(),
-                    &mut guard.flags,
-                    left,
-                )
-            },
-        };
-        if r != 0 {
-            return Err(Error::from_errno(r));
-        }
-        Ok(())
     }
 
     /// Sleep, not interruptibly, until [`WaitQueue::notify_all`] (or a

@@ -10,17 +10,16 @@
 //! Not in the crate, so here: [`RawSpinLockIrq`], a `raw_spinlock_t` behind
 //! the crate's own [`Lock`] (as a lock [`Backend`]), for state irq_chip
 //! callbacks touch under the irq descriptor's raw lock; and
-//! [`KillableCondVar`], a wait that only a fatal signal (or a timeout)
-//! interrupts, which the crate's [`CondVar`] lacks.
+//! [`wait_var_killable`], a keyed wait (the kernel's `wait_var_event`
+//! family) that only a fatal signal (or a timeout) interrupts, which the
+//! crate's [`CondVar`] lacks.
 //!
 //! C headers: `include/linux/spinlock.h`, `include/linux/wait.h`.
 
 use kernel::ffi::{c_char, c_long, c_ulong};
 use kernel::prelude::*;
 use kernel::sync::lock::{Backend, Lock};
-use kernel::sync::LockClassKey;
 use kernel::time::{msecs_to_jiffies, Delta, Instant, Monotonic};
-use kernel::types::Opaque;
 
 pub(crate) use kernel::sync::{rcu, CondVar, SpinLockIrq, SpinLockIrqGuard};
 pub(crate) use kernel::task::might_sleep;
@@ -111,6 +110,33 @@ pub(crate) fn unlocked<T, U>(guard: &mut SpinLockIrqGuard<'_, T>, f: impl FnOnce
     r
 }
 
+/// Sleep, killably, until [`super::wake_up_var`] for `var` (or a spurious
+/// wake-up), with the guard's lock released meanwhile; the caller re-checks
+/// its condition, which its wakers change under the same lock. Fails with
+/// `ERESTARTSYS` on a fatal signal, `ETIMEDOUT` once `deadline` is spent.
+/// `var` is only a key (see `wake_up_var`). The crate has no keyed and no
+/// killable wait.
+pub(crate) fn wait_var_killable<T>(
+    guard: &mut SpinLockIrqGuard<'_, T>,
+    var: *const core::ffi::c_void,
+    deadline: &mut Deadline,
+) -> Result {
+    let lock = raw_lock(guard);
+    let left = deadline
+        .0
+        .as_mut()
+        .map_or(core::ptr::null_mut(), core::ptr::from_mut);
+    // SAFETY: `lock` is held by `guard`, taken with spin_lock_irq_disable
+    // (SpinLockIrq's backend), which is how the helper drops and retakes
+    // it, so the guard holds it again on return; `var` is only hashed and
+    // compared; `left` is null or a valid place.
+    let r = unsafe { bindings::vgpio_wait_var_killable_irq(var.cast_mut(), lock, left) };
+    if r != 0 {
+        return Err(Error::from_errno(r));
+    }
+    Ok(())
+}
+
 /// A point in time, for a bound shared by several waits.
 #[derive(Clone, Copy)]
 pub(crate) struct Moment(Instant<Monotonic>);
@@ -138,78 +164,5 @@ impl Deadline {
         Deadline(Some(
             c_long::try_from(msecs_to_jiffies(ms)).unwrap_or(c_long::MAX),
         ))
-    }
-}
-
-/// A wait queue for tasks that wait, killably, for a condition guarded by a
-/// [`SpinLockIrq`]: the crate's [`CondVar`] without its uninterruptible and
-/// interruptible waits, with a killable one instead.
-///
-/// # Invariants
-///
-/// `wait_queue_head` was initialised in place and is pinned.
-#[pin_data]
-pub(crate) struct KillableCondVar {
-    #[pin]
-    wait_queue_head: Opaque<kernel::bindings::wait_queue_head>,
-}
-
-// SAFETY: a wait queue is made to be shared between tasks and interrupt
-// context; it has its own lock.
-unsafe impl Sync for KillableCondVar {}
-// SAFETY: see `Sync`.
-unsafe impl Send for KillableCondVar {}
-
-impl KillableCondVar {
-    pub(crate) fn new(name: &'static CStr, key: Pin<&'static LockClassKey>) -> impl PinInit<Self> {
-        pin_init!(KillableCondVar {
-            // SAFETY: `slot` is pinned memory for the head; name and key are
-            // 'static.
-            wait_queue_head <- Opaque::ffi_init(|slot| unsafe {
-                kernel::bindings::__init_waitqueue_head(slot, name.as_char_ptr(), key.as_ptr())
-            }),
-        })
-    }
-
-    /// Sleep until [`KillableCondVar::notify_all`] (or a spurious wake-up),
-    /// with the guard's lock released meanwhile. The caller re-checks its
-    /// condition. Fails with `ERESTARTSYS` if the task got a fatal signal,
-    /// and with `ETIMEDOUT` once `deadline` has no time left.
-    pub(crate) fn wait_killable<T>(
-        &self,
-        guard: &mut SpinLockIrqGuard<'_, T>,
-        deadline: &mut Deadline,
-    ) -> Result {
-        let lock = raw_lock(guard);
-        let left = deadline
-            .0
-            .as_mut()
-            .map_or(core::ptr::null_mut(), core::ptr::from_mut);
-        // SAFETY: the queue is initialised (type invariant); `lock` is held
-        // by `guard`, taken with spin_lock_irq_disable (SpinLockIrq's
-        // backend), which is how the helper drops and retakes it, so the
-        // guard holds it again on return; `left` is null or a valid place.
-        let r = unsafe {
-            bindings::vgpio_wait_killable_irq(self.wait_queue_head.get().cast(), lock, left)
-        };
-        if r != 0 {
-            return Err(Error::from_errno(r));
-        }
-        Ok(())
-    }
-
-    /// Wake every waiter. Callable from any context but under a raw
-    /// spinlock (the queue's own lock is a `spinlock_t`).
-    pub(crate) fn notify_all(&self) {
-        // SAFETY: the queue is initialised (type invariant); this is
-        // wake_up_all(), as `CondVar::notify_all` calls it.
-        unsafe {
-            kernel::bindings::__wake_up(
-                self.wait_queue_head.get(),
-                kernel::bindings::TASK_NORMAL,
-                0,
-                core::ptr::null_mut(),
-            )
-        };
     }
 }
