@@ -133,7 +133,10 @@ impl virtio::Driver for GpioVirtio {
     const DEVICE_ID: u32 = VIRTIO_ID_GPIO;
     const FEATURES: &'static [u32] = &[VIRTIO_GPIO_F_IRQ];
 
-    fn probe(vdev: &virtio::Device<virtio::Core>) -> Result<impl PinInit<Self, Error>> {
+    fn probe(
+        vdev: &virtio::Device<virtio::Core>,
+        vqs: virtio::FindVqs<'_, Self>,
+    ) -> Result<impl PinInit<Self, Error>> {
         // 16- and 32-bit accesses, as the spec's access-width rules want.
         let ngpio = vdev.cread16(CONFIG_NGPIO);
         let names_size = vdev.cread32(CONFIG_GPIO_NAMES_SIZE);
@@ -155,6 +158,7 @@ impl virtio::Driver for GpioVirtio {
         // there). The price: QEMU's 64-entry eventq holds 32 lines' messages
         // at once; further lines wait for a free slot (`want_slot`).
         let (requestq, eventq) = vdev.find_vqs::<GpioVirtio, ReqMsg, IrqMsg>(
+            vqs,
             [kernel::c_str!("requestq"), kernel::c_str!("eventq")],
             [true, true],
             irq,

@@ -171,6 +171,7 @@ impl VirtioGpio {
             }
             let mut added = false;
             let mut err = None;
+            let mut full = false;
             for e in ents.iter_mut() {
                 let Some(m) = e.msg.take() else { continue };
                 match q.vq.add(m) {
@@ -178,16 +179,24 @@ impl VirtioGpio {
                     Err((error, m)) => {
                         e.msg = Some(m);
                         // A full ring drains as answers come back.
-                        if error != ENOSPC {
+                        if error == ENOSPC {
+                            full = true;
+                        } else {
                             err = Some(error);
                         }
                         break;
                     }
                 }
             }
-            // The device is told with the lock dropped (a VM exit).
+            // The device is told with the lock dropped (a VM exit). What
+            // this task checks before it sleeps may change meanwhile (answers
+            // that made room in the ring woke nobody, a removal woke every
+            // waiter): it starts over, and checks all again under the lock.
             if let Some(n) = added.then(|| q.vq.kick_prepare()).flatten() {
                 sync::unlocked(q, || n.notify());
+                if err.is_none() {
+                    continue;
+                }
             }
             if let Some(error) = err {
                 break Err(error);
@@ -201,7 +210,7 @@ impl VirtioGpio {
             // Wait for what is missing: room in the ring for a message not
             // added yet (any answer makes some), else the first answer not
             // in yet (each answer wakes only its own line's waiters).
-            let r = if ents.iter().any(|e| e.msg.is_some()) {
+            let r = if full {
                 q.ring_waiters += 1;
                 let r = sync::wait_var_killable(q, self.ring_key(), dl);
                 q.ring_waiters -= 1;

@@ -53,8 +53,9 @@ pub(crate) trait Driver: Send + Sync + Sized + 'static {
     /// The feature bits it can use.
     const FEATURES: &'static [u32];
 
-    /// Build the state for a new device.
-    fn probe(dev: &Device<Core>) -> Result<impl PinInit<Self, Error>>;
+    /// Build the state for a new device; its virtqueues, if it has any,
+    /// are found with `vqs` (once: [`Device::find_vqs`] consumes it).
+    fn probe(dev: &Device<Core>, vqs: FindVqs<'_, Self>) -> Result<impl PinInit<Self, Error>>;
 
     /// Bring the device up (it is ready: the driver may talk to it).
     fn init(&self, dev: &Device<Core>) -> Result;
@@ -222,6 +223,20 @@ impl<Ctx> Device<Ctx> {
     }
 }
 
+/// The right to find a device's virtqueues, once, for driver `T`: the
+/// adapter hands one to [`Driver::probe`]. (Finding them twice would delete
+/// the first ones when the transport refuses the second call, and a queue
+/// found for another driver type would call back into the wrong state.)
+///
+/// # Invariants
+///
+/// `vdev` is the device being probed by `T`'s adapter; nobody has found
+/// its queues since this was made.
+pub(crate) struct FindVqs<'a, T: Driver> {
+    vdev: &'a Device<Core>,
+    _p: PhantomData<T>,
+}
+
 impl Device<Core> {
     /// Find the driver's virtqueues: the first always, the second if
     /// `second` (the callbacks go to [`Driver::vq_callback`] with index 0
@@ -230,10 +245,14 @@ impl Device<Core> {
     /// and a free per buffer, but lets a buffer take one ring entry).
     pub(crate) fn find_vqs<T: Driver, M0: Buffer, M1: Buffer>(
         &self,
+        token: FindVqs<'_, T>,
         names: [&'static CStr; 2],
         direct: [bool; 2],
         second: bool,
     ) -> Result<(Virtqueue<M0>, Option<Virtqueue<M1>>)> {
+        if !core::ptr::eq(token.vdev, self) {
+            return Err(EINVAL);
+        }
         // Made first, so that nothing can fail between finding the queues
         // and the set that deletes them.
         let mut set = UniqueArc::new(
@@ -248,8 +267,10 @@ impl Device<Core> {
         let mut cbs: [bindings::vq_callback_t; 2] =
             [Some(vq_callback::<T, 0>), Some(vq_callback::<T, 1>)];
         let cnames = [names[0].as_char_ptr(), names[1].as_char_ptr()];
-        // SAFETY: the device is valid and being probed (type invariant); the
-        // arrays hold `n` entries; the names are 'static.
+        // SAFETY: the device is valid and being probed by `T`'s adapter, and
+        // its queues were not found yet (the token's invariant, and the
+        // token is used up here); the arrays hold `n` entries; the names are
+        // 'static.
         to_result(unsafe {
             bindings::vgpio_find_vqs(
                 self.as_raw(),
@@ -492,9 +513,18 @@ unsafe extern "C" fn probe_callback<T: Driver>(
         // SAFETY: the bus calls probe with a valid device, its lock held,
         // that stays valid at least until remove.
         let dev = unsafe { Device::<Core>::from_raw(vdev) };
+        // A driver bound before may have left its state's address there
+        // (the C gpio-virtio driver does): no callback may take it for ours.
+        // SAFETY: `vdev` is valid; `priv` belongs to the driver being bound.
+        unsafe { (*vdev).priv_ = core::ptr::null_mut() };
+        // INVARIANT: the device `T` probes; nobody found its queues yet.
+        let vqs = FindVqs {
+            vdev: dev,
+            _p: PhantomData,
+        };
         // On failure, the queues a failed probe found went with the partly
         // built state (the last `Virtqueue` deletes them).
-        let data = KBox::pin_init(T::probe(dev)?, GFP_KERNEL)?;
+        let data = KBox::pin_init(T::probe(dev, vqs)?, GFP_KERNEL)?;
         let ptr = data.into_foreign();
         // (6.12's `into_foreign` gives a `*const`, 7.x's a `*mut`)
         #[cfg(vgpio_k612)]
@@ -582,6 +612,7 @@ unsafe extern "C" fn vq_callback<T: Driver, const I: usize>(vq: *mut bindings::v
 /// # Invariants
 ///
 /// `vq` is a live virtqueue of `_set`'s device (held, so not deleted).
+#[must_use = "the device waits for this notification"]
 pub(crate) struct Notify {
     vq: NonNull<bindings::virtqueue>,
     _set: Arc<VqSet>,
