@@ -119,10 +119,13 @@ impl VirtioGpio {
         }
         // Everybody who waits on the device: every line's waiters and those
         // waiting for room in the ring.
+        // (after the lock: up to 65535 lines)
         let q = self.rq.lock();
-        let keys = (0..q.slots.len()).map(|i| q.key(i));
-        keys.for_each(sync::wake_up_var);
+        let (first, n) = (q.key(0), q.slots.len());
         drop(q);
+        // (`RequestQueue::key`'s keys: the slots' addresses)
+        let size = core::mem::size_of::<Slot>();
+        (0..n).for_each(|i| sync::wake_up_var(first.wrapping_byte_add(i * size)));
         sync::wake_up_var(self.ring_key());
     }
 }
@@ -163,6 +166,18 @@ impl virtio::Driver for GpioVirtio {
             [true, true],
             irq,
         )?;
+        // Every message is a chain of two descriptors: a smaller ring could
+        // never take one, and a request would wait for room for ever.
+        if requestq.size() < 2 || eventq.as_ref().is_some_and(|q| q.size() < 2) {
+            dev_log!(
+                vdev,
+                ERR,
+                "virtqueues of {} and {} descriptors: a message needs 2\n",
+                requestq.size(),
+                eventq.as_ref().map_or(0, |q| q.size())
+            );
+            return Err(EINVAL);
+        }
         let mut slots = KVec::with_capacity(ngpio as usize + 1, GFP_KERNEL)?;
         for slot in 0..=ngpio {
             let free = if slot < ngpio {

@@ -89,6 +89,24 @@ pub(crate) struct Entry {
     pub(crate) slot: usize,
     pub(crate) msg: Option<KBox<ReqMsg>>,
     pub(crate) done: Option<(KBox<ReqMsg>, u32)>,
+    /// The answer, once the message is back in its slot.
+    pub(crate) ans: Option<Answer>,
+}
+
+/// A line request's answer, copied out of its message (so the message can
+/// go back to its slot at once, and the answer be checked, and a bad one
+/// logged, without the lock): the response bytes, and the length the device
+/// said it wrote.
+#[derive(Clone, Copy)]
+pub(crate) struct Answer(Option<[u8; 2]>, u32);
+
+impl Answer {
+    fn of(msg: &ReqMsg, len: u32) -> Self {
+        match &msg.res {
+            Response::Line(b) => Answer(Some(*b), len),
+            Response::Names(_) => Answer(None, len),
+        }
+    }
 }
 
 impl Entry {
@@ -97,6 +115,7 @@ impl Entry {
             slot,
             msg: Some(msg),
             done: None,
+            ans: None,
         }
     }
 }
@@ -247,11 +266,12 @@ impl VirtioGpio {
     }
 
     /// Check an answer; return the response's value byte.
-    pub(crate) fn answer(&self, type_: u16, line: u16, msg: &ReqMsg, len: u32) -> Result<u8> {
-        let Response::Line(b) = &msg.res else {
+    pub(crate) fn answer(&self, type_: u16, line: u16, ans: Answer) -> Result<u8> {
+        let Answer(b, len) = ans;
+        let Some(b) = b else {
             return Err(EIO);
         };
-        let res = VirtioGpioResponse::from_bytes(*b);
+        let res = VirtioGpioResponse::from_bytes(b);
         if len != b.len() as u32 {
             self.log_bad_answer(
                 line,
@@ -339,6 +359,7 @@ impl VirtioGpio {
             slot: line as usize,
             msg: None,
             done: None,
+            ans: None,
         }];
         let mut q = self.rq.lock();
         let mut dl = Self::deadline(&q, bound);
@@ -348,16 +369,14 @@ impl VirtioGpio {
         }
         self.transact(&mut q, &mut ent, &mut dl)?;
         let (m, len) = ent[0].done.take().ok_or(EIO)?;
-        // Checked (and a bad answer logged) without the lock; the message
-        // is ours until it is back in its slot.
-        drop(q);
-        let r = self.answer(type_, line, &m, len);
-        let mut q = self.rq.lock();
+        // The message goes back at once; its answer is checked (and a bad
+        // one logged) without the lock.
+        let ans = Answer::of(&m, len);
         q.slots[line as usize].free = Some(m);
         let key = q.key(line as usize);
         drop(q);
         sync::wake_up_var(key);
-        r
+        self.answer(type_, line, ans)
     }
 
     /// Send one request for a line without waiting for its answer, if the
@@ -421,6 +440,7 @@ impl VirtioGpio {
                         slot: line as usize,
                         msg: None,
                         done: None,
+                        ans: None,
                     },
                     GFP_KERNEL,
                 )?;
@@ -447,14 +467,21 @@ impl VirtioGpio {
             self.note_timeout(&r, type_, first);
             return Err(e);
         }
-        // Checked (and bad answers logged) without the lock; the messages
-        // are ours until they are back in their slots.
+        // The messages go back at once; their answers are checked (and bad
+        // ones logged) without the lock.
+        for e in ents.iter_mut() {
+            if let Some((m, len)) = e.done.take() {
+                e.ans = Some(Answer::of(&m, len));
+                q.slots[e.slot].free = Some(m);
+                sync::wake_up_var(q.key(e.slot));
+            }
+        }
         drop(q);
         let mut first_err = Ok(());
         for e in ents.iter() {
-            let Some((m, len)) = &e.done else { continue };
+            let Some(ans) = e.ans else { continue };
             let line = e.slot as u16;
-            match self.answer(type_, line, m, *len) {
+            match self.answer(type_, line, ans) {
                 Ok(v) => answer(line, v),
                 Err(err) => {
                     if first_err.is_ok() {
@@ -463,14 +490,6 @@ impl VirtioGpio {
                 }
             }
         }
-        let mut q = self.rq.lock();
-        for e in ents.iter_mut() {
-            if let Some((m, _)) = e.done.take() {
-                q.slots[e.slot].free = Some(m);
-                sync::wake_up_var(q.key(e.slot));
-            }
-        }
-        drop(q);
         first_err
     }
 

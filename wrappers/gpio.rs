@@ -65,12 +65,14 @@ pub(crate) trait Chip: Sync + Send + Sized {
 /// state when it runs, so concurrent syncs converge on the last recorded
 /// state). The irq chip is immutable (`IRQCHIP_IMMUTABLE`), one per chip.
 ///
-/// `irq_disable` (disable_irq) is followed by gpiolib being told that the
-/// line is no longer an enabled interrupt (so its user may make it an
-/// output); a chip may leave the device alone (a lazy disable: if an
-/// interrupt comes meanwhile, the irq core keeps it pending and replays an
-/// edge on enable_irq). `irq_shutdown` is the line ceasing to be an
-/// interrupt (free_irq).
+/// `irq_disable` (disable_irq) and `irq_shutdown` (free_irq) are followed by
+/// gpiolib being told that the line is no longer an enabled interrupt (so
+/// its user may make it an output); those two callbacks are always
+/// registered for that. The irq core then counts the line as masked
+/// whether or not the chip implements them: a chip without `irq_disable`
+/// is not told, and must not let an interrupt that comes meanwhile storm
+/// (this driver's eventq marks the line masked itself when it delivers;
+/// the core keeps the interrupt pending and replays an edge on enable_irq).
 #[vtable]
 pub(crate) trait IrqChip: Chip {
     fn irq_enable(&self, _hwirq: u32) {

@@ -763,6 +763,12 @@ impl<M: Buffer> Virtqueue<M> {
         Some(unsafe { KBox::from_raw(token.cast::<M>()) })
     }
 
+    /// The ring's size, in descriptors.
+    pub(crate) fn size(&self) -> u32 {
+        // SAFETY: `vq` is live (type invariant).
+        unsafe { bindings::virtqueue_get_vring_size(self.vq.as_ptr()) }
+    }
+
     /// How many more messages fit (one descriptor each with indirect
     /// descriptors, else two).
     pub(crate) fn num_free(&self) -> u32 {
