@@ -23,9 +23,10 @@ use core::marker::PhantomData;
 use core::ops::Deref;
 use core::ptr::NonNull;
 
+use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::error::{from_result, to_result};
 use kernel::prelude::*;
-use kernel::sync::{Arc, UniqueArc};
+use kernel::sync::Arc;
 use kernel::types::{ForeignOwnable, Opaque};
 
 #[cfg(vgpio_k7)]
@@ -34,6 +35,7 @@ use kernel::sync::aref::{ARef, AlwaysRefCounted};
 use kernel::types::{ARef, AlwaysRefCounted};
 
 use super::bindings;
+use super::sync::rcu;
 
 /// A virtio driver: what the bus calls when a matching device comes and goes.
 ///
@@ -234,6 +236,8 @@ impl<Ctx> Device<Ctx> {
 /// its queues since this was made.
 pub(crate) struct FindVqs<'a, T: Driver> {
     vdev: &'a Device<Core>,
+    /// Where the adapter keeps the queues' set, to delete them itself.
+    set: &'a mut Option<Arc<VqSet>>,
     _p: PhantomData<T>,
 }
 
@@ -255,10 +259,10 @@ impl Device<Core> {
         }
         // Made first, so that nothing can fail between finding the queues
         // and the set that deletes them.
-        let mut set = UniqueArc::new(
+        let set = Arc::new(
             VqSet {
                 vdev: self.get(),
-                found: false,
+                live: AtomicBool::new(false),
             },
             GFP_KERNEL,
         )?;
@@ -281,8 +285,9 @@ impl Device<Core> {
                 direct.as_ptr(),
             )
         })?;
-        set.found = true;
-        let set: Arc<VqSet> = set.into();
+        // INVARIANT: live until the adapter revokes them; it has the set.
+        set.live.store(true, Ordering::Release);
+        *token.set = Some(set.clone());
         let first = Virtqueue::new(vqs[0], &set)?;
         let second = if second {
             Some(Virtqueue::new(vqs[1], &set)?)
@@ -323,23 +328,43 @@ pub(crate) struct Stopped<'a> {
     vdev: &'a Device<Core>,
 }
 
-/// What the queues of one device share: when the last of them goes, the
-/// device is reset (it then uses no buffer) and its queues are deleted.
+/// The virtqueues of one device, as their handles ([`Virtqueue`],
+/// [`Notify`]) and the adapter share them. The adapter deletes them, once
+/// the driver is done with the device (after remove, or a failed probe),
+/// whatever handles are left: it revokes them first, and a handle then
+/// does nothing. Every use of a handle is an RCU read-side section that
+/// finds `live`; revocation clears it and waits for a grace period, so no
+/// use is still running when the queues are deleted.
+///
+/// # Invariants
+///
+/// While `live`, the device's queues made by find_vqs exist.
 struct VqSet {
     vdev: ARef<Device>,
-    /// find_vqs made the queues (else there is nothing to delete).
-    found: bool,
+    live: AtomicBool,
 }
 
-impl Drop for VqSet {
-    fn drop(&mut self) {
-        if !self.found {
+impl VqSet {
+    /// Run `f` if the queues still exist, in an RCU read-side section
+    /// (during which they go on existing).
+    fn with_live<R>(&self, f: impl FnOnce() -> R) -> Option<R> {
+        let _rcu = rcu::read_lock();
+        self.live.load(Ordering::Acquire).then(f)
+    }
+
+    /// Stop the handles, wait for uses in progress, delete the queues.
+    /// Sleeps.
+    fn revoke_and_delete(&self) {
+        if !self.live.swap(false, Ordering::AcqRel) {
             return;
         }
+        // A use that found `live` ends within a grace period; later ones
+        // find it clear.
+        rcu::synchronize_rcu();
         self.vdev.reset();
-        // SAFETY: the device is valid (the count); its queues were made by
-        // find_vqs and no `Virtqueue` refers to them any more (each held the
-        // set); after the reset the device uses none of their buffers.
+        // SAFETY: the device is valid (the count); its queues exist (they
+        // were live) and nothing uses them any more (above); after the
+        // reset the device uses none of their buffers.
         unsafe { bindings::vgpio_del_vqs(self.vdev.as_raw()) };
     }
 }
@@ -517,14 +542,35 @@ unsafe extern "C" fn probe_callback<T: Driver>(
         // (the C gpio-virtio driver does): no callback may take it for ours.
         // SAFETY: `vdev` is valid; `priv` belongs to the driver being bound.
         unsafe { (*vdev).priv_ = core::ptr::null_mut() };
+        let mut set = None;
         // INVARIANT: the device `T` probes; nobody found its queues yet.
         let vqs = FindVqs {
             vdev: dev,
+            set: &mut set,
             _p: PhantomData,
         };
-        // On failure, the queues a failed probe found went with the partly
-        // built state (the last `Virtqueue` deletes them).
-        let data = KBox::pin_init(T::probe(dev, vqs)?, GFP_KERNEL)?;
+        let data = T::probe(dev, vqs)
+            .and_then(|init| KBox::pin_init(init, GFP_KERNEL))
+            .and_then(|data| {
+                Ok(KBox::new(
+                    Attached {
+                        data,
+                        set: set.take(),
+                    },
+                    GFP_KERNEL,
+                )?)
+            });
+        let data = match data {
+            Ok(d) => d,
+            Err(e) => {
+                // The queues a failed probe found (the handles went with
+                // the partly built state, or are dead now).
+                if let Some(set) = set {
+                    set.revoke_and_delete();
+                }
+                return Err(e);
+            }
+        };
         let ptr = data.into_foreign();
         // (6.12's `into_foreign` gives a `*const`, 7.x's a `*mut`)
         #[cfg(vgpio_k612)]
@@ -534,7 +580,7 @@ unsafe extern "C" fn probe_callback<T: Driver>(
         unsafe { (*vdev).priv_ = ptr };
         // SAFETY: `ptr` came from `into_foreign` just above and is only
         // reclaimed below or in `remove_callback`.
-        let data = unsafe { <Pin<KBox<T>> as ForeignOwnable>::borrow(ptr) }.get_ref();
+        let data = unsafe { <KBox<Attached<T>> as ForeignOwnable>::borrow(ptr) }.data();
         // SAFETY: the device is valid; the driver's state is attached, so
         // the device may now be used (and call back).
         unsafe { bindings::vgpio_device_ready(vdev) };
@@ -560,8 +606,8 @@ unsafe extern "C" fn remove_callback<T: Driver>(vdev: *mut bindings::virtio_devi
     let dev = unsafe { Device::<Core>::from_raw(vdev) };
     // SAFETY: `priv` holds the state from `into_foreign` in probe, not yet
     // reclaimed (that happens in `teardown`, below).
-    unsafe { <Pin<KBox<T>> as ForeignOwnable>::borrow((*vdev).priv_) }
-        .get_ref()
+    unsafe { <KBox<Attached<T>> as ForeignOwnable>::borrow((*vdev).priv_) }
+        .data()
         .remove(dev);
     // SAFETY: `vdev` is the bound device with the state attached.
     unsafe { teardown::<T>(vdev) };
@@ -581,10 +627,27 @@ unsafe fn teardown<T: Driver>(vdev: *mut bindings::virtio_device) {
     dev.stop();
     // SAFETY: `priv` holds the state (caller); it is detached before it is
     // dropped, and nothing else reads it now.
-    unsafe {
-        let data = <Pin<KBox<T>> as ForeignOwnable>::from_foreign((*vdev).priv_);
+    let attached = unsafe {
+        let a = <KBox<Attached<T>> as ForeignOwnable>::from_foreign((*vdev).priv_);
         (*vdev).priv_ = core::ptr::null_mut();
-        drop(data);
+        a
+    };
+    if let Some(set) = &attached.set {
+        set.revoke_and_delete();
+    }
+    drop(attached);
+}
+
+/// What the adapter attaches to a bound device: the driver's state, and the
+/// device's virtqueues, which the adapter deletes.
+struct Attached<T: Driver> {
+    data: Pin<KBox<T>>,
+    set: Option<Arc<VqSet>>,
+}
+
+impl<T: Driver> Attached<T> {
+    fn data(&self) -> &T {
+        self.data.as_ref().get_ref()
     }
 }
 
@@ -602,8 +665,8 @@ unsafe extern "C" fn vq_callback<T: Driver, const I: usize>(vq: *mut bindings::v
     }
     // SAFETY: a non-null `priv` is the attached state, which `teardown`
     // detaches only after stopping the device's callbacks.
-    unsafe { <Pin<KBox<T>> as ForeignOwnable>::borrow(ptr) }
-        .get_ref()
+    unsafe { <KBox<Attached<T>> as ForeignOwnable>::borrow(ptr) }
+        .data()
         .vq_callback(I);
 }
 
@@ -611,11 +674,11 @@ unsafe extern "C" fn vq_callback<T: Driver, const I: usize>(vq: *mut bindings::v
 ///
 /// # Invariants
 ///
-/// `vq` is a live virtqueue of `_set`'s device (held, so not deleted).
+/// `vq` is a virtqueue of `set`'s device, which exists while `set` is live.
 #[must_use = "the device waits for this notification"]
 pub(crate) struct Notify {
     vq: NonNull<bindings::virtqueue>,
-    _set: Arc<VqSet>,
+    set: Arc<VqSet>,
 }
 
 // SAFETY: virtqueue_notify may be called from any thread, without the lock
@@ -623,11 +686,14 @@ pub(crate) struct Notify {
 unsafe impl Send for Notify {}
 
 impl Notify {
-    /// Tell the device (no lock needed).
+    /// Tell the device (no lock needed; nothing once the queues are gone).
     pub(crate) fn notify(self) {
-        // SAFETY: `vq` is live (type invariant); virtqueue_notify needs no
-        // serialization with the queue's other operations.
-        unsafe { bindings::virtqueue_notify(self.vq.as_ptr()) };
+        self.set.with_live(|| {
+            // SAFETY: the queue exists while the set is live (type
+            // invariant, `with_live`); virtqueue_notify needs no
+            // serialization with the queue's other operations.
+            unsafe { bindings::virtqueue_notify(self.vq.as_ptr()) };
+        });
     }
 }
 
@@ -642,13 +708,16 @@ pub(crate) trait Buffer {
 /// queue owns it, and it comes back out of [`Virtqueue::get_buf`] or
 /// [`Virtqueue::detach_unused`]. A message cannot be reused or freed while
 /// the device may still write to it. All methods take `&mut self`: keep the
-/// queue behind the one lock that serializes its operations.
+/// queue behind the one lock that serializes its operations. Once the
+/// adapter has deleted the device's queues (after the driver's remove), a
+/// handle still held does nothing: `add` fails with `ENODEV`, the rest find
+/// nothing.
 ///
 /// # Invariants
 ///
-/// `vq` is a live virtqueue of `set`'s device: the queues are deleted only
-/// when the last holder of `set` drops it. Every token in it was produced by
-/// `KBox::<M>::into_raw` in [`Virtqueue::add`].
+/// `vq` is a virtqueue of `set`'s device, which exists while `set` is live.
+/// Every token in it was produced by `KBox::<M>::into_raw` in
+/// [`Virtqueue::add`].
 pub(crate) struct Virtqueue<M: Buffer> {
     vq: NonNull<bindings::virtqueue>,
     set: Arc<VqSet>,
@@ -664,8 +733,8 @@ impl<M: Buffer> Virtqueue<M> {
     /// A queue find_vqs just made for `set`'s device (its callback is
     /// already the driver's, its tokens will all come from `add`).
     fn new(vq: *mut bindings::virtqueue, set: &Arc<VqSet>) -> Result<Self> {
-        // INVARIANT: a live queue of the device, deleted only when the last
-        // holder of `set` drops it; no token yet.
+        // INVARIANT: a queue of the device, deleted only after the set is
+        // revoked; no token yet.
         Ok(Virtqueue {
             vq: NonNull::new(vq).ok_or(ENODEV)?,
             set: set.clone(),
@@ -673,7 +742,8 @@ impl<M: Buffer> Virtqueue<M> {
         })
     }
 
-    /// Queue `msg`; on failure (the ring is full: `ENOSPC`) it is handed back.
+    /// Queue `msg`; on failure (the ring is full: `ENOSPC`; the queues are
+    /// gone: `ENODEV`) it is handed back.
     pub(crate) fn add(&mut self, mut msg: KBox<M>) -> core::result::Result<(), (Error, KBox<M>)> {
         let mut out_sg = bindings::scatterlist::default();
         let mut in_sg = bindings::scatterlist::default();
@@ -690,19 +760,21 @@ impl<M: Buffer> Virtqueue<M> {
             core::ptr::from_mut(&mut in_sg),
         ];
         let token = KBox::into_raw(msg);
-        // SAFETY: `vq` is live (type invariant); the scatterlists are copied
-        // into the ring before the call returns; GFP_ATOMIC because callers
-        // hold a spinlock.
-        let ret = unsafe {
+        let vq = self.vq.as_ptr();
+        // SAFETY: the queue exists while the set is live (type invariant,
+        // `with_live`); the scatterlists are copied into the ring before
+        // the call returns; GFP_ATOMIC because callers hold a spinlock.
+        let ret = self.set.with_live(|| unsafe {
             bindings::virtqueue_add_sgs(
-                self.vq.as_ptr(),
+                vq,
                 sgs.as_mut_ptr(),
                 1,
                 1,
                 token.cast(),
                 kernel::bindings::GFP_ATOMIC,
             )
-        };
+        });
+        let ret = ret.unwrap_or(ENODEV.to_errno());
         if ret != 0 {
             // SAFETY: the queue did not take the token; it is ours again.
             return Err((Error::from_errno(ret), unsafe { KBox::from_raw(token) }));
@@ -712,32 +784,40 @@ impl<M: Buffer> Virtqueue<M> {
 
     /// Tell the device about newly added buffers.
     pub(crate) fn kick(&mut self) {
-        // SAFETY: `vq` is live (type invariant).
-        unsafe { bindings::virtqueue_kick(self.vq.as_ptr()) };
+        let vq = self.vq.as_ptr();
+        // SAFETY: the queue exists while the set is live (type invariant,
+        // `with_live`).
+        self.set
+            .with_live(|| unsafe { bindings::virtqueue_kick(vq) });
     }
 
     /// The first half of [`Virtqueue::kick`], under the queue's lock: does
     /// the device want to be told about the buffers added? The notification
     /// itself (a VM exit, usually) can then be sent with the lock dropped.
     pub(crate) fn kick_prepare(&mut self) -> Option<Notify> {
-        // SAFETY: `vq` is live (type invariant); serialized with `add` by
-        // `&mut self`, as virtqueue_kick_prepare requires.
-        if unsafe { bindings::virtqueue_kick_prepare(self.vq.as_ptr()) } {
-            // INVARIANT: the queue stays live while `set` is held.
-            Some(Notify {
-                vq: self.vq,
-                _set: self.set.clone(),
-            })
-        } else {
-            None
-        }
+        let vq = self.vq.as_ptr();
+        // SAFETY: the queue exists while the set is live (type invariant,
+        // `with_live`); serialized with `add` by `&mut self`, as
+        // virtqueue_kick_prepare requires.
+        let want = self
+            .set
+            .with_live(|| unsafe { bindings::virtqueue_kick_prepare(vq) });
+        // INVARIANT: the same queue and set.
+        want.unwrap_or(false).then(|| Notify {
+            vq: self.vq,
+            set: self.set.clone(),
+        })
     }
 
     /// A message the device is done with, and the length it says it wrote.
     pub(crate) fn get_buf(&mut self) -> Option<(KBox<M>, u32)> {
         let mut len = 0u32;
-        // SAFETY: `vq` is live (type invariant).
-        let token = unsafe { bindings::virtqueue_get_buf(self.vq.as_ptr(), &mut len) };
+        let vq = self.vq.as_ptr();
+        // SAFETY: the queue exists while the set is live (type invariant,
+        // `with_live`).
+        let token = self
+            .set
+            .with_live(|| unsafe { bindings::virtqueue_get_buf(vq, &mut len) })?;
         if token.is_null() {
             return None;
         }
@@ -752,10 +832,13 @@ impl<M: Buffer> Virtqueue<M> {
         if !core::ptr::eq(self.set.vdev.as_raw(), stopped.vdev.as_raw()) {
             return None;
         }
-        // SAFETY: `vq` is live (type invariant); its device was reset and
-        // not made ready again (`Stopped`'s invariant), as
-        // virtqueue_detach_unused_buf requires.
-        let token = unsafe { bindings::virtqueue_detach_unused_buf(self.vq.as_ptr()) };
+        let vq = self.vq.as_ptr();
+        // SAFETY: the queue exists while the set is live (type invariant,
+        // `with_live`); its device was reset and not made ready again
+        // (`Stopped`'s invariant), as virtqueue_detach_unused_buf requires.
+        let token = self
+            .set
+            .with_live(|| unsafe { bindings::virtqueue_detach_unused_buf(vq) })?;
         if token.is_null() {
             return None;
         }
@@ -763,17 +846,25 @@ impl<M: Buffer> Virtqueue<M> {
         Some(unsafe { KBox::from_raw(token.cast::<M>()) })
     }
 
-    /// The ring's size, in descriptors.
+    /// The ring's size, in descriptors (0 once the queues are gone).
     pub(crate) fn size(&self) -> u32 {
-        // SAFETY: `vq` is live (type invariant).
-        unsafe { bindings::virtqueue_get_vring_size(self.vq.as_ptr()) }
+        let vq = self.vq.as_ptr();
+        // SAFETY: the queue exists while the set is live (type invariant,
+        // `with_live`).
+        self.set
+            .with_live(|| unsafe { bindings::virtqueue_get_vring_size(vq) })
+            .unwrap_or(0)
     }
 
     /// How many more messages fit (one descriptor each with indirect
-    /// descriptors, else two).
+    /// descriptors, else two; 0 once the queues are gone).
     pub(crate) fn num_free(&self) -> u32 {
-        // SAFETY: `vq` is live (type invariant); reading num_free is what
-        // virtqueue_get_vring_size's callers do too.
-        unsafe { (*self.vq.as_ptr()).num_free }
+        let vq = self.vq.as_ptr();
+        // SAFETY: the queue exists while the set is live (type invariant,
+        // `with_live`); reading num_free is what virtqueue_get_vring_size's
+        // callers do too.
+        self.set
+            .with_live(|| unsafe { (*vq).num_free })
+            .unwrap_or(0)
     }
 }
