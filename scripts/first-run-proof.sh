@@ -5,7 +5,8 @@
 # `check`, through .ci/run) the way a new machine of this project's kind
 # sees it, and time it:
 #   - a clean clone of this repository's HEAD in a new folder;
-#   - an empty kernel cache (VGPIO_CACHE), so the test kernel is built;
+#   - an empty kernel cache (VGPIO_CACHE), so the test kernel is built (and
+#     .ci/run's 7.3 tree fetched and prepared for modules);
 #   - bindgen deleted and a new, empty CARGO_HOME: no crate downloaded yet
 #     (cargo itself stays: the machine kind has it, from rustup);
 #   - virtme-ng uninstalled (pip), and the Debian packages the installer
@@ -29,7 +30,8 @@ yes=0 keep_kernel=0
 [ "${1:-}" = --yes ] && { yes=1; shift; }
 [ "${1:-}" = --keep-kernel ] && { keep_kernel=1; shift; }
 target=${1:-check}
-LEAVES=(gpiod socat busybox-static linux-source-6.12 rust-web-clippy rustfmt-web)
+LEAVES=(gpiod socat busybox-static linux-source-6.12 rust-web-clippy rustfmt-web
+	clang-19 lld-19 llvm-19 libclang-19-dev)
 
 if [ "$yes" != 1 ]; then
 	read -r -p "This removes ${LEAVES[*]} and virtme-ng from this machine (the run reinstalls them). Go on? [y/N] " a
