@@ -121,11 +121,9 @@ impl VirtioGpio {
         // waiting for room in the ring.
         // (after the lock: up to 65535 lines)
         let q = self.rq.lock();
-        let (first, n) = (q.key(0), q.slots.len());
+        let (slots, n) = (q.slots.as_ptr(), q.slots.len());
         drop(q);
-        // (`RequestQueue::key`'s keys: the slots' addresses)
-        let size = core::mem::size_of::<Slot>();
-        (0..n).for_each(|i| sync::wake_up_var(first.wrapping_byte_add(i * size)));
+        (0..n).for_each(|i| sync::wake_up_var(RequestQueue::key_of(slots, i)));
         sync::wake_up_var(self.ring_key());
     }
 }

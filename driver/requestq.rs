@@ -79,7 +79,13 @@ impl RequestQueue {
     /// ours alone, and it stays put (the slots never grow). Only a key,
     /// never read through.
     pub(crate) fn key(&self, slot: usize) -> *const core::ffi::c_void {
-        self.slots.as_ptr().wrapping_add(slot).cast()
+        Self::key_of(self.slots.as_ptr(), slot)
+    }
+
+    /// [`RequestQueue::key`] from the slots' address (so that the keys can
+    /// be made with the lock dropped).
+    pub(crate) fn key_of(slots: *const Slot, slot: usize) -> *const core::ffi::c_void {
+        slots.wrapping_add(slot).cast()
     }
 }
 

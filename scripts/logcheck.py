@@ -77,7 +77,9 @@ def check_log(path, leaks_checked=False):
     c_oopsed = set()
     last = -CONTEXT
     for i, line in enumerate(lines):
-        if not SPLAT.search(line) or i < last + CONTEXT:
+        # (one report is one splat: lines within CONTEXT of the last one
+        # counted belong to it, unless a test's section began between)
+        if not SPLAT.search(line) or (i < last + CONTEXT and sections[i] == sections[last]):
             continue
         # kmemleak's one-line summary: its report, read by check_leaks(),
         # says which leaks they are and whether they count.

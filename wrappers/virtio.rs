@@ -7,9 +7,9 @@
 //! pin-initialiser, a bus adapter that attaches it to the device, marks the
 //! device ready and calls [`Driver::init`], device contexts ([`Core`] in
 //! probe and remove, [`Bound`] while bound), [`module_virtio_driver!`], and
-//! virtqueues that delete themselves: the last [`Virtqueue`] of a device to
-//! go resets the device and deletes its queues, so no queue can be used after
-//! `del_vqs`. Differences, each because of this driver: typed queues whose
+//! virtqueues the adapter deletes after remove (or a failed probe), having
+//! revoked every handle first, so no queue can be used after `del_vqs`.
+//! Differences, each because of this driver: typed queues whose
 //! buffers are owned `KBox<M>` messages ([`Buffer`]); [`Device::stop`], which
 //! breaks the queues and waits for running callbacks before the reset (a
 //! virtio-mmio reset does not wait for them); probe returns its initialiser
@@ -44,8 +44,8 @@ use super::sync::rcu;
 /// to the device, from when on [`Driver::vq_callback`] can run, marks the
 /// device ready and calls [`Driver::init`], which may talk to the device. If
 /// `init` fails, or when the device goes, [`Driver::remove`] runs with the
-/// state still attached; then the adapter stops the device and drops the
-/// state (and with it the virtqueues).
+/// state still attached; then the adapter stops the device, deletes its
+/// virtqueues (their handles revoked first) and drops the state.
 #[vtable]
 pub(crate) trait Driver: Send + Sync + Sized + 'static {
     /// The driver's name on the virtio bus (`/sys/bus/virtio/drivers/NAME`).
@@ -552,10 +552,12 @@ unsafe extern "C" fn probe_callback<T: Driver>(
         let data = T::probe(dev, vqs)
             .and_then(|init| KBox::pin_init(init, GFP_KERNEL))
             .and_then(|data| {
+                // (a copy: if this allocation fails, the set is still
+                // here to be deleted below)
                 Ok(KBox::new(
                     Attached {
                         data,
-                        set: set.take(),
+                        set: set.clone(),
                     },
                     GFP_KERNEL,
                 )?)
@@ -613,12 +615,13 @@ unsafe extern "C" fn remove_callback<T: Driver>(vdev: *mut bindings::virtio_devi
     unsafe { teardown::<T>(vdev) };
 }
 
-/// Stop the device, then detach and drop the state (its virtqueues with it).
+/// Stop the device, detach the state, delete the virtqueues (their handles
+/// revoked first), then drop the state.
 ///
 /// # Safety
 ///
 /// `vdev` is valid, its device lock held, and its `priv` holds state from
-/// `into_foreign` of `Pin<KBox<T>>`, which this consumes.
+/// `into_foreign` of `KBox<Attached<T>>`, which this consumes.
 unsafe fn teardown<T: Driver>(vdev: *mut bindings::virtio_device) {
     // SAFETY: `vdev` is valid, in remove or probe (caller).
     let dev = unsafe { Device::<Core>::from_raw(vdev) };
