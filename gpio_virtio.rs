@@ -23,10 +23,6 @@
 //!   differ (`sync_k612.rs`, `sync_k7.rs`).
 
 use kernel::prelude::*;
-#[cfg(vgpio_k7)]
-use kernel::sync::aref::ARef;
-#[cfg(vgpio_k612)]
-use kernel::types::ARef;
 
 #[path = "wrappers/bindings.rs"]
 mod bindings;
@@ -72,7 +68,7 @@ type GpioVirtio = gpio::Registration<VirtioGpio>;
 /// One virtio-gpio device.
 #[pin_data]
 struct VirtioGpio {
-    vdev: ARef<virtio::Device>,
+    vdev: virtio::ARef<virtio::Device>,
     ngpio: u16,
     names_size: u32,
     #[pin]

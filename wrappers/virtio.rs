@@ -29,10 +29,15 @@ use kernel::prelude::*;
 use kernel::sync::Arc;
 use kernel::types::{ForeignOwnable, Opaque};
 
+// (re-exported: the driver names `virtio::ARef`, which 7.x's crate moved)
 #[cfg(vgpio_k7)]
-use kernel::sync::aref::{ARef, AlwaysRefCounted};
+pub(crate) use kernel::sync::aref::ARef;
+#[cfg(vgpio_k7)]
+use kernel::sync::aref::AlwaysRefCounted;
 #[cfg(vgpio_k612)]
-use kernel::types::{ARef, AlwaysRefCounted};
+pub(crate) use kernel::types::ARef;
+#[cfg(vgpio_k612)]
+use kernel::types::AlwaysRefCounted;
 
 use super::bindings;
 use super::sync::rcu;
