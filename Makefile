@@ -30,6 +30,9 @@ endif
 KERNEL ?= 6.12
 export KERNEL
 KMAKE = env $$($(TOP)/scripts/kernel.sh env) $(MAKE) -C "$(KDIR_SH)" $$($(TOP)/scripts/kernel.sh make-args)
+# Where the module's sources are built: the work tree, or a copy of it
+# (scripts/lint.sh --copy, for a kernel the work tree's .ko is not for).
+MODSRC ?= $(TOP)
 SIM := $(TOP)/sim/target/release/virtio-gpio-sim
 
 .PHONY: all modules deps kernel sim testmods tools demo check lint buildcheck soak bench clean
@@ -37,7 +40,7 @@ SIM := $(TOP)/sim/target/release/virtio-gpio-sim
 all: modules
 
 modules: $(KERNEL_DEP)
-	$(KMAKE) M=$(TOP) CONFIG_GPIO_VIRTIO_RS=m modules
+	$(KMAKE) M=$(MODSRC) CONFIG_GPIO_VIRTIO_RS=m modules
 
 deps:
 	$(TOP)/scripts/install-deps.sh
@@ -49,7 +52,7 @@ sim: deps
 	cargo build --release --quiet --manifest-path $(TOP)/sim/Cargo.toml
 
 testmods: $(KERNEL_DEP)
-	$(KMAKE) M=$(TOP)/tests/modules modules
+	$(KMAKE) M=$(MODSRC)/tests/modules modules
 
 tools: $(TOP)/bench/vgpio-bench
 
