@@ -57,9 +57,11 @@ virtio::module_virtio_driver! {
     authors: ["virtio-gpio-rs maintainers <maintainers@users.noreply.h-seed-917fbecd.example>"],
     description: "VirtIO GPIO driver (Rust)",
     license: "GPL",
-    // udev loads the module for a virtio-gpio device (virtio ID 41)
-    alias: ["virtio:d00000029v*"],
 }
+
+// udev loads the module for a virtio-gpio device (modpost makes the alias
+// virtio:d00000029v* from this table)
+virtio::virtio_device_table!(VIRTIO_GPIO_IDS, [virtio::DeviceId::new(VIRTIO_ID_GPIO)]);
 
 /// The driver's state for one device: the gpio_chip registration, which
 /// holds the device's state, [`VirtioGpio`].
@@ -127,7 +129,7 @@ impl VirtioGpio {
 #[vtable]
 impl virtio::Driver for GpioVirtio {
     const NAME: &'static CStr = kernel::c_str!("gpio-virtio-rs");
-    const DEVICE_ID: u32 = VIRTIO_ID_GPIO;
+    const ID_TABLE: virtio::IdTable = &VIRTIO_GPIO_IDS;
     const FEATURES: &'static [u32] = &[VIRTIO_GPIO_F_IRQ];
 
     fn probe(

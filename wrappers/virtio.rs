@@ -22,12 +22,14 @@ use core::fmt;
 use core::marker::PhantomData;
 use core::ops::Deref;
 use core::ptr::NonNull;
+#[cfg(vgpio_k612)]
+use kernel::types::ForeignOwnable;
 
 use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::error::{from_result, to_result};
 use kernel::prelude::*;
 use kernel::sync::Arc;
-use kernel::types::{ForeignOwnable, Opaque};
+use kernel::types::Opaque;
 
 // (re-exported: the driver names `virtio::ARef`, which 7.x's crate moved)
 #[cfg(vgpio_k7)]
@@ -55,8 +57,9 @@ use super::sync::rcu;
 pub(crate) trait Driver: Send + Sync + Sized + 'static {
     /// The driver's name on the virtio bus (`/sys/bus/virtio/drivers/NAME`).
     const NAME: &'static CStr;
-    /// The virtio device ID it binds.
-    const DEVICE_ID: u32;
+    /// The devices it binds ([`virtio_device_table!`], which also makes
+    /// the module's alias, so that udev loads it for them).
+    const ID_TABLE: IdTable;
     /// The feature bits it can use.
     const FEATURES: &'static [u32];
 
@@ -89,8 +92,8 @@ pub(crate) struct Normal;
 ///
 /// The wrapped device is valid for the lifetime of any reference to this
 /// type; in context [`Core`] the caller holds its device lock and the
-/// device is bound to a driver registered by [`Registration`] or being
-/// probed by it; in context [`Bound`] it is bound to such a driver.
+/// device is bound to a driver whose bus callbacks are an [`Adapter`]'s,
+/// or being probed by it; in context [`Bound`] it is bound to such a driver.
 #[repr(transparent)]
 pub(crate) struct Device<Ctx = Normal>(Opaque<bindings::virtio_device>, PhantomData<Ctx>);
 
@@ -420,16 +423,116 @@ impl<Ctx> AsRef<kernel::device::Device> for Device<Ctx> {
     }
 }
 
-/// Declare a module whose one job is a virtio driver `T`: `module!` with a
-/// [`Registration`] of `T` as the module.
+/// A virtio device ID (`struct virtio_device_id`): a device type, any
+/// vendor.
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+pub(crate) struct DeviceId(bindings::virtio_device_id);
+
+impl DeviceId {
+    /// The devices of virtio device type `device`, from any vendor. (0
+    /// ends a table: not a device type; refused at compile time in a
+    /// table.)
+    pub(crate) const fn new(device: u32) -> Self {
+        assert!(device != 0, "virtio device type 0 ends an ID table");
+        DeviceId(bindings::virtio_device_id {
+            device,
+            vendor: bindings::VIRTIO_DEV_ANY_ID,
+        })
+    }
+}
+
+// SAFETY: `DeviceId` is a `repr(transparent)` wrapper of `virtio_device_id`
+// and adds no invariant, so its bits are a valid `RawType`.
+#[cfg(vgpio_k7)]
+unsafe impl kernel::device_id::RawDeviceId for DeviceId {
+    type RawType = bindings::virtio_device_id;
+}
+
+/// A driver's table of virtio device IDs ([`virtio_device_table!`]).
+#[cfg(vgpio_k7)]
+pub(crate) type IdTable = &'static dyn kernel::device_id::IdTable<DeviceId, ()>;
+
+/// A driver's table of virtio device IDs ([`virtio_device_table!`]).
+#[cfg(vgpio_k612)]
+pub(crate) type IdTable = &'static dyn k612::RawIdTable;
+
+/// 6.12's kernel crate has no device ID tables: a table of the same layout
+/// as 7.x's `IdArray` (the IDs, then a zeroed entry that ends it), which
+/// the driver core reads through `virtio_driver::id_table`.
+#[cfg(vgpio_k612)]
+pub(crate) mod k612 {
+    use super::{bindings, DeviceId};
+
+    /// A table the driver core can read: a pointer to its first entry.
+    ///
+    /// # Safety
+    ///
+    /// `as_ptr` returns a pointer to entries valid for as long as `self`,
+    /// ended by a zeroed entry, readable through that pointer.
+    pub(crate) unsafe trait RawIdTable: Sync {
+        fn as_ptr(&self) -> *const bindings::virtio_device_id;
+    }
+
+    /// `N` IDs and the zeroed entry that ends them.
+    #[repr(C)]
+    pub(crate) struct IdArray<const N: usize> {
+        ids: [DeviceId; N],
+        sentinel: bindings::virtio_device_id,
+    }
+
+    impl<const N: usize> IdArray<N> {
+        pub(crate) const fn new(ids: [DeviceId; N]) -> Self {
+            IdArray {
+                ids,
+                sentinel: bindings::virtio_device_id {
+                    device: 0,
+                    vendor: 0,
+                },
+            }
+        }
+    }
+
+    // SAFETY: `repr(C)`: the IDs (`DeviceId` is a transparent
+    // `virtio_device_id`), then the zeroed sentinel, contiguous; the pointer
+    // is derived from the whole structure, so it may read the sentinel too.
+    unsafe impl<const N: usize> RawIdTable for IdArray<N> {
+        fn as_ptr(&self) -> *const bindings::virtio_device_id {
+            core::ptr::from_ref(self).cast()
+        }
+    }
+}
+
+/// Define the driver's virtio device ID table `$name`, under the symbol
+/// name modpost reads (`file2alias`): the module gets a `virtio:d...v*`
+/// alias per entry, and udev loads it for such a device.
+macro_rules! virtio_device_table {
+    ($name:ident, [$($id:expr),+ $(,)?]) => {
+        #[cfg(vgpio_k7)]
+        kernel::module_device_table!("virtio", $crate::virtio::DeviceId, $name, @none, [$($id),+]);
+        // (6.12's modpost reads __mod_<bus>__<name>_device_table)
+        #[cfg(vgpio_k612)]
+        #[export_name = concat!("__mod_virtio__", stringify!($name), "_device_table")]
+        static $name: $crate::virtio::k612::IdArray<{ [$($id),+].len() }> =
+            $crate::virtio::k612::IdArray::new([$($id),+]);
+    };
+}
+pub(crate) use virtio_device_table;
+
+/// Declare a module whose one job is a virtio driver `T`: on 7.x the kernel
+/// crate's `module_driver!` with its `driver::Registration` of the
+/// [`Adapter`]; on 6.12 (whose crate has neither) `module!` with this
+/// wrapper's `Registration`.
 macro_rules! module_virtio_driver {
     // (`tt`, not `literal`: module! wants the literal tokens themselves)
     (type: $type:ty, name: $name:tt, authors: [$author:tt],
-     description: $desc:tt, license: $license:tt, alias: [$alias:tt] $(,)?) => {
+     description: $desc:tt, license: $license:tt $(,)?) => {
+        #[cfg(vgpio_k612)]
         struct VirtioModule {
             _reg: $crate::virtio::Registration<$type>,
         }
 
+        #[cfg(vgpio_k612)]
         impl kernel::Module for VirtioModule {
             fn init(module: &'static kernel::ThisModule) -> kernel::error::Result<Self> {
                 Ok(VirtioModule {
@@ -446,96 +549,251 @@ macro_rules! module_virtio_driver {
             author: $author,
             description: $desc,
             license: $license,
-            alias: [$alias],
         }
         #[cfg(vgpio_k7)]
-        kernel::prelude::module! {
-            type: VirtioModule,
+        kernel::module_driver!(<T>, $crate::virtio::Adapter<T>, {
+            type: $type,
             name: $name,
             authors: [$author],
             description: $desc,
             license: $license,
-            alias: [$alias],
-        }
+        });
 
         // The module pointer for the driver's own registrations (6.12's
         // module! makes this static; 7.x's keeps it in a const).
         #[cfg(vgpio_k7)]
         static THIS_MODULE: kernel::ThisModule =
-            <VirtioModule as kernel::ModuleMetadata>::THIS_MODULE;
+            <LocalModule as kernel::ModuleMetadata>::THIS_MODULE;
     };
 }
 pub(crate) use module_virtio_driver;
 
-/// What the bus holds: the C driver structure and its ID table, together.
-#[repr(C)]
-#[derive(Default)]
-struct DriverBlock {
-    drv: bindings::virtio_driver,
-    ids: [bindings::virtio_device_id; 2],
+/// The bus adapter of driver `T`: what the virtio bus calls, and (on 7.x)
+/// how the kernel crate's `driver::Registration` registers it.
+pub(crate) struct Adapter<T: Driver>(PhantomData<T>);
+
+impl<T: Driver> Adapter<T> {
+    /// Fill in the C driver structure for `T`.
+    ///
+    /// # Safety
+    ///
+    /// `drv` points to a `virtio_driver` that nothing else uses yet.
+    unsafe fn fill(drv: *mut bindings::virtio_driver) {
+        // SAFETY: `drv` is ours to write (caller). The name, the ID table
+        // and the feature table are 'static.
+        unsafe {
+            (*drv).driver.name = T::NAME.as_char_ptr();
+            (*drv).id_table = T::ID_TABLE.as_ptr();
+            (*drv).feature_table = T::FEATURES.as_ptr();
+            (*drv).feature_table_size = T::FEATURES.len() as u32;
+            (*drv).probe = Some(probe_callback::<T>);
+            (*drv).remove = Some(remove_callback::<T>);
+        }
+    }
 }
 
-/// A registered virtio driver; unregistered when dropped.
+// SAFETY: `virtio_driver` is a C structure (bindgen's `repr(C)`, `Default`
+// all zeroes) embedding its `struct device_driver` at the offset given; the
+// data the adapter stores with the driver core's drvdata is a
+// `Pin<KBox<Attached<T>>>` (`probe_callback`).
+#[cfg(vgpio_k7)]
+unsafe impl<T: Driver> kernel::driver::DriverLayout for Adapter<T> {
+    type DriverType = bindings::virtio_driver;
+    type DriverData<'bound> = Attached<T>;
+    const DEVICE_DRIVER_OFFSET: usize = core::mem::offset_of!(bindings::virtio_driver, driver);
+}
+
+// SAFETY: `unregister` only undoes a successful `register` of the same
+// structure (`driver::Registration` calls it only then).
+#[cfg(vgpio_k7)]
+unsafe impl<T: Driver> kernel::driver::RegistrationOps for Adapter<T> {
+    unsafe fn register(
+        reg: &Opaque<bindings::virtio_driver>,
+        _module_name: &'static CStr,
+        module: &'static ThisModule,
+    ) -> Result {
+        // (the driver's own NAME is its name on the bus, as on 6.12)
+        // SAFETY: the registration is being made: nothing else uses the
+        // structure yet.
+        unsafe { Self::fill(reg.get()) };
+        // SAFETY: filled in above; it stays pinned and valid until
+        // `unregister` (this function's safety requirement).
+        to_result(unsafe { bindings::__register_virtio_driver(reg.get(), module.as_ptr().cast()) })
+    }
+
+    unsafe fn unregister(reg: &Opaque<bindings::virtio_driver>) {
+        // SAFETY: registered by `register` (caller); this unbinds every
+        // device, calling `remove_callback` for each, before returning.
+        unsafe { bindings::unregister_virtio_driver(reg.get()) };
+    }
+}
+
+/// A registered virtio driver; unregistered when dropped (6.12; 7.x uses
+/// the kernel crate's `driver::Registration`).
 ///
 /// # Invariants
 ///
-/// `block` was registered with `__register_virtio_driver` and is not moved or
+/// `drv` was registered with `__register_virtio_driver` and is not moved or
 /// freed until `unregister_virtio_driver` returns in `drop`.
+#[cfg(vgpio_k612)]
 pub(crate) struct Registration<T: Driver> {
-    block: KBox<Opaque<DriverBlock>>,
+    drv: KBox<Opaque<bindings::virtio_driver>>,
     _p: PhantomData<T>,
 }
 
 // SAFETY: the registration is only touched at module init and exit.
+#[cfg(vgpio_k612)]
 unsafe impl<T: Driver> Send for Registration<T> {}
 // SAFETY: no `&self` method exists.
+#[cfg(vgpio_k612)]
 unsafe impl<T: Driver> Sync for Registration<T> {}
 
+#[cfg(vgpio_k612)]
 impl<T: Driver> Registration<T> {
     /// Register `T` with the virtio bus for `module`.
     pub(crate) fn new(module: &'static ThisModule) -> Result<Self> {
-        let block = KBox::new(Opaque::new(DriverBlock::default()), GFP_KERNEL)?;
-        let p = block.get();
-        // SAFETY: `p` points to the block we own exclusively; nothing else
-        // knows it until it is registered below. The ID table and feature
-        // table it points to live as long as the registration (the table in
-        // the same allocation, the features in a `'static`).
-        unsafe {
-            (*p).ids[0] = bindings::virtio_device_id {
-                device: T::DEVICE_ID,
-                vendor: bindings::VIRTIO_DEV_ANY_ID,
-            };
-            (*p).drv.driver.name = T::NAME.as_char_ptr();
-            (*p).drv.id_table = (*p).ids.as_ptr();
-            (*p).drv.feature_table = T::FEATURES.as_ptr();
-            (*p).drv.feature_table_size = T::FEATURES.len() as u32;
-            (*p).drv.probe = Some(probe_callback::<T>);
-            (*p).drv.remove = Some(remove_callback::<T>);
-        }
-        // SAFETY: the block is fully initialised and will neither move nor be
-        // freed before `drop` unregisters it (type invariant).
+        let drv = KBox::new(Opaque::new(bindings::virtio_driver::default()), GFP_KERNEL)?;
+        // SAFETY: we own the structure; nothing knows it until it is
+        // registered below.
+        unsafe { Adapter::<T>::fill(drv.get()) };
+        // SAFETY: filled in above; it will neither move nor be freed before
+        // `drop` unregisters it (type invariant).
         to_result(unsafe {
-            bindings::__register_virtio_driver(&mut (*p).drv, module.as_ptr().cast())
+            bindings::__register_virtio_driver(drv.get(), module.as_ptr().cast())
         })?;
         Ok(Registration {
-            block,
+            drv,
             _p: PhantomData,
         })
     }
 }
 
+#[cfg(vgpio_k612)]
 impl<T: Driver> Drop for Registration<T> {
     fn drop(&mut self) {
         // SAFETY: registered in `new` (type invariant); this unbinds every
         // device, calling `remove_callback` for each, before returning.
-        unsafe { bindings::unregister_virtio_driver(&mut (*self.block.get()).drv) };
+        unsafe { bindings::unregister_virtio_driver(self.drv.get()) };
+    }
+}
+
+/// What the adapter attaches to a bound device: the driver's state, and the
+/// device's virtqueues, which the adapter deletes. Kept in the device's
+/// `priv` on 6.12 and dropped by [`Attached::detach`]; on 7.x in the driver
+/// core's drvdata (`Device<CoreInternal>::set_drvdata`), where the kernel
+/// crate's `driver::Registration` drops it once remove (or a failed probe)
+/// is over.
+#[pin_data]
+pub(crate) struct Attached<T: Driver> {
+    data: Pin<KBox<T>>,
+    set: Option<Arc<VqSet>>,
+}
+
+impl<T: Driver> Attached<T> {
+    /// Build the state with `init` and attach it to `vdev`: from now on
+    /// virtqueue callbacks find it.
+    ///
+    /// # Safety
+    ///
+    /// `vdev` is being probed by `T`'s adapter, its device lock held, and
+    /// has nothing attached; the returned reference is not used after
+    /// [`Attached::detach`].
+    unsafe fn attach<'a>(
+        vdev: &'a Device<Core>,
+        init: impl PinInit<Self, Error>,
+    ) -> Result<Pin<&'a Self>> {
+        #[cfg(vgpio_k612)]
+        {
+            let ptr = KBox::pin_init(init, GFP_KERNEL)?.into_foreign();
+            // SAFETY: `vdev` is valid; `priv` belongs to the driver being
+            // bound (caller).
+            unsafe { (*vdev.as_raw()).priv_ = ptr.cast_mut() };
+            // SAFETY: `ptr` came from `into_foreign` just above; it is
+            // reclaimed only in `detach`, after the last use (caller).
+            Ok(unsafe { <Pin<KBox<Self>> as ForeignOwnable>::borrow(ptr) })
+        }
+        #[cfg(vgpio_k7)]
+        {
+            use kernel::device::{CoreInternal, Device as KDevice};
+            // SAFETY: the device is valid and being probed by this bus
+            // adapter (caller): the context of its bus callbacks.
+            let dev = unsafe { KDevice::<CoreInternal<'_>>::from_raw(vdev.dev().cast()) };
+            dev.set_drvdata(init)?;
+            // SAFETY: set just above, as a `Pin<KBox<Attached<T>>>`; the
+            // driver core drops it only after remove, or after this probe
+            // failed (`Adapter`'s `DriverLayout`).
+            Ok(unsafe { dev.drvdata_borrow::<Self>() })
+        }
+    }
+
+    /// The state attached to `vdev`, if any.
+    ///
+    /// # Safety
+    ///
+    /// `vdev` is valid, its driver is `T`'s adapter, and the reference is
+    /// used only while the state stays attached: in a virtqueue callback
+    /// (the adapter stops them before detaching), or in remove.
+    unsafe fn find<'a>(vdev: *mut bindings::virtio_device) -> Option<Pin<&'a Self>> {
+        #[cfg(vgpio_k612)]
+        {
+            // SAFETY: `vdev` is valid (caller); `priv` is read once.
+            let ptr = unsafe { (*vdev).priv_ };
+            // SAFETY: a non-null `priv` is the attached state (`attach`),
+            // which stays attached while the reference is used (caller).
+            (!ptr.is_null()).then(|| unsafe { <Pin<KBox<Self>> as ForeignOwnable>::borrow(ptr) })
+        }
+        #[cfg(vgpio_k7)]
+        {
+            use kernel::device::{BoundInternal, Device as KDevice};
+            // SAFETY: `vdev` is valid (caller); taking a field's address
+            // reads nothing.
+            let dev =
+                unsafe { core::ptr::addr_of_mut!((*vdev).dev) }.cast::<kernel::bindings::device>();
+            // SAFETY: `dev` is valid (caller). (Null until `attach`: a
+            // device may interrupt before it is ready.)
+            if unsafe { kernel::bindings::dev_get_drvdata(dev) }.is_null() {
+                return None;
+            }
+            // SAFETY: the device is valid and bound to this adapter
+            // (caller), and its drvdata is the attached state (`attach`).
+            // (A plain load, as the crate's own: a device that interrupts
+            // before it is ready, with notifications not hardened, could
+            // race with `attach`'s plain store; a ready device's callbacks
+            // come after the status write that follows it.)
+            Some(unsafe { KDevice::<BoundInternal>::from_raw(dev).drvdata_borrow::<Self>() })
+        }
+    }
+
+    /// Detach the state from `vdev` and drop it (6.12); on 7.x the driver
+    /// core does that once remove (or the failed probe) returns.
+    ///
+    /// # Safety
+    ///
+    /// The state is attached to `vdev`, whose device lock is held, and no
+    /// callback runs any more (the device was stopped); nothing uses a
+    /// reference from `attach` or `find` after this.
+    unsafe fn detach(vdev: &Device<Core>) {
+        #[cfg(vgpio_k612)]
+        // SAFETY: `priv` holds the state from `attach` (caller); it is
+        // cleared before the state is dropped, and nothing reads it now.
+        unsafe {
+            let ptr = (*vdev.as_raw()).priv_;
+            (*vdev.as_raw()).priv_ = core::ptr::null_mut();
+            drop(<Pin<KBox<Self>> as ForeignOwnable>::from_foreign(ptr));
+        }
+        #[cfg(vgpio_k7)]
+        let _ = vdev;
+    }
+
+    fn data(self: Pin<&Self>) -> &T {
+        self.get_ref().data.as_ref().get_ref()
     }
 }
 
 /// # Safety
 ///
-/// Called by the virtio bus only, with a device of the driver registered by
-/// a `Registration<T>`, its device lock held.
+/// Called by the virtio bus only, with a device of the driver `T`'s adapter
+/// registered, its device lock held.
 unsafe extern "C" fn probe_callback<T: Driver>(
     vdev: *mut bindings::virtio_device,
 ) -> core::ffi::c_int {
@@ -544,7 +802,9 @@ unsafe extern "C" fn probe_callback<T: Driver>(
         // that stays valid at least until remove.
         let dev = unsafe { Device::<Core>::from_raw(vdev) };
         // A driver bound before may have left its state's address there
-        // (the C gpio-virtio driver does): no callback may take it for ours.
+        // (the C gpio-virtio driver does): no callback may take it for ours
+        // (6.12 keeps the state there; 7.x in the driver core's drvdata,
+        // which the driver core clears after every unbind).
         // SAFETY: `vdev` is valid; `priv` belongs to the driver being bound.
         unsafe { (*vdev).priv_ = core::ptr::null_mut() };
         let mut set = None;
@@ -554,21 +814,19 @@ unsafe extern "C" fn probe_callback<T: Driver>(
             set: &mut set,
             _p: PhantomData,
         };
-        let data = T::probe(dev, vqs)
+        let attached = T::probe(dev, vqs)
             .and_then(|init| KBox::pin_init(init, GFP_KERNEL))
             .and_then(|data| {
-                // (a copy: if this allocation fails, the set is still
-                // here to be deleted below)
-                Ok(KBox::new(
-                    Attached {
-                        data,
-                        set: set.clone(),
-                    },
-                    GFP_KERNEL,
-                )?)
+                // (a copy: if attaching fails, the set is still here to be
+                // deleted below)
+                let copy = set.clone();
+                let init = try_pin_init!(Attached::<T> { data, set: copy }? Error);
+                // SAFETY: in probe, nothing attached yet; `attached` is not
+                // used after `detach`.
+                unsafe { Attached::attach(dev, init) }
             });
-        let data = match data {
-            Ok(d) => d,
+        let attached = match attached {
+            Ok(a) => a,
             Err(e) => {
                 // The queues a failed probe found (the handles went with
                 // the partly built state, or are dead now).
@@ -578,25 +836,17 @@ unsafe extern "C" fn probe_callback<T: Driver>(
                 return Err(e);
             }
         };
-        let ptr = data.into_foreign();
-        // (6.12's `into_foreign` gives a `*const`, 7.x's a `*mut`)
-        #[cfg(vgpio_k612)]
-        let ptr = ptr.cast_mut();
-        // SAFETY: `vdev` is valid; `priv` belongs to the bound driver. From
-        // here on virtqueue callbacks find the state.
-        unsafe { (*vdev).priv_ = ptr };
-        // SAFETY: `ptr` came from `into_foreign` just above and is only
-        // reclaimed below or in `remove_callback`.
-        let data = unsafe { <KBox<Attached<T>> as ForeignOwnable>::borrow(ptr) }.data();
         // SAFETY: the device is valid; the driver's state is attached, so
         // the device may now be used (and call back).
         unsafe { bindings::vgpio_device_ready(vdev) };
-        if let Err(e) = data.init(dev) {
+        if let Err(e) = attached.data().init(dev) {
             // A waiter killed during init may have left messages with the
             // device: remove takes them back before the queues go.
-            data.remove(dev);
-            // SAFETY: as in `remove_callback`; `data` is not used after this.
-            unsafe { teardown::<T>(vdev) };
+            attached.data().remove(dev);
+            stop_and_delete(dev, &attached.set);
+            // SAFETY: attached above, the device stopped; `attached` is not
+            // used after this.
+            unsafe { Attached::<T>::detach(dev) };
             return Err(e);
         }
         Ok(0)
@@ -611,51 +861,26 @@ unsafe extern "C" fn remove_callback<T: Driver>(vdev: *mut bindings::virtio_devi
     // SAFETY: the bus calls remove with the device it probed successfully,
     // its lock held.
     let dev = unsafe { Device::<Core>::from_raw(vdev) };
-    // SAFETY: `priv` holds the state from `into_foreign` in probe, not yet
-    // reclaimed (that happens in `teardown`, below).
-    unsafe { <KBox<Attached<T>> as ForeignOwnable>::borrow((*vdev).priv_) }
-        .data()
-        .remove(dev);
-    // SAFETY: `vdev` is the bound device with the state attached.
-    unsafe { teardown::<T>(vdev) };
-}
-
-/// Stop the device, detach the state, delete the virtqueues (their handles
-/// revoked first), then drop the state.
-///
-/// # Safety
-///
-/// `vdev` is valid, its device lock held, and its `priv` holds state from
-/// `into_foreign` of `KBox<Attached<T>>`, which this consumes.
-unsafe fn teardown<T: Driver>(vdev: *mut bindings::virtio_device) {
-    // SAFETY: `vdev` is valid, in remove or probe (caller).
-    let dev = unsafe { Device::<Core>::from_raw(vdev) };
-    // No callback runs once this returns, nor any later: nothing borrows
-    // the state any more when it is dropped.
-    dev.stop();
-    // SAFETY: `priv` holds the state (caller); it is detached before it is
-    // dropped, and nothing else reads it now.
-    let attached = unsafe {
-        let a = <KBox<Attached<T>> as ForeignOwnable>::from_foreign((*vdev).priv_);
-        (*vdev).priv_ = core::ptr::null_mut();
-        a
+    // SAFETY: probe attached the state; it stays attached until `detach`,
+    // after the last use of `attached`.
+    let Some(attached) = (unsafe { Attached::<T>::find(vdev) }) else {
+        // (cannot be: remove follows a successful probe, which attached it)
+        return;
     };
-    if let Some(set) = &attached.set {
+    attached.data().remove(dev);
+    stop_and_delete(dev, &attached.set);
+    // SAFETY: the bound device with the state attached, stopped; `attached`
+    // is not used after this.
+    unsafe { Attached::<T>::detach(dev) };
+}
+
+/// Stop the device (no callback runs once this returns, nor any later:
+/// then nothing borrows the state when it is detached) and delete its
+/// virtqueues, their handles revoked first.
+fn stop_and_delete(dev: &Device<Core>, set: &Option<Arc<VqSet>>) {
+    dev.stop();
+    if let Some(set) = set {
         set.revoke_and_delete();
-    }
-    drop(attached);
-}
-
-/// What the adapter attaches to a bound device: the driver's state, and the
-/// device's virtqueues, which the adapter deletes.
-struct Attached<T: Driver> {
-    data: Pin<KBox<T>>,
-    set: Option<Arc<VqSet>>,
-}
-
-impl<T: Driver> Attached<T> {
-    fn data(&self) -> &T {
-        self.data.as_ref().get_ref()
     }
 }
 
@@ -664,18 +889,13 @@ impl<T: Driver> Attached<T> {
 /// Called by virtio only, for a virtqueue found by `Device::find_vqs` for
 /// a `T` driver's device (queue `I`).
 unsafe extern "C" fn vq_callback<T: Driver, const I: usize>(vq: *mut bindings::virtqueue) {
-    // SAFETY: virtio calls this with a live virtqueue of a live device.
-    let vdev = unsafe { (*vq).vdev };
-    // SAFETY: as above; `priv` is read once.
-    let ptr = unsafe { (*vdev).priv_ };
-    if ptr.is_null() {
-        return;
+    // SAFETY: virtio calls this with a live virtqueue of a live device,
+    // bound to `T`'s adapter (its queues were found by it); the state, if
+    // attached, stays so while the callback runs (the adapter stops
+    // callbacks before detaching it).
+    if let Some(attached) = unsafe { Attached::<T>::find((*vq).vdev) } {
+        attached.data().vq_callback(I);
     }
-    // SAFETY: a non-null `priv` is the attached state, which `teardown`
-    // detaches only after stopping the device's callbacks.
-    unsafe { <KBox<Attached<T>> as ForeignOwnable>::borrow(ptr) }
-        .data()
-        .vq_callback(I);
 }
 
 /// A notification a device asked for ([`Virtqueue::kick_prepare`]).
