@@ -4,11 +4,15 @@
 # Runs in the guest (scripts/bench.sh): the same workloads on the Rust and
 # the C driver, moving the devices between them, alternating the order every
 # round. Device 0: 32 lines, line 0 wired to line 1; device 1: 256 lines;
-# device 2: 1024 lines; device 3: 8 lines. Writes RESULT lines to $VGPIO_OUT/results.txt and
-# latency samples to $VGPIO_OUT/lat-DRIVER-WORKLOAD.txt.
+# device 2: 1024 lines; device 3: 8 lines. Writes RESULT lines to
+# $VGPIO_OUT/results.txt and latency samples to
+# $VGPIO_OUT/lat-DRIVER-WORKLOAD-rROUND.txt. Every round also measures the
+# floor: the same round trip through vgpio_floor (tests/modules), a virtio
+# driver with no GPIO logic ($VGPIO_FLOOR_KO), reported as driver "floor".
 set -u
 BENCH=$1
-ROUNDS=${2:-3}
+ROUNDS=${2:-5}
+FLOOR_KO=${VGPIO_FLOOR_KO:-$VGPIO_TOP/tests/modules/vgpio_floor.ko}
 res=$VGPIO_OUT/results.txt
 : >"$res"
 # The test kernel's kmemleak scans all memory every 10 minutes, a minute or
@@ -26,10 +30,12 @@ result() { echo "RESULT drv=$DRIVER round=$round workload=$1 metric=$2 value=$3"
 bench() {
 	local w=$1 line kv
 	shift
-	line=$("$BENCH" -o "$VGPIO_OUT/lat-$DRIVER-$w.txt" "$w" "$@") || { echo "# $w failed"; return; }
+	line=$("$BENCH" -o "$VGPIO_OUT/lat-$DRIVER-$w-r$round.txt" "${w%%[0-9]*}" "$@") ||
+		{ echo "# $w failed"; return; }
 	for kv in $line; do
 		case $kv in
 		ops_per_s=* | p50_us=* | p99_us=*) result "$w" "${kv%%=*}" "${kv#*=}" ;;
+		workload=*) ;;
 		esac
 	done
 }
@@ -42,7 +48,18 @@ unbind_all() {
 	done
 }
 
+# floor: the round trip of device 0's line 3 with no driver logic
+floor() {
+	use_driver rust
+	DRIVER=floor
+	insmod "$FLOOR_KO" || { echo "# no floor module"; return; }
+	wait_for eval '[ -e /sys/kernel/debug/vgpio_floor/$(vdev_of 0) ]'
+	bench floor "/sys/kernel/debug/vgpio_floor/$(vdev_of 0)" 2000
+	rmmod vgpio_floor
+}
+
 for round in $(seq "$ROUNDS"); do
+	floor
 	if [ $((round % 2)) = 1 ]; then order="rust c"; else order="c rust"; fi
 	for drv in $order; do
 		use_driver "$drv"
@@ -52,16 +69,20 @@ for round in $(seq "$ROUNDS"); do
 		chip=$(chip_of 0)
 		bench set "$chip" 2 2000
 		bench get "$chip" 3 2000
-		for w in "mset 8" "mget 8" "mset 32" "mget 32"; do
-			set -- $w
-			line=$("$BENCH" -o "$VGPIO_OUT/lat-$DRIVER-$1$2.txt" "$1" "$chip" "$2" 500)
-			result "$1$2" ops_per_s "$(field ops_per_s "$line")"
-		done
+		bench mset8 "$chip" 8 500
+		bench mget8 "$chip" 8 500
+		bench mset32 "$chip" 32 500
+		bench mget32 "$chip" 32 500
+		# N tasks at once, each writing its own line (8, 9, ...): total ops/s
+		bench par1 "$chip" 8 1 2000
+		bench par4 "$chip" 8 4 1000
+		bench par16 "$chip" 8 16 250
 		bench loop "$chip" 0 1 500
 
-		# the highest edge rate delivered with no loss (200 edges each)
+		# the highest edge rate delivered with no loss (200 edges each),
+		# and the first rate that lost some (how many got through)
 		best=0
-		for rate in 100 150 200 300 400 500 700 1000 2000 5000; do
+		for rate in 100 150 200 300 400 500 700 1000 1500 2000 3000 5000 7000 10000 20000; do
 			period=$((1000000 / rate))
 			secs=$((200 / rate + 3))
 			"$BENCH" count "$chip" 5 "$secs" 200 >/tmp/count.out &
@@ -72,7 +93,11 @@ for round in $(seq "$ROUNDS"); do
 			wait $pid
 			got=$(sed -n 's/.*events=//p' /tmp/count.out)
 			echo "# $DRIVER: $rate edges/s: $got of 200"
-			[ "$got" = 200 ] || break
+			if [ "$got" != 200 ]; then
+				result edges lossy_rate "$rate"
+				result edges lossy_got "${got:-0}"
+				break
+			fi
 			best=$rate
 		done
 		result edges lossless_per_s "$best"

@@ -7,6 +7,13 @@
  *   vgpio-bench get   CHIP LINE N          N single-line reads
  *   vgpio-bench mset  CHIP NLINES N        N writes of lines 0..NLINES-1 at once
  *   vgpio-bench mget  CHIP NLINES N        N reads of lines 0..NLINES-1 at once
+ *   vgpio-bench par   CHIP FIRST TASKS N   TASKS threads, each doing N
+ *                                          single-line writes of its own
+ *                                          line (FIRST, FIRST+1, ...) at once
+ *   vgpio-bench floor FILE N               N reads (at offset 0) of
+ *                                          vgpio_floor's debugfs FILE: one
+ *                                          virtio round trip each, with no
+ *                                          GPIO driver in it
  *   vgpio-bench loop  CHIP OUT IN N        set OUT, wait for IN's edge event
  *   vgpio-bench count CHIP LINE SECONDS [N] count IN's edge events (until N)
  *   vgpio-bench hammer CHIP LINE SECONDS   write pseudo-random values to an
@@ -21,6 +28,7 @@
 #include <fcntl.h>
 #include <linux/gpio.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,6 +99,95 @@ static void report(const char *what, double *lat, unsigned int n, double total_u
 	       n / (total_us / 1e6), lat[n / 2], lat[(unsigned int)(n * 0.99)]);
 }
 
+struct task {
+	pthread_t thread;
+	const char *chip;
+	unsigned int line, n;
+	double *lat;
+	int failed;
+};
+
+static void *par_task(void *arg)
+{
+	struct task *t = arg;
+	struct gpio_v2_line_values v = { .mask = 1 };
+	unsigned int i;
+	double t0;
+	int fd;
+
+	fd = request(t->chip, t->line, 1, NULL, GPIO_V2_LINE_FLAG_OUTPUT);
+	for (i = 0; i < t->n; i++) {
+		v.bits = i & 1;
+		t0 = now_us();
+		if (ioctl(fd, GPIO_V2_LINE_SET_VALUES_IOCTL, &v) < 0) {
+			perror("set");
+			t->failed = 1;
+			break;
+		}
+		t->lat[i] = now_us() - t0;
+	}
+	close(fd);
+	return NULL;
+}
+
+/* TASKS threads at once, each writing its own line; latencies of all */
+static int par(const char *chip, unsigned int first, unsigned int tasks, unsigned int n,
+	       const char *out)
+{
+	struct task *t = calloc(tasks, sizeof(*t));
+	double *lat = calloc((size_t)tasks * n, sizeof(*lat)), start;
+	unsigned int i;
+	int failed = 0;
+	char what[32];
+
+	if (!t || !lat || !n)
+		return 2;
+	start = now_us();
+	for (i = 0; i < tasks; i++) {
+		t[i] = (struct task){ .chip = chip, .line = first + i, .n = n,
+				      .lat = lat + (size_t)i * n };
+		if (pthread_create(&t[i].thread, NULL, par_task, &t[i])) {
+			perror("pthread_create");
+			return 2;
+		}
+	}
+	for (i = 0; i < tasks; i++) {
+		pthread_join(t[i].thread, NULL);
+		failed |= t[i].failed;
+	}
+	if (failed)
+		return 1;
+	snprintf(what, sizeof(what), "par%u", tasks);
+	report(what, lat, tasks * n, now_us() - start, out);
+	return 0;
+}
+
+/* N reads of vgpio_floor's debugfs file: one GET_VALUE round trip each */
+static int floor_trips(const char *file, unsigned int n, const char *out)
+{
+	double *lat = calloc(n ? n : 1, sizeof(*lat)), t0, start;
+	unsigned int i;
+	char buf[2];
+	int fd;
+
+	fd = open(file, O_RDONLY);
+	if (fd < 0 || !lat) {
+		perror(file);
+		return 2;
+	}
+	start = now_us();
+	for (i = 0; i < n; i++) {
+		t0 = now_us();
+		if (pread(fd, buf, sizeof(buf), 0) != sizeof(buf)) {
+			perror("floor read");
+			return 1;
+		}
+		lat[i] = now_us() - t0;
+	}
+	report("floor", lat, n, now_us() - start, out);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *out = NULL;
@@ -103,10 +200,14 @@ int main(int argc, char **argv)
 		argv += 2;
 		argc -= 2;
 	}
+	if (argc == 4 && !strcmp(argv[1], "floor"))
+		return floor_trips(argv[2], atoi(argv[3]), out);
 	if (argc < 5) {
 		fprintf(stderr, "usage: see the comment at the top of vgpio-bench.c\n");
 		return 2;
 	}
+	if (argc == 6 && !strcmp(argv[1], "par"))
+		return par(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), out);
 	n = atoi(argv[4]);
 	lat = calloc(n ? n : 1, sizeof(*lat));
 

@@ -3,16 +3,20 @@
 #
 # make bench: the Rust and the C driver side by side in one guest, same
 # simulators, alternating rounds; prints a table of medians with Rust/C
-# ratios and writes a latency plot. Options: --rounds N (default 3), --kvm
-# (use KVM instead of TCG, where KVM works).
+# ratios and writes latency plots. Options: --rounds N (default 5), --kvm
+# (use KVM instead of TCG, where KVM works), --build DIR (the modules built
+# for the kernel scripts/kernel.sh names, FLAVOUR included: make bench builds
+# them in out/build-KERNEL-FLAVOUR; default the work tree's).
 set -uo pipefail
 TOP=$(cd "$(dirname "$0")/.." && pwd)
-rounds=3
+rounds=5
 accel=()
+build=$TOP
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--rounds) rounds=$2; shift 2 ;;
 	--kvm) accel=(--kvm); shift ;;
+	--build) build=$2; shift 2 ;;
 	*) echo "bench: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -26,10 +30,19 @@ out=$TOP/out/bench-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$out"
 echo "bench: the simulator alone:"
 "$TOP/sim/target/release/virtio-gpio-sim" bench | tee "$out/sim-bench.txt"
+KDIR=$("$TOP/scripts/kernel.sh" dir)
+export KDIR
+{
+	echo "kernel: $(make -s -C "$KDIR" kernelversion 2>/dev/null) (${FLAVOUR:-test}: $KDIR)"
+	grep -E '^CONFIG_(KASAN|PROVE_LOCKING|DEBUG_KMEMLEAK|PREEMPT_[A-Z]+|HZ)=' "$KDIR/.config" | tr '\n' ' '
+	echo
+} | tee "$out/kernel.txt"
 start=$(date +%s)
-"$TOP/scripts/run-guest.sh" "${accel[@]}" --out "$out" --devices 4 --timeout 1500 \
+"$TOP/scripts/run-guest.sh" "${accel[@]}" --out "$out" --devices 4 --timeout 3600 \
 	--sim0 "--lines 32 --wire 0:1" --sim1 "--lines 256" --sim2 "--lines 1024" \
 	--sim3 "--lines 8" -- \
+	env VGPIO_RUST_KO="$build/gpio-virtio-rs.ko" \
+	VGPIO_FLOOR_KO="$build/tests/modules/vgpio_floor.ko" \
 	bash "$TOP/bench/guest-bench.sh" "$TOP/bench/vgpio-bench" "$rounds"
 rc=$?
 echo "bench: guest run took $(($(date +%s) - start)) s"

@@ -10,6 +10,10 @@
 #   KERNEL=7.3             linux-source-7.3 from trixie-backports, fetched into
 #                          the cache; Rust on 7.3 needs LLVM >= 17, so clang 19
 #                          from bookworm (LLVM=-19, bindgen on libclang 19)
+#   FLAVOUR=test (default) the debug test kernel (kernel/config.fragment)
+#   FLAVOUR=prod           the same with kernel/prod.fragment on top: the
+#                          debug options off, as a distribution ships it
+#                          (make bench)
 #
 #   scripts/kernel.sh dir        print the cached tree's path (built or not)
 #   scripts/kernel.sh build      build it unless the cache already holds it
@@ -22,6 +26,12 @@ set -euo pipefail
 RECIPE=3
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 FRAGMENT=$TOP/kernel/config.fragment
+FLAVOUR=${FLAVOUR:-test}
+case "$FLAVOUR" in
+test) FRAGMENTS=("$FRAGMENT") ;;
+prod) FRAGMENTS=("$FRAGMENT" "$TOP/kernel/prod.fragment") ;;
+*) echo "kernel.sh: FLAVOUR=$FLAVOUR: supported are test and prod" >&2; exit 2 ;;
+esac
 CACHE=${VGPIO_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/virtio-gpio-rs}
 KERNEL=${KERNEL:-6.12}
 export PATH=/usr/bin:${CARGO_HOME:-$HOME/.cargo}/bin:$HOME/.cargo/bin:$PATH
@@ -101,6 +111,8 @@ key() {
 		[ "$KERNEL" = 6.12 ] || echo "kernel $KERNEL"
 		src_version
 		cat "$FRAGMENT"
+		# (the test kernels' keys stay what they were before flavours)
+		[ "$FLAVOUR" = test ] || { echo "flavour $FLAVOUR"; cat "${FRAGMENTS[@]:1}"; }
 		/usr/bin/rustc --version
 		bindgen --version
 		$CLANG --version | head -n1
@@ -110,6 +122,15 @@ key() {
 
 kdir() {
 	echo "$CACHE/kernel-$(key)/linux"
+}
+
+# The fragments' settings, a later fragment's line replacing an earlier
+# one's for the same symbol.
+settings() {
+	awk '/^CONFIG_[A-Za-z0-9_]+=/ { s = $0; sub(/=.*/, "", s) }
+		/^# CONFIG_[A-Za-z0-9_]+ is not set/ { s = $2 }
+		s != "" { if (!(s in v)) order[n++] = s; v[s] = $0; s = "" }
+		END { for (i = 0; i < n; i++) print v[order[i]] }' "${FRAGMENTS[@]}"
 }
 
 check_config() {
@@ -127,7 +148,7 @@ check_config() {
 			! grep -qE "^$sym=" .config || { echo "kernel.sh: $sym should be off" >&2; bad=1; }
 			;;
 		esac
-	done <"$FRAGMENT"
+	done < <(settings)
 	return $bad
 }
 
@@ -141,7 +162,7 @@ configure() {
 	cd "$dir"
 	# vng writes its minimal bootable config into .config
 	vng --kconfig >"$top/config.log" 2>&1 || { cat "$top/config.log"; exit 1; }
-	scripts/kconfig/merge_config.sh -m .config "$FRAGMENT" >>"$top/config.log" 2>&1 ||
+	scripts/kconfig/merge_config.sh -m .config "${FRAGMENTS[@]}" >>"$top/config.log" 2>&1 ||
 		{ tail -n 30 "$top/config.log"; exit 1; }
 	# shellcheck disable=SC2046
 	make $(make_args) olddefconfig >/dev/null

@@ -18,11 +18,7 @@ KDIR=${KDIR:-$("$TOP/scripts/kernel.sh" dir)}
 SRC=$TOP
 if [ "${1:-}" = --copy ]; then
 	SRC=$2
-	rm -rf "$SRC"
-	mkdir -p "$SRC/tests"
-	(cd "$TOP" && cp -r Kbuild Kconfig ./*.rs ./*.c ./*.h driver wrappers "$SRC"/) || exit 1
-	mkdir -p "$SRC/tests/modules"
-	cp "$TOP"/tests/modules/Kbuild "$TOP"/tests/modules/*.c "$SRC/tests/modules/" || exit 1
+	"$TOP/scripts/modsrc.sh" "$SRC" || exit 1
 fi
 rc=0
 
