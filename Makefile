@@ -7,7 +7,7 @@
 #   make lint         rustfmt and clippy (the kernel's lint set) over the driver
 #   make buildcheck   build and lint the module and the test modules against
 #                     a tree prepared only for modules (no guest, no tests)
-#   KERNEL=6.12|7.3   which kernel (default 6.12), for every target
+#   KERNEL=7.3|6.12   which kernel (default 7.3), for every target
 #   make soak         the same suite with its long loops (about 46 min, not CI)
 #   make bench        benchmarks, Rust driver against the C driver, on a
 #                     production-configured kernel built from the same source
@@ -27,9 +27,9 @@ KERNEL_DEP := kernel
 else
 KDIR_SH := $(KDIR)
 endif
-# Which kernel: 6.12 (the LTS, default) or 7.3; scripts/kernel.sh knows each
+# Which kernel: 7.3 (current stable, default) or 6.12 (the LTS); scripts/kernel.sh knows each
 # one's source and toolchain.
-KERNEL ?= 6.12
+KERNEL ?= 7.3
 export KERNEL
 KMAKE = env $$($(TOP)/scripts/kernel.sh env) $(MAKE) -C "$(KDIR_SH)" $$($(TOP)/scripts/kernel.sh make-args)
 # Where the module's sources are built: the work tree, or a copy of it

@@ -22,7 +22,7 @@ if [ "${1:-}" = --soak ]; then
 	tier=soak
 	guest_timeout=14400
 fi
-out=$TOP/out/$tier-${KERNEL:-6.12}-$(date +%Y%m%d-%H%M%S)
+out=$TOP/out/$tier-${KERNEL:-7.3}-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$out"
 passed=0
 failed=0

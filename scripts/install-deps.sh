@@ -16,7 +16,7 @@ APT_PKGS=(
 	udev gpiod kmod busybox-static socat
 )
 # Rust on Linux 7.3 needs LLVM >= 17 (bindgen's libclang too): bookworm's 19
-[ "${KERNEL:-6.12}" = 6.12 ] || APT_PKGS+=(clang-19 lld-19 llvm-19 libclang-19-dev)
+[ "${KERNEL:-7.3}" = 6.12 ] || APT_PKGS+=(clang-19 lld-19 llvm-19 libclang-19-dev)
 BACKPORTS_PKGS=(qemu-system-x86)
 BACKPORTS_LIST=/etc/apt/sources.list.d/bookworm-backports.sources
 

@@ -6,8 +6,8 @@
 # Cached under ~/.cache/virtio-gpio-rs/ keyed by the kernel version, the
 # fragment and the tool versions; rebuilt only when the key changes.
 #
-#   KERNEL=6.12 (default)  Debian 12's linux-source-6.12, clang 14 (LLVM=1)
-#   KERNEL=7.3             linux-source-7.3 from trixie-backports, fetched into
+#   KERNEL=6.12            Debian 12's linux-source-6.12, clang 14 (LLVM=1)
+#   KERNEL=7.3 (default)   linux-source-7.3 from trixie-backports, fetched into
 #                          the cache; Rust on 7.3 needs LLVM >= 17, so clang 19
 #                          from bookworm (LLVM=-19, bindgen on libclang 19)
 #   FLAVOUR=test (default) the debug test kernel (kernel/config.fragment)
@@ -33,7 +33,7 @@ prod) FRAGMENTS=("$FRAGMENT" "$TOP/kernel/prod.fragment") ;;
 *) echo "kernel.sh: FLAVOUR=$FLAVOUR: supported are test and prod" >&2; exit 2 ;;
 esac
 CACHE=${VGPIO_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/virtio-gpio-rs}
-KERNEL=${KERNEL:-6.12}
+KERNEL=${KERNEL:-7.3}
 export PATH=/usr/bin:${CARGO_HOME:-$HOME/.cargo}/bin:$HOME/.cargo/bin:$PATH
 
 case "$KERNEL" in

@@ -17,7 +17,7 @@ counted, each by an exact signature:
     test: its consequences (a KASAN use-after-free of the dead task as a
     mutex owner, seen after the shared-irq_chip oops);
   - kmemleak leaks of gpiolib line labels allocated in gpiod_request_commit:
-    6.12's gpiod_free_commit() frees a label only while the chip exists, so
+    gpiod_free_commit() (6.12, 7.3) frees a label only while the chip exists, so
     a chip removed while a line is requested (unbind with lines held) leaks
     it, whichever driver the chip belongs to; and of edge interrupt labels
     allocated in the character device's edge_detector_setup: a chip removed
@@ -140,7 +140,9 @@ def check_leaks(path):
         caller = next((f for f in frames if "alloc" not in f and "kstrdup" not in f), "")
         if caller == "gpiod_request_commit":
             gpiolib_labels += 1
-        elif caller == "edge_detector_setup":
+        # (7.3 inlines edge_detector_setup into gpio_ioctl: its label is
+        # the one kstrdup_and_replace makes)
+        elif caller == "edge_detector_setup" or "kstrdup_and_replace" in frames:
             irq_labels += 1
         elif C_DRIVER.search(o):
             c_driver += 1
@@ -151,13 +153,13 @@ def check_leaks(path):
     if gpiolib_labels:
         print(
             f"logcheck: kmemleak: {gpiolib_labels} gpiolib line label(s) from gpiod_request_commit "
-            "(6.12 gpiolib does not free a label whose chip was removed while the line was "
-            "requested), not counted"
+            "(gpiolib, 6.12 and 7.3, does not free a label whose chip was removed while the "
+            "line was requested), not counted"
         )
     if irq_labels:
         print(
             f"logcheck: kmemleak: {irq_labels} edge interrupt label(s) from the GPIO character "
-            "device's edge_detector_setup (6.12 gpiolib: a chip removed while a line watches "
+            "device's edge_detector_setup (gpiolib, 6.12 and 7.3: a chip removed while a line watches "
             "edges has gpiochip_free_remaining_irqs free the irq and drop the label free_irq "
             "returns), not counted"
         )
