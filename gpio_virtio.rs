@@ -26,6 +26,8 @@ use kernel::prelude::*;
 
 #[path = "wrappers/bindings.rs"]
 mod bindings;
+#[path = "wrappers/bitmap.rs"]
+mod bitmap;
 #[path = "wrappers/gpio.rs"]
 mod gpio;
 #[path = "wrappers/sync.rs"]

@@ -262,6 +262,17 @@ void vgpio_wake_up_all(struct wait_queue_head *wq)
 	wake_up_all(wq);
 }
 
+unsigned long vgpio_find_next_bit(const unsigned long *addr, unsigned long size,
+				  unsigned long offset)
+{
+	return find_next_bit(addr, size, offset);
+}
+
+void vgpio_assign_bit(unsigned long nr, unsigned long *addr, bool value)
+{
+	__assign_bit(nr, addr, value);
+}
+
 #endif
 
 void vgpio_wake_up_var(void *var)

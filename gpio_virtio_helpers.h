@@ -76,6 +76,10 @@ void vgpio_might_sleep(void);
 void vgpio_rcu_read_lock(void);
 void vgpio_rcu_read_unlock(void);
 void vgpio_wake_up_all(struct wait_queue_head *wq);
+/* bitmaps (7.x: the kernel crate's Bitmap) */
+unsigned long vgpio_find_next_bit(const unsigned long *addr, unsigned long size,
+				  unsigned long offset);
+void vgpio_assign_bit(unsigned long nr, unsigned long *addr, bool value);
 #endif
 
 /* gpiolib */

@@ -4,10 +4,10 @@
 //! lines at once) and, for the irq chip, the callbacks that record what the
 //! irq core wants (`irq.rs` makes the device follow).
 
-use kernel::ffi::c_ulong;
 use kernel::prelude::*;
 
 use super::bindings;
+use super::bitmap::Bitmap;
 use super::gpio::{self, LineDirection};
 use super::requestq::{etimedout, WAIT_BOUND_MS};
 use super::uapi::*;
@@ -17,22 +17,16 @@ use super::VirtioGpio;
 /// A `probe_dirs` entry already used (no virtio direction has this value).
 pub(crate) const NO_DIRECTION: u8 = 0xff;
 
-/// Is bit `n` set in a C bitmap?
-pub(crate) fn bit(map: &[c_ulong], n: u16) -> bool {
-    let w = c_ulong::BITS as usize;
-    map.get(n as usize / w)
-        .is_some_and(|x| x & (1 << (n as usize % w)) != 0)
+/// The lines whose bits are set in `map`, in order.
+fn set_lines(map: &Bitmap) -> impl Iterator<Item = u16> + Clone + '_ {
+    let from = move |l: usize| if l < map.len() { map.next_bit(l) } else { None };
+    core::iter::successors(from(0), move |&l| from(l + 1)).map(|l| l as u16)
 }
 
-pub(crate) fn set_bit(map: &mut [c_ulong], n: u16, v: bool) {
-    let w = c_ulong::BITS as usize;
-    if let Some(x) = map.get_mut(n as usize / w) {
-        if v {
-            *x |= 1 << (n as usize % w);
-        } else {
-            *x &= !(1 << (n as usize % w));
-        }
-    }
+/// Is `line`'s bit set in `map`?
+fn is_set(map: &Bitmap, line: u16) -> bool {
+    let l = line as usize;
+    l < map.len() && map.next_bit(l) == Some(l)
 }
 
 #[vtable]
@@ -233,15 +227,19 @@ impl gpio::Chip for VirtioGpio {
             .map(|_| ())
     }
 
-    fn get_multiple(&self, mask: &[c_ulong], bits: &mut [c_ulong]) -> Result {
+    fn get_multiple(&self, mask: &Bitmap, bits: &mut Bitmap) -> Result {
         let mut bad = false;
         self.request_multiple(
             VIRTIO_GPIO_MSG_GET_VALUE,
-            mask,
+            set_lines(mask),
             |_| 0,
             |line, v| {
                 bad |= v > 1;
-                set_bit(bits, line, v == 1);
+                if v == 1 {
+                    bits.set_bit(line.into());
+                } else {
+                    bits.clear_bit(line.into());
+                }
             },
         )?;
         if bad {
@@ -255,11 +253,11 @@ impl gpio::Chip for VirtioGpio {
         Ok(())
     }
 
-    fn set_multiple(&self, mask: &[c_ulong], bits: &[c_ulong]) -> Result {
+    fn set_multiple(&self, mask: &Bitmap, bits: &Bitmap) -> Result {
         self.request_multiple(
             VIRTIO_GPIO_MSG_SET_VALUE,
-            mask,
-            |line| bit(bits, line).into(),
+            set_lines(mask),
+            |line| is_set(bits, line).into(),
             |_, _| (),
         )
     }

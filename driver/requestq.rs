@@ -8,10 +8,8 @@
 //! comes after its waiter gave up returns the message to its slot all the
 //! same, so nothing is lost or freed while the device may still write it.
 
-use kernel::ffi::c_ulong;
 use kernel::prelude::*;
 
-use super::lines::{bit, set_bit};
 use super::sync::{self, Deadline, Moment, SpinLockIrqGuard};
 use super::uapi::*;
 use super::virtio::{self, dev_log_bad};
@@ -419,38 +417,38 @@ impl VirtioGpio {
         }
     }
 
-    /// The same request for every line set in `mask`, all in flight at once.
+    /// The same request for each of `lines` (in order, each once), all in
+    /// flight at once.
     /// `value(line)` gives each request's value; `answer(line, value_byte)`
     /// takes each response's value. Returns the first error, after all
     /// messages are back.
     pub(crate) fn request_multiple(
         &self,
         type_: u16,
-        mask: &[c_ulong],
+        lines: impl Iterator<Item = u16> + Clone,
         mut value: impl FnMut(u16) -> u32,
         mut answer: impl FnMut(u16, u8),
     ) -> Result {
-        let mut lines = (0..self.ngpio).filter(|&l| bit(mask, l));
+        let lines = lines.take_while(|&l| l < self.ngpio);
         // gpiolib sends a one-line request of the character device here
         // too: no list to allocate for that.
-        if let (Some(line), None) = (lines.next(), lines.next()) {
+        let mut two = lines.clone();
+        if let (Some(line), None) = (two.next(), two.next()) {
             let v = self.request(type_, line, value(line))?;
             answer(line, v);
             return Ok(());
         }
         let mut ents = KVec::new();
-        for line in 0..self.ngpio {
-            if bit(mask, line) {
-                ents.push(
-                    Entry {
-                        slot: line as usize,
-                        msg: None,
-                        done: None,
-                        ans: None,
-                    },
-                    GFP_KERNEL,
-                )?;
-            }
+        for line in lines {
+            ents.push(
+                Entry {
+                    slot: line as usize,
+                    msg: None,
+                    done: None,
+                    ans: None,
+                },
+                GFP_KERNEL,
+            )?;
         }
         // gpiolib can pass an empty mask (open-drain lines are taken out of
         // a set_multiple): nothing to do.
@@ -501,16 +499,11 @@ impl VirtioGpio {
 
     /// Every line's direction, all requests in flight at once.
     pub(crate) fn fetch_directions(&self) -> Result<KVec<u8>> {
-        let w = c_ulong::BITS as usize;
         let n = self.ngpio as usize;
-        let mut mask = KVec::from_elem(0 as c_ulong, n.div_ceil(w), GFP_KERNEL)?;
-        for line in 0..self.ngpio {
-            set_bit(&mut mask, line, true);
-        }
         let mut dirs = KVec::from_elem(VIRTIO_GPIO_DIRECTION_NONE, n, GFP_KERNEL)?;
         self.request_multiple(
             VIRTIO_GPIO_MSG_GET_DIRECTION,
-            &mask,
+            0..self.ngpio,
             |_| 0,
             |line, d| dirs[line as usize] = d,
         )?;

@@ -13,6 +13,7 @@ use kernel::prelude::*;
 use kernel::types::Opaque;
 
 use super::bindings;
+use super::bitmap::Bitmap;
 use super::sync::{self, lock_class, rcu, CondVar, SpinLockIrq};
 use super::virtio;
 
@@ -45,12 +46,14 @@ pub(crate) trait Chip: Sync + Send + Sized {
     /// Registered as 6.12's `set_rv` (since 6.12.y's backport of it) or
     /// 7.x's `set`, so the caller sees the error.
     fn set(&self, offset: u32, value: bool) -> Result;
-    /// For each bit set in `mask`, read the line into the same bit of `bits`.
-    fn get_multiple(&self, _mask: &[c_ulong], _bits: &mut [c_ulong]) -> Result {
+    /// For each bit set in `mask`, read the line into the same bit of `bits`
+    /// (both `ngpio` bits long).
+    fn get_multiple(&self, _mask: &Bitmap, _bits: &mut Bitmap) -> Result {
         kernel::build_error!(VTABLE_DEFAULT_ERROR)
     }
-    /// For each bit set in `mask`, set the line to the same bit of `bits`.
-    fn set_multiple(&self, _mask: &[c_ulong], _bits: &[c_ulong]) -> Result {
+    /// For each bit set in `mask`, set the line to the same bit of `bits`
+    /// (both `ngpio` bits long).
+    fn set_multiple(&self, _mask: &Bitmap, _bits: &Bitmap) -> Result {
         kernel::build_error!(VTABLE_DEFAULT_ERROR)
     }
 }
@@ -597,10 +600,9 @@ unsafe fn chip_data<'a, T: Chip>(gc: *mut bindings::gpio_chip) -> &'a T {
     unsafe { &(*(bindings::gpiochip_get_data(gc) as *const Registration<T>)).data }
 }
 
-fn words(gc: *mut bindings::gpio_chip) -> usize {
+fn ngpio(gc: *mut bindings::gpio_chip) -> usize {
     // SAFETY: gpiolib passes its live chip.
-    let ngpio = unsafe { (*gc).ngpio } as usize;
-    ngpio.div_ceil(c_ulong::BITS as usize)
+    unsafe { (*gc).ngpio as usize }
 }
 
 /// # Safety
@@ -702,13 +704,15 @@ unsafe extern "C" fn get_multiple_callback<T: Chip>(
     mask: *mut c_ulong,
     bits: *mut c_ulong,
 ) -> c_int {
-    let n = words(gc);
+    let n = ngpio(gc);
     // SAFETY: gpiolib passes two distinct bitmaps of BITS_TO_LONGS(ngpio)
-    // words each, valid for the duration of the call.
+    // aligned words each (`unsigned long`, the kernel crate's `usize`),
+    // valid for the duration of the call; it writes neither meanwhile, and
+    // only `bits` is written here.
     let (mask, bits) = unsafe {
         (
-            core::slice::from_raw_parts(mask, n),
-            core::slice::from_raw_parts_mut(bits, n),
+            Bitmap::from_raw(mask.cast::<usize>(), n),
+            Bitmap::from_raw_mut(bits.cast::<usize>(), n),
         )
     };
     from_result(|| {
@@ -728,12 +732,12 @@ unsafe extern "C" fn set_multiple_callback<T: Chip>(
     mask: *mut c_ulong,
     bits: *mut c_ulong,
 ) -> c_int {
-    let n = words(gc);
+    let n = ngpio(gc);
     // SAFETY: as in `get_multiple_callback`; both are only read here.
     let (mask, bits) = unsafe {
         (
-            core::slice::from_raw_parts(mask, n),
-            core::slice::from_raw_parts(bits, n),
+            Bitmap::from_raw(mask.cast::<usize>(), n),
+            Bitmap::from_raw(bits.cast::<usize>(), n),
         )
     };
     from_result(|| {
