@@ -268,6 +268,11 @@ unsigned long vgpio_find_next_bit(const unsigned long *addr, unsigned long size,
 	return find_next_bit(addr, size, offset);
 }
 
+unsigned long vgpio_find_last_bit(const unsigned long *addr, unsigned long size)
+{
+	return find_last_bit(addr, size);
+}
+
 void vgpio_assign_bit(unsigned long nr, unsigned long *addr, bool value)
 {
 	__assign_bit(nr, addr, value);

@@ -79,6 +79,7 @@ void vgpio_wake_up_all(struct wait_queue_head *wq);
 /* bitmaps (7.x: the kernel crate's Bitmap) */
 unsigned long vgpio_find_next_bit(const unsigned long *addr, unsigned long size,
 				  unsigned long offset);
+unsigned long vgpio_find_last_bit(const unsigned long *addr, unsigned long size);
 void vgpio_assign_bit(unsigned long nr, unsigned long *addr, bool value);
 #endif
 

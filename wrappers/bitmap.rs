@@ -76,6 +76,16 @@ mod k612 {
             (i < self.len()).then_some(i)
         }
 
+        /// The highest set bit, if any.
+        pub(crate) fn last_bit(&self) -> Option<usize> {
+            let ptr = core::ptr::from_ref(self).cast::<usize>();
+            // SAFETY: the words hold `len()` bits (type invariant);
+            // find_last_bit reads only those and returns `len()` when none
+            // is set.
+            let i = unsafe { bindings::vgpio_find_last_bit(ptr.cast(), self.len() as _) } as usize;
+            (i < self.len()).then_some(i)
+        }
+
         /// Set bit `index` (nothing if it is beyond `len()`).
         pub(crate) fn set_bit(&mut self, index: usize) {
             self.assign(index, true);

@@ -46,13 +46,14 @@ pub(crate) trait Chip: Sync + Send + Sized {
     /// Registered as 6.12's `set_rv` (since 6.12.y's backport of it) or
     /// 7.x's `set`, so the caller sees the error.
     fn set(&self, offset: u32, value: bool) -> Result;
-    /// For each bit set in `mask`, read the line into the same bit of `bits`
-    /// (both `ngpio` bits long).
+    /// For each bit set in `mask` (`ngpio` bits long), read the line into
+    /// the same bit of `bits` (as long as `mask`'s highest set bit needs:
+    /// gpiolib may pass a consumer's own, shorter bitmap).
     fn get_multiple(&self, _mask: &Bitmap, _bits: &mut Bitmap) -> Result {
         kernel::build_error!(VTABLE_DEFAULT_ERROR)
     }
-    /// For each bit set in `mask`, set the line to the same bit of `bits`
-    /// (both `ngpio` bits long).
+    /// For each bit set in `mask` (`ngpio` bits long), set the line to the
+    /// same bit of `bits` (as long as `mask`'s highest set bit needs).
     fn set_multiple(&self, _mask: &Bitmap, _bits: &Bitmap) -> Result {
         kernel::build_error!(VTABLE_DEFAULT_ERROR)
     }
@@ -605,6 +606,12 @@ fn ngpio(gc: *mut bindings::gpio_chip) -> usize {
     unsafe { (*gc).ngpio as usize }
 }
 
+/// How many bits a value bitmap for `mask` has at least: up to its highest
+/// set bit.
+fn masked_len(mask: &Bitmap) -> usize {
+    mask.last_bit().map_or(0, |l| l + 1)
+}
+
 /// # Safety
 ///
 /// Called by gpiolib only, with a chip registered by a `Registration<T>`.
@@ -704,17 +711,15 @@ unsafe extern "C" fn get_multiple_callback<T: Chip>(
     mask: *mut c_ulong,
     bits: *mut c_ulong,
 ) -> c_int {
-    let n = ngpio(gc);
-    // SAFETY: gpiolib passes two distinct bitmaps of BITS_TO_LONGS(ngpio)
-    // aligned words each (`unsigned long`, the kernel crate's `usize`),
-    // valid for the duration of the call; it writes neither meanwhile, and
-    // only `bits` is written here.
-    let (mask, bits) = unsafe {
-        (
-            Bitmap::from_raw(mask.cast::<usize>(), n),
-            Bitmap::from_raw_mut(bits.cast::<usize>(), n),
-        )
-    };
+    // SAFETY: gpiolib's mask has BITS_TO_LONGS(ngpio) aligned words
+    // (`unsigned long`, the kernel crate's `usize`), valid and not written
+    // for the duration of the call.
+    let mask = unsafe { Bitmap::from_raw(mask.cast::<usize>(), ngpio(gc)) };
+    // SAFETY: `bits` is a distinct bitmap, ours to write during the call,
+    // of at least as many bits as `mask`'s highest set bit needs (gpiolib's
+    // fast path for a consumer's array passes the consumer's bitmap, as long
+    // as the array, whose lines are the chip's first ones).
+    let bits = unsafe { Bitmap::from_raw_mut(bits.cast::<usize>(), masked_len(mask)) };
     from_result(|| {
         // SAFETY: gpiolib calls back with our registered chip.
         unsafe { chip_data::<T>(gc) }
@@ -732,14 +737,10 @@ unsafe extern "C" fn set_multiple_callback<T: Chip>(
     mask: *mut c_ulong,
     bits: *mut c_ulong,
 ) -> c_int {
-    let n = ngpio(gc);
-    // SAFETY: as in `get_multiple_callback`; both are only read here.
-    let (mask, bits) = unsafe {
-        (
-            Bitmap::from_raw(mask.cast::<usize>(), n),
-            Bitmap::from_raw(bits.cast::<usize>(), n),
-        )
-    };
+    // SAFETY: as in `get_multiple_callback`.
+    let mask = unsafe { Bitmap::from_raw(mask.cast::<usize>(), ngpio(gc)) };
+    // SAFETY: as in `get_multiple_callback`; only read here.
+    let bits = unsafe { Bitmap::from_raw(bits.cast::<usize>(), masked_len(mask)) };
     from_result(|| {
         // SAFETY: gpiolib calls back with our registered chip.
         unsafe { chip_data::<T>(gc) }
