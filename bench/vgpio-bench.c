@@ -95,8 +95,9 @@ static void report(const char *what, double *lat, unsigned int n, double total_u
 			fclose(f);
 	}
 	qsort(lat, n, sizeof(*lat), cmp_double);
+	/* nearest rank: the sample at or below which 50% (99%) of them are */
 	printf("workload=%s n=%u ops_per_s=%.1f p50_us=%.1f p99_us=%.1f\n", what, n,
-	       n / (total_us / 1e6), lat[n / 2], lat[(unsigned int)(n * 0.99)]);
+	       n / (total_us / 1e6), lat[(n + 1) / 2 - 1], lat[(n * 99 + 99) / 100 - 1]);
 }
 
 struct task {
@@ -104,6 +105,8 @@ struct task {
 	const char *chip;
 	unsigned int line, n;
 	double *lat;
+	double start, end;
+	pthread_barrier_t *ready;
 	int failed;
 };
 
@@ -116,6 +119,9 @@ static void *par_task(void *arg)
 	int fd;
 
 	fd = request(t->chip, t->line, 1, NULL, GPIO_V2_LINE_FLAG_OUTPUT);
+	/* all lines requested before any task starts its writes */
+	pthread_barrier_wait(t->ready);
+	t->start = now_us();
 	for (i = 0; i < t->n; i++) {
 		v.bits = i & 1;
 		t0 = now_us();
@@ -126,39 +132,49 @@ static void *par_task(void *arg)
 		}
 		t->lat[i] = now_us() - t0;
 	}
+	t->end = now_us();
 	close(fd);
 	return NULL;
 }
 
-/* TASKS threads at once, each writing its own line; latencies of all */
+/*
+ * TASKS threads at once, each writing its own line; latencies of all. The
+ * rate counts from the first task's first write to the last task's last
+ * (line requests and thread start-up are not in it).
+ */
 static int par(const char *chip, unsigned int first, unsigned int tasks, unsigned int n,
 	       const char *out)
 {
 	struct task *t = calloc(tasks, sizeof(*t));
-	double *lat = calloc((size_t)tasks * n, sizeof(*lat)), start;
+	double *lat = calloc((size_t)tasks * n, sizeof(*lat)), start, end;
+	pthread_barrier_t ready;
 	unsigned int i;
 	int failed = 0;
 	char what[32];
 
-	if (!t || !lat || !n)
+	if (!t || !lat || !n || !tasks)
 		return 2;
-	start = now_us();
+	pthread_barrier_init(&ready, NULL, tasks);
 	for (i = 0; i < tasks; i++) {
 		t[i] = (struct task){ .chip = chip, .line = first + i, .n = n,
-				      .lat = lat + (size_t)i * n };
+				      .lat = lat + (size_t)i * n, .ready = &ready };
 		if (pthread_create(&t[i].thread, NULL, par_task, &t[i])) {
 			perror("pthread_create");
 			return 2;
 		}
 	}
+	start = 1e300;
+	end = 0;
 	for (i = 0; i < tasks; i++) {
 		pthread_join(t[i].thread, NULL);
 		failed |= t[i].failed;
+		start = t[i].start < start ? t[i].start : start;
+		end = t[i].end > end ? t[i].end : end;
 	}
 	if (failed)
 		return 1;
 	snprintf(what, sizeof(what), "par%u", tasks);
-	report(what, lat, tasks * n, now_us() - start, out);
+	report(what, lat, tasks * n, end - start, out);
 	return 0;
 }
 

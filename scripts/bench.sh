@@ -32,10 +32,15 @@ echo "bench: the simulator alone:"
 "$TOP/sim/target/release/virtio-gpio-sim" bench | tee "$out/sim-bench.txt"
 KDIR=$("$TOP/scripts/kernel.sh" dir)
 export KDIR
+if [ "${FLAVOUR:-test}" != test ] && [ "$build" = "$TOP" ]; then
+	echo "bench: FLAVOUR=$FLAVOUR needs --build DIR (the modules built for that kernel)" >&2
+	exit 2
+fi
 {
 	echo "kernel: $(make -s -C "$KDIR" kernelversion 2>/dev/null) (${FLAVOUR:-test}: $KDIR)"
-	grep -E '^CONFIG_(KASAN|PROVE_LOCKING|DEBUG_KMEMLEAK|PREEMPT_[A-Z]+|HZ)=' "$KDIR/.config" | tr '\n' ' '
+	grep -E '^CONFIG_(KASAN|PROVE_LOCKING|DEBUG_KMEMLEAK|PREEMPT_[A-Z]+|HZ|RUST_OVERFLOW_CHECKS)=' "$KDIR/.config" | tr '\n' ' '
 	echo
+	echo "guest: QEMU $([ ${#accel[@]} = 0 ] && echo TCG || echo KVM), 2 vCPUs, the runner's kernel command line has mitigations=off"
 } | tee "$out/kernel.txt"
 start=$(date +%s)
 "$TOP/scripts/run-guest.sh" "${accel[@]}" --out "$out" --devices 4 --timeout 3600 \
