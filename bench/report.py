@@ -73,6 +73,13 @@ print(f"{'workload':28} {'Rust':>10} {'(spread)':>15} {'C':>10} {'(spread)':>15}
       f"{'better by':>9}  target")
 for w, m, higher, target, label in ROWS:
     r, c = med(w, m, "rust"), med(w, m, "c")
+    hung = [d for d, n in (("Rust", "rust"), ("C", "c")) if vals.get((w, "hung", n))]
+    if hung and (not r or not c):
+        print(f"{label:28} {r[0] if r else '-':>10} {'':>15} {c[0] if c else '-':>10} {'':>15}   "
+              f"(hung: {', '.join(hung)}; its tasks never returned)")
+        if target is not None and (hung != ["C"] or not r):
+            missed.append(label + " (hung)")
+        continue
     if not r or not c:
         if (w, m) in OPTIONAL:
             note = "none: no edge lost up to %d/s" % LADDER_TOP
