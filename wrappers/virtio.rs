@@ -573,12 +573,18 @@ pub(crate) use module_virtio_driver;
 pub(crate) struct Adapter<T: Driver>(PhantomData<T>);
 
 impl<T: Driver> Adapter<T> {
-    /// Fill in the C driver structure for `T`.
+    /// Fill in the C driver structure for `T` and register it with the
+    /// virtio bus for `module`. (The driver's own NAME is its name on the
+    /// bus, on every kernel.)
     ///
     /// # Safety
     ///
-    /// `drv` points to a `virtio_driver` that nothing else uses yet.
-    unsafe fn fill(drv: *mut bindings::virtio_driver) {
+    /// `drv` points to a `virtio_driver` that nothing else uses yet; on
+    /// success it stays in place and valid until [`Adapter::unregister_raw`].
+    unsafe fn register_raw(
+        drv: *mut bindings::virtio_driver,
+        module: &'static ThisModule,
+    ) -> Result {
         // SAFETY: `drv` is ours to write (caller). The name, the ID table
         // and the feature table are 'static.
         unsafe {
@@ -589,6 +595,21 @@ impl<T: Driver> Adapter<T> {
             (*drv).probe = Some(probe_callback::<T>);
             (*drv).remove = Some(remove_callback::<T>);
         }
+        // SAFETY: filled in above; it stays in place and valid until it is
+        // unregistered (caller).
+        to_result(unsafe { bindings::__register_virtio_driver(drv, module.as_ptr().cast()) })
+    }
+
+    /// Unregister `drv`: this unbinds every device, calling
+    /// `remove_callback` for each, before returning.
+    ///
+    /// # Safety
+    ///
+    /// `drv` was registered by [`Adapter::register_raw`] and not unregistered
+    /// since.
+    unsafe fn unregister_raw(drv: *mut bindings::virtio_driver) {
+        // SAFETY: a registered driver (caller).
+        unsafe { bindings::unregister_virtio_driver(drv) };
     }
 }
 
@@ -612,19 +633,15 @@ unsafe impl<T: Driver> kernel::driver::RegistrationOps for Adapter<T> {
         _module_name: &'static CStr,
         module: &'static ThisModule,
     ) -> Result {
-        // (the driver's own NAME is its name on the bus, as on 6.12)
         // SAFETY: the registration is being made: nothing else uses the
-        // structure yet.
-        unsafe { Self::fill(reg.get()) };
-        // SAFETY: filled in above; it stays pinned and valid until
-        // `unregister` (this function's safety requirement).
-        to_result(unsafe { bindings::__register_virtio_driver(reg.get(), module.as_ptr().cast()) })
+        // structure yet; it stays pinned and valid until `unregister` (this
+        // function's safety requirement).
+        unsafe { Self::register_raw(reg.get(), module) }
     }
 
     unsafe fn unregister(reg: &Opaque<bindings::virtio_driver>) {
-        // SAFETY: registered by `register` (caller); this unbinds every
-        // device, calling `remove_callback` for each, before returning.
-        unsafe { bindings::unregister_virtio_driver(reg.get()) };
+        // SAFETY: registered by `register` (caller).
+        unsafe { Self::unregister_raw(reg.get()) };
     }
 }
 
@@ -653,14 +670,10 @@ impl<T: Driver> Registration<T> {
     /// Register `T` with the virtio bus for `module`.
     pub(crate) fn new(module: &'static ThisModule) -> Result<Self> {
         let drv = KBox::new(Opaque::new(bindings::virtio_driver::default()), GFP_KERNEL)?;
-        // SAFETY: we own the structure; nothing knows it until it is
-        // registered below.
-        unsafe { Adapter::<T>::fill(drv.get()) };
-        // SAFETY: filled in above; it will neither move nor be freed before
-        // `drop` unregisters it (type invariant).
-        to_result(unsafe {
-            bindings::__register_virtio_driver(drv.get(), module.as_ptr().cast())
-        })?;
+        // SAFETY: we own the structure, which nothing knows yet; it will
+        // neither move nor be freed before `drop` unregisters it (type
+        // invariant).
+        unsafe { Adapter::<T>::register_raw(drv.get(), module) }?;
         Ok(Registration {
             drv,
             _p: PhantomData,
@@ -671,9 +684,8 @@ impl<T: Driver> Registration<T> {
 #[cfg(vgpio_k612)]
 impl<T: Driver> Drop for Registration<T> {
     fn drop(&mut self) {
-        // SAFETY: registered in `new` (type invariant); this unbinds every
-        // device, calling `remove_callback` for each, before returning.
-        unsafe { bindings::unregister_virtio_driver(self.drv.get()) };
+        // SAFETY: registered in `new` (type invariant).
+        unsafe { Adapter::<T>::unregister_raw(self.drv.get()) };
     }
 }
 
