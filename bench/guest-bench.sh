@@ -26,18 +26,22 @@ use_driver() {
 	. "$VGPIO_TOP/tests/lib.sh"
 }
 result() { echo "RESULT drv=$DRIVER round=$round workload=$1 metric=$2 value=$3" | tee -a "$res"; }
+# record WORKLOAD LINE: the rate and latencies of a vgpio-bench result line
+record() {
+	local kv
+	for kv in $2; do
+		case $kv in
+		ops_per_s=* | p50_us=* | p99_us=*) result "$1" "${kv%%=*}" "${kv#*=}" ;;
+		esac
+	done
+}
 # bench WORKLOAD ARGS...: run vgpio-bench, record its key=value results
 bench() {
-	local w=$1 line kv
+	local w=$1 line
 	shift
 	line=$("$BENCH" -o "$VGPIO_OUT/lat-$DRIVER-$w-r$round.txt" "${w%%[0-9]*}" "$@") ||
 		{ echo "# $w failed"; return; }
-	for kv in $line; do
-		case $kv in
-		ops_per_s=* | p50_us=* | p99_us=*) result "$w" "${kv%%=*}" "${kv#*=}" ;;
-		workload=*) ;;
-		esac
-	done
+	record "$w" "$line"
 }
 busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
 
@@ -159,11 +163,7 @@ for drv in rust c; do
 			break
 		fi
 		wait $pid
-		for kv in $(cat /tmp/par16.out); do
-			case $kv in
-			ops_per_s=* | p50_us=* | p99_us=*) result par16 "${kv%%=*}" "${kv#*=}" ;;
-			esac
-		done
+		record par16 "$(cat /tmp/par16.out)"
 	done
 	[ "${hung:-0}" = 1 ] || vgpio_unload
 done
