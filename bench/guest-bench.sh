@@ -1,14 +1,26 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Runs in the guest (scripts/bench.sh): the same workloads on the Rust and
-# the C driver, moving the devices between them, alternating the order every
-# round. Device 0: 32 lines, line 0 wired to line 1; device 1: 256 lines;
-# device 2: 1024 lines; device 3: 8 lines. Writes RESULT lines to
-# $VGPIO_OUT/results.txt and latency samples to
-# $VGPIO_OUT/lat-DRIVER-WORKLOAD-rROUND.txt. Every round also measures the
-# floor: the same round trip through vgpio_floor (tests/modules), a virtio
-# driver with no GPIO logic ($VGPIO_FLOOR_KO), reported as driver "floor".
+# Runs in the guest (scripts/bench.sh). Both drivers are loaded at once,
+# each bound to its own device of the same shape, so every workload runs on
+# the Rust and on the C driver seconds apart (which goes first alternates
+# every round), with the floor measured in the same rounds: on this machine
+# a guest's speed drifts by up to 2.5x over minutes, and two measurements
+# taken minutes apart compare that drift more than the drivers.
+#
+# Devices: 0 and 1, 32 lines with line 0 wired to line 1 (0: Rust, 1: C);
+# 2, 8 lines (the floor's, then probe); 3, 256 lines and 4, 1024 lines
+# (probe). The floor is vgpio_floor (tests/modules, $VGPIO_FLOOR_KO): the
+# same GET_VALUE round trip through a virtio driver with no GPIO logic,
+# reported as driver "floor".
+# Phases: (1) ROUNDS rounds of the request and interrupt workloads;
+# (2) ROUNDS rounds of probe time and memory (each probe device bound to
+# one driver, then the other); (3) 16 tasks at once, ROUNDS times per
+# driver, the C driver last (its ring can hang for good).
+# Writes RESULT lines (with their round) to $VGPIO_OUT/results.txt and
+# latency samples to $VGPIO_OUT/lat-DRIVER-WORKLOAD-rROUND.txt.
+# (the commands `each` runs expand when it runs them: single quotes)
+# shellcheck disable=SC2016,SC2034
 set -u
 BENCH=$1
 ROUNDS=${2:-5}
@@ -20,11 +32,16 @@ res=$VGPIO_OUT/results.txt
 mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
 [ -w /sys/kernel/debug/kmemleak ] && echo scan=off >/sys/kernel/debug/kmemleak
 
-use_driver() {
-	export DRIVER=$1
+# Each driver's module, bus name and device (lib.sh knows the first two)
+declare -A KO DRV DEV=([rust]=0 [c]=1)
+for DRIVER in c rust; do
 	# shellcheck source=/dev/null
 	. "$VGPIO_TOP/tests/lib.sh"
-}
+	KO[$DRIVER]=$MODULE_KO
+	DRV[$DRIVER]=$DRV_NAME
+done
+DRV[floor]=vgpio-floor
+
 result() { echo "RESULT drv=$DRIVER round=$round workload=$1 metric=$2 value=$3" | tee -a "$res"; }
 # record WORKLOAD LINE: the rate and latencies of a vgpio-bench result line
 record() {
@@ -40,118 +57,149 @@ bench() {
 	local w=$1 line
 	shift
 	line=$("$BENCH" -o "$VGPIO_OUT/lat-$DRIVER-$w-r$round.txt" "${w%%[0-9]*}" "$@") ||
-		{ echo "# $w failed"; return; }
+		{ echo "# $DRIVER: $w failed"; return; }
 	record "$w" "$line"
 }
-busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
-
-unbind_all() {
-	local i
-	for i in 0 1 2 3; do
-		echo "$(vdev_of $i)" >/sys/bus/virtio/drivers/"$DRV_NAME"/unbind 2>/dev/null
+# each COMMAND: eval COMMAND for both drivers, in this round's order, with
+# DRIVER, dev (its device) and chip (its gpiochip) set
+each() {
+	for DRIVER in $order; do
+		dev=${DEV[$DRIVER]}
+		chip=$(chip_of "$dev")
+		eval "$1"
 	done
 }
-
-# floor: the round trip of device 0's line 3 with no driver logic
-floor() {
-	use_driver rust
-	DRIVER=floor
-	insmod "$FLOOR_KO" || { echo "# no floor module"; return; }
-	wait_for eval '[ -e /sys/kernel/debug/vgpio_floor/$(vdev_of 0) ]'
-	bench floor "/sys/kernel/debug/vgpio_floor/$(vdev_of 0)" 2000
-	rmmod vgpio_floor
+busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
+bind() { vdev_of "$1" >/sys/bus/virtio/drivers/"${DRV[$2]}"/bind; }
+unbind() {
+	local v
+	v=$(vdev_of "$1")
+	[ ! -e /sys/bus/virtio/devices/"$v"/driver ] ||
+		echo "$v" >/sys/bus/virtio/devices/"$v"/driver/unbind
 }
+bound_to() {
+	[ /sys/bus/virtio/devices/"$(vdev_of "$1")"/driver -ef /sys/bus/virtio/drivers/"${DRV[$2]}" ]
+}
+
+# edge_train N RATE: N edges at RATE per second on line 5 of device $dev,
+# counted through $chip; sets got to how many were seen
+edge_train() {
+	"$BENCH" count "$chip" 5 $(($1 / $2 + 3)) "$1" >/tmp/count.out &
+	local pid=$!
+	wait_for file_has armed /tmp/count.out
+	wait_for eval '[ "$(line_state "$dev" 5 queued)" = 1 ]'
+	ctl "$dev" edges 5 "$1" $((1000000 / $2)) >/dev/null
+	wait $pid
+	got=$(sed -n 's/.*events=//p' /tmp/count.out)
+	got=${got:-0}
+}
+
+# ladder_step RATE: unless the driver has lost edges already, a 200-edge
+# train at RATE; records the rate lossless (best) or lossy (lost)
+ladder_step() {
+	[ -z "${lost[$DRIVER]:-}" ] || return 0
+	edge_train 200 "$1"
+	echo "# $DRIVER: $1 edges/s: $got of 200"
+	if [ "$got" = 200 ]; then
+		best[$DRIVER]=$1
+	else
+		lost[$DRIVER]=$1
+		result edges lossy_rate "$1"
+		result edges lossy_got "$got"
+	fi
+}
+
+# probe_one DEVICE LINES: bind DEVICE to $DRIVER; the time the bind takes
+# (bash's own clock: a date process would add its start-up, a good part of
+# a second under TCG) and the slab growth per line once the chip is there;
+# then unbind it
+probe_one() {
+	local before after t0 t1
+	before=$(slab_kb)
+	t0=${EPOCHREALTIME/./}
+	bind "$1" "$DRIVER"
+	t1=${EPOCHREALTIME/./}
+	wait_chip "$1"
+	after=$(slab_kb)
+	result "probe$2" us $((t1 - t0))
+	result "probe$2" slab_bytes_per_line $(((after - before) * 1024 / $2))
+	unbind "$1"
+	wait_no_chip "$1"
+}
+
+# The devices: all bound to the Rust driver by its insmod, then device 1
+# moved to the C driver and device 2 to the floor
+insmod "${KO[rust]}" || exit 1
+insmod "${KO[c]}" || exit 1
+insmod "$FLOOR_KO" || exit 1
+for i in 0 1 2 3 4; do
+	wait_chip $i || { echo "# device $i has no chip"; exit 1; }
+done
+for i in 1 2 3 4; do unbind $i; done
+bind 1 c
+bind 2 floor
+if ! wait_chip 1 || ! bound_to 0 rust || ! bound_to 1 c || ! bound_to 2 floor; then
+	echo "# devices not where they should be"
+	exit 1
+fi
+floor_file=/sys/kernel/debug/vgpio_floor/$(vdev_of 2)
+wait_for eval '[ -e "$floor_file" ]'
 
 for round in $(seq "$ROUNDS"); do
-	floor
 	if [ $((round % 2)) = 1 ]; then order="rust c"; else order="c rust"; fi
-	for drv in $order; do
-		use_driver "$drv"
-		insmod "$MODULE_KO"
-		wait_chip 0 && wait_chip 1 && wait_chip 2 && wait_chip 3 || { echo "# chips missing"; continue; }
+	echo "# round $round: $order"
+	DRIVER=floor
+	bench floor "$floor_file" 2000
+	each 'bench set "$chip" 2 2000'
+	each 'bench get "$chip" 3 2000'
+	each 'bench mset8 "$chip" 8 500'
+	each 'bench mget8 "$chip" 8 500'
+	each 'bench mset32 "$chip" 32 500'
+	each 'bench mget32 "$chip" 32 500'
+	# N tasks at once, each writing its own line (8, 9, ...): total ops/s
+	each 'bench par1 "$chip" 8 1 2000'
+	each 'bench par4 "$chip" 8 4 1000'
+	each 'bench loop "$chip" 0 1 500'
+	# floor again after the workloads: its drift over the round
+	DRIVER=floor
+	bench floor2 "$floor_file" 2000
 
-		chip=$(chip_of 0)
-		bench set "$chip" 2 2000
-		bench get "$chip" 3 2000
-		bench mset8 "$chip" 8 500
-		bench mget8 "$chip" 8 500
-		bench mset32 "$chip" 32 500
-		bench mget32 "$chip" 32 500
-		# N tasks at once, each writing its own line (8, 9, ...): total ops/s
-		bench par1 "$chip" 8 1 2000
-		bench par4 "$chip" 8 4 1000
-		bench loop "$chip" 0 1 500
+	# The highest edge rate delivered with no loss (200 edges each) and
+	# the first rate that lost some (how many got through there): both
+	# drivers at each rate before the next
+	declare -A best=() lost=()
+	for rate in 100 150 200 300 400 500 700 1000 1500 2000 3000 5000 7000 10000 \
+		15000 20000 30000 50000; do
+		each "ladder_step $rate"
+		[ ${#lost[@]} = 2 ] && break
+	done
+	each 'result edges lossless_per_s ${best[$DRIVER]:-0}'
 
-		# the highest edge rate delivered with no loss (200 edges each),
-		# and the first rate that lost some (how many got through)
-		best=0
-		for rate in 100 150 200 300 400 500 700 1000 1500 2000 3000 5000 7000 10000 20000; do
-			period=$((1000000 / rate))
-			secs=$((200 / rate + 3))
-			"$BENCH" count "$chip" 5 "$secs" 200 >/tmp/count.out &
-			pid=$!
-			wait_for eval 'grep -q armed /tmp/count.out'
-			wait_for eval '[ "$(line_state 0 5 queued)" = 1 ]'
-			ctl 0 edges 5 200 $period >/dev/null
-			wait $pid
-			got=$(sed -n 's/.*events=//p' /tmp/count.out)
-			echo "# $DRIVER: $rate edges/s: $got of 200"
-			if [ "$got" != 200 ]; then
-				result edges lossy_rate "$rate"
-				result edges lossy_got "${got:-0}"
-				break
-			fi
-			best=$rate
-		done
-		result edges lossless_per_s "$best"
+	# CPU time per event: busy ticks (1/100 s) over a 400-edge train at
+	# 200/s (both drivers lose none there), system-wide
+	each 'b0=$(busy_ticks); edge_train 400 200; b1=$(busy_ticks)
+		[ "$got" -gt 0 ] && result edges cpu_us_per_event $(((b1 - b0) * 10000 / got))'
+done
 
-		# CPU time per event: busy ticks (1/100 s) over a 400-edge train
-		"$BENCH" count "$chip" 5 5 >/tmp/count.out &
-		pid=$!
-		wait_for eval 'grep -q armed /tmp/count.out'
-		wait_for eval '[ "$(line_state 0 5 queued)" = 1 ]'
-		b0=$(busy_ticks)
-		ctl 0 edges 5 400 5000 >/dev/null
-		sleep 2.5
-		b1=$(busy_ticks)
-		wait $pid
-		got=$(sed -n 's/.*events=//p' /tmp/count.out)
-		[ "${got:-0}" -gt 0 ] && result edges cpu_us_per_event "$(((b1 - b0) * 10000 / got))"
-
-		# Probe time and memory per line: unbind, then bind one device.
-		# Last: after a rebind the C driver's shared static irq_chip oopses
-		# on the first interrupt, so the interrupt workloads come first.
-		unbind_all
-		for i in 3 1 2 0; do
-			lines=$(field ngpio "$(ctl $i info)")
-			before=$(slab_kb)
-			v=$(vdev_of $i)
-			# bash's own clock: a date process would add its start-up
-			# (a good part of a second under TCG) to the probe
-			t0=${EPOCHREALTIME/./}
-			echo "$v" >/sys/bus/virtio/drivers/"$DRV_NAME"/bind
-			t1=${EPOCHREALTIME/./}
-			wait_chip $i
-			after=$(slab_kb)
-			result "probe$lines" us "$((t1 - t0))"
-			result "probe$lines" slab_bytes_per_line "$(((after - before) * 1024 / lines))"
-		done
-
-		vgpio_unload
+# Probe time and memory per line: each probe device bound to one driver,
+# then the other (bind to return; slab growth once the chip is there)
+unbind 2
+for round in $(seq "$ROUNDS"); do
+	if [ $((round % 2)) = 1 ]; then order="rust c"; else order="c rust"; fi
+	for i in 2 4 3; do
+		lines=$(field ngpio "$(ctl $i info)")
+		each "probe_one $i $lines"
 	done
 done
-# 16 tasks at once, each writing its own line: last, after every round,
-# each driver for all rounds in a row, the C driver last. Its requestq ring
-# breaks under that much concurrency (virtqueue_get_buf without the lock
-# add_sgs holds): requests in flight never complete, and their tasks sleep
-# uninterruptibly for good, which keeps its module loaded and the devices
-# bound to it. A run that does not finish within 120 s is recorded as hung,
-# and the C driver's later rounds are not tried.
-for drv in rust c; do
-	use_driver "$drv"
-	insmod "$MODULE_KO"
-	wait_chip 0 || { echo "# chips missing"; continue; }
-	chip=$(chip_of 0)
+
+# 16 tasks at once, each writing its own line: last, each driver for all
+# rounds in a row, the C driver last. Its requestq ring breaks under that
+# much concurrency (virtqueue_get_buf without the lock add_sgs holds):
+# requests in flight never complete, and their tasks sleep uninterruptibly
+# for good. A run that does not end within 120 s is recorded as hung, and
+# the C driver's later rounds are not tried.
+for DRIVER in rust c; do
+	chip=$(chip_of "${DEV[$DRIVER]}")
 	for round in $(seq "$ROUNDS"); do
 		"$BENCH" -o "$VGPIO_OUT/lat-$DRIVER-par16-r$round.txt" par "$chip" 8 16 250 >/tmp/par16.out &
 		pid=$!
@@ -159,13 +207,11 @@ for drv in rust c; do
 		if running $pid; then
 			result par16 hung 1
 			echo "# $DRIVER: 16 tasks at once: still running after 120 s: $(dmesg | grep -c 'failed to add request') 'failed to add request' lines in the log"
-			hung=1
 			break
 		fi
 		wait $pid
 		record par16 "$(cat /tmp/par16.out)"
 	done
-	[ "${hung:-0}" = 1 ] || vgpio_unload
 done
 
 dmesg >"$VGPIO_OUT/dmesg.txt"

@@ -5,6 +5,10 @@ spread (lowest-highest), the Rust/C ratio against the targets, the floor (the
 same round trip with no driver logic, vgpio_floor) and plots of the latency
 distributions (a CDF per workload, every round's samples).
 
+Both drivers run each workload in the same round, seconds apart, so the
+ratio is taken per round (the pair shares that moment's guest speed) and the
+table shows the median of those ratios with their spread.
+
 usage: report.py OUTDIR   (reads OUTDIR/results.txt and OUTDIR/lat-*.txt)
 """
 import statistics
@@ -13,12 +17,13 @@ from collections import defaultdict
 from pathlib import Path
 
 out = Path(sys.argv[1])
-vals = defaultdict(list)
+# (workload, metric, driver) -> {round: value}
+vals = defaultdict(dict)
 for line in (out / "results.txt").read_text().splitlines():
     if not line.startswith("RESULT "):
         continue
     kv = dict(f.split("=", 1) for f in line.split()[1:])
-    vals[(kv["workload"], kv["metric"], kv["drv"])].append(float(kv["value"]))
+    vals[(kv["workload"], kv["metric"], kv["drv"])][kv["round"]] = float(kv["value"])
 
 # (workload, metric, higher is better, target for the "better by" ratio, label)
 ROWS = [
@@ -52,16 +57,27 @@ ROWS = [
 # Rows a driver may rightly lack: no lossy rate when it lost no edge up to
 # the ladder's top.
 OPTIONAL = {("edges", "lossy_rate"), ("edges", "lossy_got")}
-LADDER_TOP = 20000
+LADDER_TOP = 50000
 
 
-def med(w, m, drv):
-    v = vals.get((w, m, drv))
+def summary(v):
+    """median, lowest, highest, count"""
     return (statistics.median(v), min(v), max(v), len(v)) if v else None
 
 
-def spread(s):
-    return f"{s[1]:.0f}-{s[2]:.0f}"
+def med(w, m, drv):
+    return summary(list(vals.get((w, m, drv), {}).values()))
+
+
+def ratios(w, m, higher):
+    """Rust's advantage per round in which both drivers have a result"""
+    r, c = vals.get((w, m, "rust"), {}), vals.get((w, m, "c"), {})
+    return summary([r[k] / c[k] if higher else c[k] / r[k]
+                    for k in r if k in c and r[k] and c[k]])
+
+
+def spread(s, fmt=".0f"):
+    return f"{s[1]:{fmt}}-{s[2]:{fmt}}"
 
 
 missing = 0
@@ -69,13 +85,13 @@ missed = []
 kernel = out / "kernel.txt"
 if kernel.exists():
     print(kernel.read_text().strip())
-print(f"{'workload':28} {'Rust':>10} {'(spread)':>15} {'C':>10} {'(spread)':>15} "
-      f"{'better by':>9}  target")
+print(f"{'workload':28} {'Rust':>10} {'(spread)':>13} {'C':>10} {'(spread)':>13} "
+      f"{'better by':>9} {'(spread)':>11}  target")
 for w, m, higher, target, label in ROWS:
     r, c = med(w, m, "rust"), med(w, m, "c")
     hung = [d for d, n in (("Rust", "rust"), ("C", "c")) if vals.get((w, "hung", n))]
     if hung and (not r or not c):
-        print(f"{label:28} {r[0] if r else '-':>10} {'':>15} {c[0] if c else '-':>10} {'':>15}   "
+        print(f"{label:28} {r[0] if r else '-':>10} {'':>13} {c[0] if c else '-':>10} {'':>13}   "
               f"(hung: {', '.join(hung)}; its tasks never returned)")
         if target is not None and (hung != ["C"] or not r):
             missed.append(label + " (hung)")
@@ -83,34 +99,34 @@ for w, m, higher, target, label in ROWS:
     if not r or not c:
         if (w, m) in OPTIONAL:
             note = "none: no edge lost up to %d/s" % LADDER_TOP
-            print(f"{label:28} {r[0] if r else '-':>10} {'':>15} {c[0] if c else '-':>10} "
-                  f"{'':>15}   ({note} for " + ", ".join(
+            print(f"{label:28} {r[0] if r else '-':>10} {'':>13} {c[0] if c else '-':>10} "
+                  f"{'':>13}   ({note} for " + ", ".join(
                       d for d, x in (("Rust", r), ("C", c)) if not x) + ")")
             continue
-        print(f"{label:28} {'-':>10} {'':>15} {'-':>10} {'':>15}   (no result)")
+        print(f"{label:28} {'-':>10} {'':>13} {'-':>10} {'':>13}   (no result)")
         missing += 1
         continue
     rm, cm = r[0], c[0]
-    if not (cm and rm):
-        print(f"{label:28} {rm:10.1f} {spread(r):>15} {cm:10.1f} {spread(c):>15} "
-              f"{'-':>9}  (a zero: no ratio)")
+    better = ratios(w, m, higher)
+    if not better:
+        print(f"{label:28} {rm:10.1f} {spread(r):>13} {cm:10.1f} {spread(c):>13} "
+              f"{'-':>9} {'':>11}  (a zero: no ratio)")
         if target is not None:
             missed.append(label + " (zero)")
         continue
-    better = rm / cm if higher else cm / rm
     verdict = ""
     if w == "edges" and m == "lossless_per_s" and rm >= LADDER_TOP and cm >= LADDER_TOP:
         verdict = "(both at the ladder's top: no ratio)"
     elif target is not None:
-        ok = better >= target
+        ok = better[0] >= target
         verdict = f">= {target:g}x: {'met' if ok else 'MISSED'}"
         if not ok:
             missed.append(label)
-    print(f"{label:28} {rm:10.1f} {spread(r):>15} {cm:10.1f} {spread(c):>15} "
-          f"{better:8.2f}x  {verdict}")
+    print(f"{label:28} {rm:10.1f} {spread(r):>13} {cm:10.1f} {spread(c):>13} "
+          f"{better[0]:8.2f}x {spread(better, '.2f'):>11}  {verdict}")
 rounds = med("set", "ops_per_s", "rust")
-print(f"(medians of {rounds[3] if rounds else 0} rounds, lowest-highest in brackets; "
-      "'better by' > 1 means the Rust driver is better)")
+print(f"(medians of {rounds[3] if rounds else 0} rounds, lowest-highest as spread; 'better by' is "
+      "the median of the rounds' Rust/C ratios, > 1 means the Rust driver is better)")
 
 # The floor: one GET_VALUE round trip through a virtio driver with no GPIO
 # logic (vgpio_floor): what guest, QEMU and device cost; each driver's
@@ -119,16 +135,19 @@ fl = med("floor", "p50_us", "floor")
 if fl:
     fo = med("floor", "ops_per_s", "floor")
     f99 = med("floor", "p99_us", "floor")
+    fl2 = med("floor2", "p50_us", "floor")
     print(f"floor (virtio round trip, no driver logic): p50 {fl[0]:.1f} us ({spread(fl)}), "
-          f"p99 {f99[0]:.1f} us, {fo[0]:.0f} ops/s")
+          f"p99 {f99[0]:.1f} us, {fo[0]:.0f} ops/s; at the rounds' end p50 "
+          f"{fl2[0] if fl2 else float('nan'):.1f} us")
+    floor_r = vals[("floor", "p50_us", "floor")]
     for w in ("set", "get"):
         parts = []
         for drv in ("rust", "c"):
-            d = med(w, "p50_us", drv)
-            if d:
-                parts.append(f"{drv} {d[0]:.1f} us = floor + {d[0] - fl[0]:.1f} us "
-                             f"({d[0] / fl[0]:.2f}x)")
-        print(f"  1-line {w} p50: " + "; ".join(parts))
+            d = vals.get((w, "p50_us", drv), {})
+            over = summary([d[k] - floor_r[k] for k in d if k in floor_r])
+            if over:
+                parts.append(f"{drv} floor + {over[0]:.1f} us ({spread(over, '.1f')})")
+        print(f"  1-line {w} p50, per round: " + "; ".join(parts))
     print("  (the floor is a GET_VALUE; a SET_VALUE costs the device and the ring the same)")
 else:
     print("floor: no result")

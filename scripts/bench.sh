@@ -1,10 +1,10 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# make bench: the Rust and the C driver side by side in one guest, same
-# simulators, alternating rounds; prints a table of medians with Rust/C
-# ratios and writes latency plots. Options: --rounds N (default 5), --kvm
-# (use KVM instead of TCG, where KVM works), --build DIR (the modules built
+# make bench: the Rust and the C driver side by side in one guest, each on
+# its own device of the same shape, seconds apart; prints a table of
+# medians with Rust/C ratios and writes latency plots. Options: --rounds N
+# (default 5), --kvm (use KVM instead of TCG, where KVM works), --build DIR (the modules built
 # for the kernel scripts/kernel.sh names, FLAVOUR included: make bench builds
 # them in out/build-KERNEL-FLAVOUR; default the work tree's).
 set -uo pipefail
@@ -43,9 +43,11 @@ fi
 	echo "guest: QEMU $([ ${#accel[@]} = 0 ] && echo TCG || echo KVM), 2 vCPUs, the runner's kernel command line has mitigations=off"
 } | tee "$out/kernel.txt"
 start=$(date +%s)
-"$TOP/scripts/run-guest.sh" "${accel[@]}" --out "$out" --devices 4 --timeout 3600 \
-	--sim0 "--lines 32 --wire 0:1" --sim1 "--lines 256" --sim2 "--lines 1024" \
-	--sim3 "--lines 8" -- \
+# devices 0 and 1: the Rust and the C driver's, the same shape; 2: the
+# floor's, then probe; 3, 4: probe (bench/guest-bench.sh)
+"$TOP/scripts/run-guest.sh" "${accel[@]}" --out "$out" --devices 5 --timeout 3600 \
+	--sim0 "--lines 32 --wire 0:1" --sim1 "--lines 32 --wire 0:1" --sim2 "--lines 8" \
+	--sim3 "--lines 256" --sim4 "--lines 1024" -- \
 	env VGPIO_RUST_KO="$build/gpio-virtio-rs.ko" \
 	VGPIO_FLOOR_KO="$build/tests/modules/vgpio_floor.ko" \
 	bash "$TOP/bench/guest-bench.sh" "$TOP/bench/vgpio-bench" "$rounds"
