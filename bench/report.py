@@ -25,6 +25,11 @@ for line in (out / "results.txt").read_text().splitlines():
     kv = dict(f.split("=", 1) for f in line.split()[1:])
     vals[(kv["workload"], kv["metric"], kv["drv"])][kv["round"]] = float(kv["value"])
 
+# driver -> where its device hung (its tasks never returned; no workload
+# ran on that device after it)
+hung_in = {drv: f"{w}, round {rnd}" for (w, m, drv), d in vals.items() if m == "hung"
+           for rnd in d}
+
 # (workload, metric, higher is better, target for the "better by" ratio, label)
 ROWS = [
     ("set", "ops_per_s", True, 1.0, "1-line set, ops/s"),
@@ -89,10 +94,10 @@ print(f"{'workload':28} {'Rust':>10} {'(spread)':>13} {'C':>10} {'(spread)':>13}
       f"{'better by':>9} {'(spread)':>11}  target")
 for w, m, higher, target, label in ROWS:
     r, c = med(w, m, "rust"), med(w, m, "c")
-    hung = [d for d, n in (("Rust", "rust"), ("C", "c")) if vals.get((w, "hung", n))]
+    hung = [d for d, n in (("Rust", "rust"), ("C", "c")) if n in hung_in]
     if hung and (not r or not c):
         print(f"{label:28} {r[0] if r else '-':>10} {'':>13} {c[0] if c else '-':>10} {'':>13}   "
-              f"(hung: {', '.join(hung)}; its tasks never returned)")
+              "(" + "; ".join(f"{d} hung in {hung_in[d.lower()]}" for d in hung) + ")")
         if target is not None and (hung != ["C"] or not r):
             missed.append(label + " (hung)")
         continue
@@ -124,6 +129,9 @@ for w, m, higher, target, label in ROWS:
             missed.append(label)
     print(f"{label:28} {rm:10.1f} {spread(r):>13} {cm:10.1f} {spread(c):>13} "
           f"{better[0]:8.2f}x {spread(better, '.2f'):>11}  {verdict}")
+for drv, where in sorted(hung_in.items()):
+    print(f"{drv}: its device hung in {where}: requests that never complete, their tasks "
+          "asleep for good; no workload ran on that device after it")
 rounds = med("set", "ops_per_s", "rust")
 print(f"(medians of {rounds[3] if rounds else 0} rounds, lowest-highest as spread; 'better by' is "
       "the median of the rounds' Rust/C ratios, > 1 means the Rust driver is better)")
