@@ -28,6 +28,8 @@ use kernel::prelude::*;
 mod bindings;
 #[path = "wrappers/bitmap.rs"]
 mod bitmap;
+#[path = "wrappers/cstr.rs"]
+mod cstr;
 #[path = "wrappers/gpio.rs"]
 mod gpio;
 #[path = "wrappers/sync.rs"]
@@ -47,6 +49,7 @@ mod names;
 #[path = "driver/requestq.rs"]
 mod requestq;
 
+use cstr::cstr;
 use irq::{EventQueue, IrqLine, IrqMsg};
 use requestq::{ReqMsg, RequestQueue, Response, Slot, WAIT_BOUND_MS};
 use sync::{lock_class, Moment, RawSpinLockIrq, SpinLockIrq};
@@ -92,7 +95,7 @@ impl VirtioGpio {
     /// Removal: fail new requests, stop the device, take back every message
     /// it held and wake their waiters, so that nobody stays blocked on a
     /// device that is gone.
-    fn shutdown(&self, vdev: &virtio::Device<virtio::Core>) {
+    fn shutdown(&self, vdev: &virtio::Device<virtio::Core<'_>>) {
         self.rq.lock().gone = true;
         if let Some(eq) = &mut *self.eq.lock() {
             eq.gone = true;
@@ -130,12 +133,12 @@ impl VirtioGpio {
 
 #[vtable]
 impl virtio::Driver for GpioVirtio {
-    const NAME: &'static CStr = kernel::c_str!("gpio-virtio-rs");
+    const NAME: &'static CStr = cstr!(c"gpio-virtio-rs");
     const ID_TABLE: virtio::IdTable = &VIRTIO_GPIO_IDS;
     const FEATURES: &'static [u32] = &[VIRTIO_GPIO_F_IRQ];
 
     fn probe(
-        vdev: &virtio::Device<virtio::Core>,
+        vdev: &virtio::Device<virtio::Core<'_>>,
         vqs: virtio::FindVqs<'_, Self>,
     ) -> Result<impl PinInit<Self, Error>> {
         // 16- and 32-bit accesses, as the spec's access-width rules want.
@@ -160,7 +163,7 @@ impl virtio::Driver for GpioVirtio {
         // at once; further lines wait for a free slot (`want_slot`).
         let (requestq, eventq) = vdev.find_vqs::<GpioVirtio, ReqMsg, IrqMsg>(
             vqs,
-            [kernel::c_str!("requestq"), kernel::c_str!("eventq")],
+            [cstr!(c"requestq"), cstr!(c"eventq")],
             [true, true],
             irq,
         )?;
@@ -249,14 +252,14 @@ impl virtio::Driver for GpioVirtio {
             vdev: vdev.get(),
             ngpio,
             names_size,
-            rq <- SpinLockIrq::new(rq, kernel::c_str!("virtio_gpio_rs.requestq"), lock_class!()),
-            eq <- RawSpinLockIrq::new(eq, kernel::c_str!("virtio_gpio_rs.eventq"), lock_class!()),
-            probe_dirs <- SpinLockIrq::new(None, kernel::c_str!("virtio_gpio_rs.probe_dirs"), lock_class!()),
+            rq <- SpinLockIrq::new(rq, cstr!(c"virtio_gpio_rs.requestq"), lock_class!()),
+            eq <- RawSpinLockIrq::new(eq, cstr!(c"virtio_gpio_rs.eventq"), lock_class!()),
+            probe_dirs <- SpinLockIrq::new(None, cstr!(c"virtio_gpio_rs.probe_dirs"), lock_class!()),
         }? Error);
         Ok(gpio::Registration::new(data))
     }
 
-    fn init(&self, vdev: &virtio::Device<virtio::Core>) -> Result {
+    fn init(&self, vdev: &virtio::Device<virtio::Core<'_>>) -> Result {
         let chip = self;
         let this = chip.data();
         let names = this.fetch_names()?;
@@ -289,7 +292,7 @@ impl virtio::Driver for GpioVirtio {
         Ok(())
     }
 
-    fn remove(&self, vdev: &virtio::Device<virtio::Core>) {
+    fn remove(&self, vdev: &virtio::Device<virtio::Core<'_>>) {
         self.data().shutdown(vdev);
         self.unregister();
     }

@@ -4,7 +4,7 @@
 # Runs in the guest (scripts/bench.sh). Both drivers are loaded at once,
 # each bound to its own device of the same shape, so every workload runs on
 # the Rust and on the C driver seconds apart (which goes first alternates
-# every round), with the floor measured in the same rounds: on this machine
+# every round), with the floor measured beside them: on this machine
 # a guest's speed drifts by up to 2.5x over minutes, and two measurements
 # taken minutes apart compare that drift more than the drivers.
 #
@@ -13,10 +13,11 @@
 # (probe). The floor is vgpio_floor (tests/modules, $VGPIO_FLOOR_KO): the
 # same GET_VALUE round trip through a virtio driver with no GPIO logic,
 # reported as driver "floor".
-# Phases: (1) ROUNDS rounds of the request and interrupt workloads;
-# (2) ROUNDS rounds of probe time and memory (each probe device bound to
-# one driver, then the other); (3) 16 tasks at once, ROUNDS times per
-# driver, the C driver last. Every workload is bounded in time (see bench).
+# Phases: (1) ROUNDS rounds of the one-task request workloads (both
+# drivers in one process, alternating batches: see pair) and the interrupt
+# ones; (2) ROUNDS rounds of probe time and memory (each probe device
+# bound to one driver, then the other); (3) ROUNDS rounds of 4 and 16 tasks
+# at once. Every workload is bounded in time (see bench).
 # Writes RESULT lines (with their round) to $VGPIO_OUT/results.txt and
 # latency samples to $VGPIO_OUT/lat-DRIVER-WORKLOAD-rROUND.txt.
 # (the commands `each` runs expand when it runs them: single quotes)
@@ -60,20 +61,82 @@ record() {
 # recorded as hung, and the driver's device takes no more workloads.
 BENCH_BOUND_S=120
 declare -A hung=()
-bench() {
-	local w=$1 pid
+# bounded OUT COMMAND...: COMMAND with its output in OUT, within the bound;
+# 0 done, 1 failed, 2 still running (left running)
+bounded() {
+	local out=$1 pid
 	shift
-	"$BENCH" -o "$VGPIO_OUT/lat-$DRIVER-$w-r$round.txt" "${w%%[0-9]*}" "$@" >/tmp/bench.out &
+	"$@" >"$out" &
 	pid=$!
 	WAIT_S=$BENCH_BOUND_S wait_for eval "! running $pid"
-	if running $pid; then
+	running $pid && return 2
+	wait $pid || return 1
+}
+# hung_now WORKLOAD DRIVER...: record that the drivers' devices hung
+hung_now() {
+	local w=$1
+	shift
+	for DRIVER; do
 		result "$w" hung 1
 		hung[$DRIVER]=$w
 		echo "# $DRIVER: $w still running after $BENCH_BOUND_S s: $(dmesg | grep -c 'failed to add request') 'failed to add request' lines in the log; no more workloads on its device"
+	done
+}
+bench() {
+	local w=$1 rc=0
+	shift
+	bounded /tmp/bench.out "$BENCH" -o "$VGPIO_OUT/lat-$DRIVER-$w-r$round.txt" \
+		"${w%%[0-9]*}" "$@" || rc=$?
+	case $rc in
+	0) record "$w" "$(cat /tmp/bench.out)" ;;
+	1) echo "# $DRIVER: $w failed" ;;
+	2) hung_now "$w" "$DRIVER" ;;
+	esac
+}
+# pair WORKLOAD N ARGS...: N operations of WORKLOAD (vgpio-bench's own
+# arguments after the chip, without N) on both drivers' chips in one
+# process, alternating batches of PAIR_BATCH operations between them, this
+# round's first driver first: both measured through the same moments, so
+# the guest's drift falls on both alike. (Each driver alone, as `each`
+# would, once one of them hung.)
+PAIR_BATCH=25
+pair() {
+	local w=$1 n=$2 rc=0 line d wl files
+	local -a drv chips outs args
+	shift 2
+	args=("$@")
+	read -r -a drv <<<"$order"
+	if [ -n "${hung[${drv[0]}]:-}${hung[${drv[1]}]:-}" ]; then
+		each 'bench "$w" "$chip" "${args[@]}" "$n"'
 		return
 	fi
-	wait $pid || { echo "# $DRIVER: $w failed"; return; }
-	record "$w" "$(cat /tmp/bench.out)"
+	for d in "${drv[@]}"; do
+		chips+=("$(chip_of "${DEV[$d]}")")
+		outs+=("$VGPIO_OUT/lat-$d-$w-r$round.txt")
+	done
+	# the floor in the same batches: a GET_VALUE, beside the gets
+	if [ "$w" = get ]; then
+		args+=("floor=$floor_file")
+		outs+=("$VGPIO_OUT/lat-floor-floor-r$round.txt")
+	fi
+	printf -v files '%s,' "${outs[@]}"
+	bounded /tmp/pair.out "$BENCH" -o "${files%,}" pair "${w%%[0-9]*}" \
+		"$n" "$PAIR_BATCH" "${chips[@]}" "${args[@]}" || rc=$?
+	case $rc in
+	0)
+		while read -r line; do
+			case $line in
+			target=A*) DRIVER=${drv[0]} wl=$w ;;
+			target=B*) DRIVER=${drv[1]} wl=$w ;;
+			target=C*) DRIVER=floor wl=floor ;;
+			*) continue ;;
+			esac
+			record "$wl" "$line"
+		done </tmp/pair.out
+		;;
+	1) echo "# $w (pair) failed" ;;
+	2) hung_now "$w" "${drv[@]}" ;;
+	esac
 }
 # each COMMAND: eval COMMAND for both drivers, in this round's order, with
 # DRIVER, dev (its device) and chip (its gpiochip) set; not for a driver
@@ -126,10 +189,10 @@ ladder_step() {
 	fi
 }
 
-# probe_one DEVICE LINES: bind DEVICE to $DRIVER; the time the bind takes
-# (bash's own clock: a date process would add its start-up, a good part of
-# a second under TCG) and the slab growth per line once the chip is there;
-# then unbind it
+# probe_one DEVICE LINES: bind DEVICE to $DRIVER; sets probe_us to the time
+# the bind took (bash's own clock: a date process would add its start-up, a
+# good part of a second under TCG) and probe_slab to the slab growth per
+# line once the chip is there; then unbinds it
 probe_one() {
 	local before after t0 t1
 	before=$(slab_kb)
@@ -138,11 +201,13 @@ probe_one() {
 	t1=${EPOCHREALTIME/./}
 	wait_chip "$1"
 	after=$(slab_kb)
-	result "probe$2" us $((t1 - t0))
-	result "probe$2" slab_bytes_per_line $(((after - before) * 1024 / $2))
+	probe_us=$((t1 - t0))
+	probe_slab=$(((after - before) * 1024 / $2))
 	unbind "$1"
 	wait_no_chip "$1"
 }
+# median NUMBERS...
+median() { printf '%s\n' "$@" | sort -n | sed -n "$((($# + 1) / 2))p"; }
 
 # The devices: all bound to the Rust driver by its insmod, then device 1
 # moved to the C driver and device 2 to the floor
@@ -165,21 +230,16 @@ wait_for eval '[ -e "$floor_file" ]'
 for round in $(seq "$ROUNDS"); do
 	if [ $((round % 2)) = 1 ]; then order="rust c"; else order="c rust"; fi
 	echo "# round $round: $order"
-	DRIVER=floor
-	bench floor "$floor_file" 2000
-	each 'bench set "$chip" 2 2000'
-	each 'bench get "$chip" 3 2000'
-	each 'bench mset8 "$chip" 8 500'
-	each 'bench mget8 "$chip" 8 500'
-	each 'bench mset32 "$chip" 32 500'
-	each 'bench mget32 "$chip" 32 500'
-	# N tasks at once, each writing its own line (8, 9, ...): total ops/s
+	pair set 2000 2
+	pair get 2000 3
+	pair mset8 500 8
+	pair mget8 500 8
+	pair mset32 500 32
+	pair mget32 500 32
+	pair loop 500 0 1
+	# one task writing its own line through the tasks workload (the
+	# baseline of 4 and 16 tasks, which come last)
 	each 'bench par1 "$chip" 8 1 2000'
-	each 'bench par4 "$chip" 8 4 1000'
-	each 'bench loop "$chip" 0 1 500'
-	# floor again after the workloads: its drift over the round
-	DRIVER=floor
-	bench floor2 "$floor_file" 2000
 
 	# The highest edge rate delivered with no loss (200 edges each) and
 	# the first rate that lost some (how many got through there): both
@@ -199,26 +259,39 @@ for round in $(seq "$ROUNDS"); do
 done
 
 # Probe time and memory per line: each probe device bound to one driver,
-# then the other (bind to return; slab growth once the chip is there)
+# then the other (bind to return; slab growth once the chip is there). The
+# small device, whose probe takes milliseconds, five times each per round,
+# alternating, and the median of them recorded.
 unbind 2
 for round in $(seq "$ROUNDS"); do
 	if [ $((round % 2)) = 1 ]; then order="rust c"; else order="c rust"; fi
 	for i in 2 4 3; do
 		lines=$(field ngpio "$(ctl $i info)")
-		# (a driver whose device hung still binds others)
-		for DRIVER in $order; do probe_one $i "$lines"; done
+		reps=1
+		[ "$lines" -gt 32 ] || reps=5
+		declare -A times=() slab=()
+		for _ in $(seq $reps); do
+			for DRIVER in $order; do
+				probe_one $i "$lines"
+				times[$DRIVER]+=" $probe_us"
+				slab[$DRIVER]=$probe_slab
+			done
+		done
+		for DRIVER in $order; do
+			# shellcheck disable=SC2086 # (a list of numbers)
+			result "probe$lines" us "$(median ${times[$DRIVER]})"
+			result "probe$lines" slab_bytes_per_line "${slab[$DRIVER]}"
+		done
 	done
 done
 
-# 16 tasks at once, each writing its own line: last, each driver for all
-# rounds in a row, the C driver last (it is the one whose ring can hang).
-for DRIVER in rust c; do
-	[ -z "${hung[$DRIVER]:-}" ] || { echo "# $DRIVER: no 16 tasks (its device hung in ${hung[$DRIVER]})"; continue; }
-	chip=$(chip_of "${DEV[$DRIVER]}")
-	for round in $(seq "$ROUNDS"); do
-		bench par16 "$chip" 8 16 250
-		[ -z "${hung[$DRIVER]:-}" ] || break
-	done
+# 4 and 16 tasks at once, each writing its own line (8, 9, ...): total
+# ops/s. Last: the C driver's requestq ring breaks under that much
+# concurrency (see bench), and its device is of no more use after that.
+for round in $(seq "$ROUNDS"); do
+	if [ $((round % 2)) = 1 ]; then order="rust c"; else order="c rust"; fi
+	each 'bench par4 "$chip" 8 4 1000'
+	each 'bench par16 "$chip" 8 16 250'
 done
 
 dmesg >"$VGPIO_OUT/dmesg.txt"

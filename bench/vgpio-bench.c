@@ -15,6 +15,19 @@
  *                                          virtio round trip each, with no
  *                                          GPIO driver in it
  *   vgpio-bench loop  CHIP OUT IN N        set OUT, wait for IN's edge event
+ *   vgpio-bench pair WORKLOAD N BATCH CHIP_A CHIP_B ARGS...
+ *                                          WORKLOAD (set, get, mset, mget,
+ *                                          loop; ARGS its arguments after
+ *                                          CHIP, without N) N times on each
+ *                                          chip, alternating batches of
+ *                                          BATCH operations between them:
+ *                                          two drivers measured through the
+ *                                          same moments (one result line
+ *                                          each, target=A, target=B; -o
+ *                                          FILE_A,FILE_B). A last argument
+ *                                          floor=FILE adds the floor (see
+ *                                          floor) as a third, target=C
+ *                                          (-o FILE_A,FILE_B,FILE_C)
  *   vgpio-bench count CHIP LINE SECONDS [N] count IN's edge events (until N)
  *   vgpio-bench hammer CHIP LINE SECONDS   write pseudo-random values to an
  *                                          output, read each back; fails
@@ -178,109 +191,195 @@ static int par(const char *chip, unsigned int first, unsigned int tasks, unsigne
 	return 0;
 }
 
-/* N reads of vgpio_floor's debugfs file: one GET_VALUE round trip each */
-static int floor_trips(const char *file, unsigned int n, const char *out)
-{
-	double *lat = calloc(n ? n : 1, sizeof(*lat)), t0, start;
-	unsigned int i;
-	char buf[2];
-	int fd;
+/*
+ * One workload on one chip: its line requests and its latency samples.
+ * (Or the floor: vgpio_floor's debugfs file, one GET_VALUE per read.)
+ */
+struct target {
+	const char *what;
+	int set, fd, fd2, floor;
+	unsigned int lines, done;
+	double *lat, busy_us;
+};
 
-	fd = open(file, O_RDONLY);
-	if (fd < 0 || !lat) {
-		perror(file);
+/*
+ * Request the lines WHAT needs on CHIP (ARGS: set/get LINE, mset/mget
+ * NLINES, loop OUT IN) for N operations.
+ */
+static int target_open(struct target *t, const char *what, const char *chip, char **args,
+		       int nargs, unsigned int n)
+{
+	memset(t, 0, sizeof(*t));
+	t->what = what;
+	t->lat = calloc(n ? n : 1, sizeof(*t->lat));
+	if (!t->lat)
 		return 2;
+	if (!strcmp(what, "floor")) {
+		t->fd = open(chip, O_RDONLY);
+		if (t->fd < 0) {
+			perror(chip);
+			return 2;
+		}
+		t->floor = 1;
+		return 0;
 	}
-	start = now_us();
-	for (i = 0; i < n; i++) {
-		t0 = now_us();
-		if (pread(fd, buf, sizeof(buf), 0) != sizeof(buf)) {
+	if (!strcmp(what, "loop")) {
+		if (nargs < 2)
+			return 2;
+		t->fd = request(chip, atoi(args[0]), 1, NULL, GPIO_V2_LINE_FLAG_OUTPUT);
+		t->fd2 = request(chip, atoi(args[1]), 1, NULL, GPIO_V2_LINE_FLAG_INPUT |
+				 GPIO_V2_LINE_FLAG_EDGE_RISING | GPIO_V2_LINE_FLAG_EDGE_FALLING);
+		return 0;
+	}
+	if (nargs < 1 || (strcmp(what, "set") && strcmp(what, "get") &&
+			  strcmp(what, "mset") && strcmp(what, "mget")))
+		return 2;
+	t->set = strstr(what, "set") != NULL;
+	t->lines = what[0] == 'm' ? atoi(args[0]) : 1;
+	if (!t->lines || t->lines > 64)
+		return 2;
+	t->fd = request(chip, what[0] == 'm' ? 0 : atoi(args[0]), t->lines, NULL,
+			t->set ? GPIO_V2_LINE_FLAG_OUTPUT : GPIO_V2_LINE_FLAG_INPUT);
+	return 0;
+}
+
+/* Operation number t->done, timed; 0, or 1 (reported) on failure */
+static int target_op(struct target *t)
+{
+	unsigned int i = t->done;
+	struct gpio_v2_line_values v;
+	struct gpio_v2_line_event ev;
+	struct pollfd p;
+	double t0 = now_us();
+
+	if (t->floor) {
+		char buf[2];
+
+		if (pread(t->fd, buf, sizeof(buf), 0) != sizeof(buf)) {
 			perror("floor read");
 			return 1;
 		}
-		lat[i] = now_us() - t0;
+	} else if (t->fd2) {
+		v = (struct gpio_v2_line_values){ .mask = 1, .bits = !(i & 1) };
+		if (ioctl(t->fd, GPIO_V2_LINE_SET_VALUES_IOCTL, &v) < 0) {
+			perror("set");
+			return 1;
+		}
+		p = (struct pollfd){ .fd = t->fd2, .events = POLLIN };
+		if (poll(&p, 1, 5000) != 1 || read(t->fd2, &ev, sizeof(ev)) != sizeof(ev)) {
+			fprintf(stderr, "loop: no event within 5 s at %u\n", i);
+			return 1;
+		}
+	} else {
+		v.mask = t->lines >= 64 ? ~0ULL : (1ULL << t->lines) - 1;
+		v.bits = (i & 1) ? 0x5555555555555555ULL : 0xaaaaaaaaaaaaaaaaULL;
+		if (ioctl(t->fd, t->set ? GPIO_V2_LINE_SET_VALUES_IOCTL :
+				  GPIO_V2_LINE_GET_VALUES_IOCTL, &v) < 0) {
+			perror("values ioctl");
+			return 1;
+		}
 	}
-	report("floor", lat, n, now_us() - start, out);
+	t->lat[i] = now_us() - t0;
+	t->busy_us += t->lat[i];
+	t->done++;
 	return 0;
+}
+
+/*
+ * N operations on each of NT targets, BATCH at a time on one before the
+ * next; each target's rate is over the time its own operations took.
+ * Alone (NT 1, BATCH N) the rate is over the whole run.
+ */
+static int run_targets(struct target *t, unsigned int nt, unsigned int n, unsigned int batch,
+		       char **outs)
+{
+	unsigned int k, j;
+	double start = now_us();
+	char what[48];
+
+	if (!batch)
+		return 2;
+	while (t[0].done < n) {
+		for (k = 0; k < nt; k++)
+			for (j = 0; j < batch && t[k].done < n; j++)
+				if (target_op(&t[k]))
+					return 1;
+	}
+	for (k = 0; k < nt; k++) {
+		if (nt > 1)
+			printf("target=%c ", 'A' + k);
+		snprintf(what, sizeof(what), "%s", t[k].what);
+		report(what, t[k].lat, n, nt > 1 ? t[k].busy_us : now_us() - start, outs[k]);
+	}
+	return 0;
+}
+
+/* pair WORKLOAD N BATCH CHIP_A CHIP_B ARGS... [floor=FILE] (see the top) */
+static int pair(int argc, char **argv, const char *out)
+{
+	struct target t[3];
+	char *outs[3] = { NULL, NULL, NULL }, *o = out ? strdup(out) : NULL;
+	const char *floor = NULL;
+	unsigned int n, k, nt = 2;
+
+	if (argc < 7)
+		return 2;
+	if (!strncmp(argv[argc - 1], "floor=", 6)) {
+		floor = argv[argc - 1] + 6;
+		argc--;
+		nt = 3;
+	}
+	for (k = 0; o && k < nt; k++) {
+		outs[k] = strsep(&o, ",");
+		if (!outs[k] || !*outs[k])
+			return 2;
+	}
+	n = atoi(argv[3]);
+	for (k = 0; k < nt; k++)
+		if (target_open(&t[k], k < 2 ? argv[2] : "floor", k < 2 ? argv[5 + k] : floor,
+				argv + 7, argc - 7, n)) {
+			fprintf(stderr, "%s: bad workload or arguments\n", argv[1]);
+			return 2;
+		}
+	return run_targets(t, nt, n, atoi(argv[4]), outs);
+}
+
+static int usage(void)
+{
+	fprintf(stderr, "usage: see the comment at the top of vgpio-bench.c\n");
+	return 2;
 }
 
 int main(int argc, char **argv)
 {
 	const char *out = NULL;
-	unsigned int i, n, lines;
-	double *lat, t0, start;
-	int fd, fd2;
+	unsigned int n;
+	int fd;
 
 	if (argc > 2 && !strcmp(argv[1], "-o")) {
 		out = argv[2];
 		argv += 2;
 		argc -= 2;
 	}
-	if (argc == 4 && !strcmp(argv[1], "floor"))
-		return floor_trips(argv[2], atoi(argv[3]), out);
-	if (argc < 5) {
-		fprintf(stderr, "usage: see the comment at the top of vgpio-bench.c\n");
-		return 2;
+	if (argc < 4) {
+		return usage();
 	}
 	if (argc == 6 && !strcmp(argv[1], "par"))
 		return par(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), out);
-	n = atoi(argv[4]);
-	lat = calloc(n ? n : 1, sizeof(*lat));
+	if (!strcmp(argv[1], "pair"))
+		return pair(argc, argv, out);
+	if (!strcmp(argv[1], "loop") || !strcmp(argv[1], "set") || !strcmp(argv[1], "get") ||
+	    !strcmp(argv[1], "mset") || !strcmp(argv[1], "mget") || !strcmp(argv[1], "floor")) {
+		struct target t;
+		char *outs[1] = { (char *)out };
 
-	if (!strcmp(argv[1], "set") || !strcmp(argv[1], "get") ||
-	    !strcmp(argv[1], "mset") || !strcmp(argv[1], "mget")) {
-		int multi = argv[1][0] == 'm';
-		int set = strstr(argv[1], "set") != NULL;
-		struct gpio_v2_line_values v;
-
-		lines = multi ? atoi(argv[3]) : 1;
-		fd = request(argv[2], multi ? 0 : atoi(argv[3]), lines, NULL,
-			     set ? GPIO_V2_LINE_FLAG_OUTPUT : GPIO_V2_LINE_FLAG_INPUT);
-		v.mask = lines >= 64 ? ~0ULL : (1ULL << lines) - 1;
-		start = now_us();
-		for (i = 0; i < n; i++) {
-			v.bits = (i & 1) ? 0x5555555555555555ULL : 0xaaaaaaaaaaaaaaaaULL;
-			t0 = now_us();
-			if (ioctl(fd, set ? GPIO_V2_LINE_SET_VALUES_IOCTL :
-					    GPIO_V2_LINE_GET_VALUES_IOCTL, &v) < 0) {
-				perror("values ioctl");
-				return 1;
-			}
-			lat[i] = now_us() - t0;
-		}
-		report(argv[1], lat, n, now_us() - start, out);
-		return 0;
+		n = atoi(argv[argc - 1]);
+		if (target_open(&t, argv[1], argv[2], argv + 3, argc - 4, n))
+			return 2;
+		return run_targets(&t, 1, n, n, outs);
 	}
-
-	if (!strcmp(argv[1], "loop") && argc >= 6) {
-		unsigned int o = atoi(argv[3]), in = atoi(argv[4]);
-		struct gpio_v2_line_values v = { .mask = 1 };
-		struct gpio_v2_line_event ev;
-		struct pollfd p;
-
-		n = atoi(argv[5]);
-		lat = realloc(lat, (n ? n : 1) * sizeof(*lat));
-		fd = request(argv[2], o, 1, NULL, GPIO_V2_LINE_FLAG_OUTPUT);
-		fd2 = request(argv[2], in, 1, NULL, GPIO_V2_LINE_FLAG_INPUT |
-			      GPIO_V2_LINE_FLAG_EDGE_RISING | GPIO_V2_LINE_FLAG_EDGE_FALLING);
-		start = now_us();
-		for (i = 0; i < n; i++) {
-			v.bits = !(i & 1);
-			t0 = now_us();
-			if (ioctl(fd, GPIO_V2_LINE_SET_VALUES_IOCTL, &v) < 0) {
-				perror("set");
-				return 1;
-			}
-			p.fd = fd2;
-			p.events = POLLIN;
-			if (poll(&p, 1, 5000) != 1 || read(fd2, &ev, sizeof(ev)) != sizeof(ev)) {
-				fprintf(stderr, "loop: no event within 5 s at %u\n", i);
-				return 1;
-			}
-			lat[i] = now_us() - t0;
-		}
-		report("loop", lat, n, now_us() - start, out);
-		return 0;
+	if (argc < 5) {
+		return usage();
 	}
 
 	if (!strcmp(argv[1], "count")) {

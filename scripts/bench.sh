@@ -10,6 +10,7 @@
 set -uo pipefail
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 rounds=5
+cpus=2
 accel=()
 build=$TOP
 while [ $# -gt 0 ]; do
@@ -17,6 +18,7 @@ while [ $# -gt 0 ]; do
 	--rounds) rounds=$2; shift 2 ;;
 	--kvm) accel=(--kvm); shift ;;
 	--build) build=$2; shift 2 ;;
+	--cpus) cpus=$2; shift 2 ;;
 	*) echo "bench: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -40,12 +42,12 @@ fi
 	echo "kernel: $(make -s -C "$KDIR" kernelversion 2>/dev/null) (${FLAVOUR:-test}: $KDIR)"
 	grep -E '^CONFIG_(KASAN|PROVE_LOCKING|DEBUG_KMEMLEAK|PREEMPT_[A-Z]+|HZ|RUST_OVERFLOW_CHECKS)=' "$KDIR/.config" | tr '\n' ' '
 	echo
-	echo "guest: QEMU $([ ${#accel[@]} = 0 ] && echo TCG || echo KVM), 2 vCPUs, the runner's kernel command line has mitigations=off"
+	echo "guest: QEMU $([ ${#accel[@]} = 0 ] && echo TCG || echo KVM), $cpus vCPU(s), the runner's kernel command line has mitigations=off"
 } | tee "$out/kernel.txt"
 start=$(date +%s)
 # devices 0 and 1: the Rust and the C driver's, the same shape; 2: the
 # floor's, then probe; 3, 4: probe (bench/guest-bench.sh)
-"$TOP/scripts/run-guest.sh" "${accel[@]}" --out "$out" --devices 5 --timeout 3600 \
+"$TOP/scripts/run-guest.sh" "${accel[@]}" --cpus "$cpus" --out "$out" --devices 5 --timeout 3600 \
 	--sim0 "--lines 32 --wire 0:1" --sim1 "--lines 32 --wire 0:1" --sim2 "--lines 8" \
 	--sim3 "--lines 256" --sim4 "--lines 1024" -- \
 	env VGPIO_RUST_KO="$build/gpio-virtio-rs.ko" \

@@ -14,6 +14,7 @@ use kernel::types::Opaque;
 
 use super::bindings;
 use super::bitmap::Bitmap;
+use super::cstr::cstr;
 use super::sync::{self, lock_class, rcu, CondVar, SpinLockIrq};
 use super::virtio;
 
@@ -207,8 +208,8 @@ impl<T: Chip> Registration<T> {
             }),
             // SAFETY: as for `gc`.
             irq_chip <- Opaque::ffi_init(|p: *mut bindings::irq_chip| unsafe { p.write(core::mem::zeroed()) }),
-            syncing <- SpinLockIrq::new(Syncs::default(), kernel::c_str!("virtio_gpio_rs.irq_syncing"), lock_class!()),
-            synced <- CondVar::new(kernel::c_str!("virtio_gpio_rs.irq_synced"), lock_class!()),
+            syncing <- SpinLockIrq::new(Syncs::default(), cstr!(c"virtio_gpio_rs.irq_syncing"), lock_class!()),
+            synced <- CondVar::new(cstr!(c"virtio_gpio_rs.irq_synced"), lock_class!()),
             state: AtomicU8::new(IDLE),
             names: UnsafeCell::new(None),
             data <- data,

@@ -6,7 +6,7 @@
 //! `#[vtable]` [`Driver`] trait whose probe builds the driver's state as a
 //! pin-initialiser, a bus adapter that attaches it to the device, marks the
 //! device ready and calls [`Driver::init`], device contexts ([`Core`] in
-//! probe and remove, [`Bound`] while bound), [`module_virtio_driver!`], and
+//! probe and remove, `Bound` while bound: 7.x's own), [`module_virtio_driver!`], and
 //! virtqueues the adapter deletes after remove (or a failed probe), having
 //! revoked every handle first, so no queue can be used after `del_vqs`.
 //! Differences, each because of this driver: typed queues whose
@@ -20,6 +20,7 @@
 #[cfg(vgpio_k612)]
 use core::fmt;
 use core::marker::PhantomData;
+#[cfg(vgpio_k612)]
 use core::ops::Deref;
 use core::ptr::NonNull;
 #[cfg(vgpio_k612)]
@@ -42,6 +43,8 @@ pub(crate) use kernel::types::ARef;
 use kernel::types::AlwaysRefCounted;
 
 use super::bindings;
+#[cfg(vgpio_k612)]
+use super::cstr::cstr;
 use super::sync::rcu;
 
 /// A virtio driver: what the bus calls when a matching device comes and goes.
@@ -65,26 +68,51 @@ pub(crate) trait Driver: Send + Sync + Sized + 'static {
 
     /// Build the state for a new device; its virtqueues, if it has any,
     /// are found with `vqs` (once: [`Device::find_vqs`] consumes it).
-    fn probe(dev: &Device<Core>, vqs: FindVqs<'_, Self>) -> Result<impl PinInit<Self, Error>>;
+    fn probe(dev: &Device<Core<'_>>, vqs: FindVqs<'_, Self>) -> Result<impl PinInit<Self, Error>>;
 
     /// Bring the device up (it is ready: the driver may talk to it).
-    fn init(&self, dev: &Device<Core>) -> Result;
+    fn init(&self, dev: &Device<Core<'_>>) -> Result;
 
     /// The device is going away (unbind, module unload, hot unplug), or
     /// `init` failed: take back what was given to the device.
-    fn remove(&self, dev: &Device<Core>);
+    fn remove(&self, dev: &Device<Core<'_>>);
 
     /// Virtqueue `index` has used buffers (interrupt context).
     fn vq_callback(&self, index: usize);
 }
 
-/// The context of a [`Device`] in probe and remove: the device lock is
-/// held, so the driver's binding cannot change meanwhile.
-pub(crate) struct Core;
-/// The context of a [`Device`] known to be bound to this driver.
-pub(crate) struct Bound;
-/// No guarantee beyond the device's memory being valid.
-pub(crate) struct Normal;
+/// Device contexts: 7.x's kernel crate has them (`kernel::device`): [`Core`]
+/// in a bus callback such as probe and remove (the device lock is held, so
+/// the driver's binding cannot change meanwhile), [`Bound`] while bound to
+/// a driver, [`Normal`] with no guarantee beyond the device's memory being
+/// valid.
+#[cfg(vgpio_k7)]
+pub(crate) use kernel::device::{Core, DeviceContext, Normal};
+
+/// 6.12's kernel crate has no device contexts: the same ones, as markers
+/// (see the 7.x crate's `kernel::device` for what each means).
+#[cfg(vgpio_k612)]
+mod context {
+    use core::marker::PhantomData;
+
+    /// A device in a bus callback (probe, remove); `'a` brands the
+    /// callback's scope, as the 7.x crate's `Core<'a>` does.
+    pub(crate) struct Core<'a>(PhantomData<fn(&'a ()) -> &'a ()>);
+    /// A device bound to a driver.
+    pub(crate) struct Bound;
+    /// No guarantee beyond the device's memory being valid.
+    pub(crate) struct Normal;
+
+    /// The contexts above, and only those.
+    pub(crate) trait DeviceContext {}
+    impl DeviceContext for Core<'_> {}
+    impl DeviceContext for Bound {}
+    impl DeviceContext for Normal {}
+}
+#[cfg(vgpio_k612)]
+use context::Bound;
+#[cfg(vgpio_k612)]
+pub(crate) use context::{Core, DeviceContext, Normal};
 
 /// A `struct virtio_device`, in a context `Ctx`.
 ///
@@ -95,7 +123,10 @@ pub(crate) struct Normal;
 /// device is bound to a driver whose bus callbacks are an [`Adapter`]'s,
 /// or being probed by it; in context [`Bound`] it is bound to such a driver.
 #[repr(transparent)]
-pub(crate) struct Device<Ctx = Normal>(Opaque<bindings::virtio_device>, PhantomData<Ctx>);
+pub(crate) struct Device<Ctx: DeviceContext = Normal>(
+    Opaque<bindings::virtio_device>,
+    PhantomData<Ctx>,
+);
 
 // SAFETY: a virtio device may be used from any thread; the C functions called
 // through `Device` do their own locking.
@@ -103,7 +134,13 @@ unsafe impl Send for Device {}
 // SAFETY: see `Send`; every method takes `&self` and the C side serializes.
 unsafe impl Sync for Device {}
 
-impl Deref for Device<Core> {
+// SAFETY: `Device` is a transparent wrapper of `virtio_device`, whatever its
+// context (a zero-sized marker).
+#[cfg(vgpio_k7)]
+kernel::impl_device_context_deref!(unsafe { Device });
+
+#[cfg(vgpio_k612)]
+impl<'a> Deref for Device<Core<'a>> {
     type Target = Device<Bound>;
 
     fn deref(&self) -> &Device<Bound> {
@@ -114,6 +151,7 @@ impl Deref for Device<Core> {
     }
 }
 
+#[cfg(vgpio_k612)]
 impl Deref for Device<Bound> {
     type Target = Device;
 
@@ -140,14 +178,15 @@ unsafe impl AlwaysRefCounted for Device {
 /// printk levels, as `KERN_*` strings.
 #[cfg(vgpio_k612)]
 pub(crate) mod level {
+    use super::cstr;
     use kernel::str::CStr;
 
-    pub(crate) const ERR: &CStr = kernel::c_str!("\x013");
-    pub(crate) const WARNING: &CStr = kernel::c_str!("\x014");
-    pub(crate) const DEBUG: &CStr = kernel::c_str!("\x017");
+    pub(crate) const ERR: &CStr = cstr!(c"\x013");
+    pub(crate) const WARNING: &CStr = cstr!(c"\x014");
+    pub(crate) const DEBUG: &CStr = cstr!(c"\x017");
 }
 
-impl<Ctx> Device<Ctx> {
+impl<Ctx: DeviceContext> Device<Ctx> {
     /// # Safety
     ///
     /// `ptr` must point to a valid virtio device that stays valid for `'a`
@@ -187,7 +226,7 @@ impl<Ctx> Device<Ctx> {
             bindings::_dev_printk(
                 level.as_char_ptr(),
                 self.dev(),
-                kernel::c_str!("%pA").as_char_ptr(),
+                cstr!(c"%pA").as_char_ptr(),
                 core::ptr::from_ref(&args).cast::<core::ffi::c_void>(),
             )
         };
@@ -243,13 +282,14 @@ impl<Ctx> Device<Ctx> {
 /// `vdev` is the device being probed by `T`'s adapter; nobody has found
 /// its queues since this was made.
 pub(crate) struct FindVqs<'a, T: Driver> {
-    vdev: &'a Device<Core>,
+    /// (only compared with the device `find_vqs` is called on)
+    vdev: &'a Device,
     /// Where the adapter keeps the queues' set, to delete them itself.
     set: &'a mut Option<Arc<VqSet>>,
     _p: PhantomData<T>,
 }
 
-impl Device<Core> {
+impl Device<Core<'_>> {
     /// Find the driver's virtqueues: the first always, the second if
     /// `second` (the callbacks go to [`Driver::vq_callback`] with index 0
     /// or 1). A queue marked `direct` puts each buffer's descriptors in the
@@ -262,7 +302,7 @@ impl Device<Core> {
         direct: [bool; 2],
         second: bool,
     ) -> Result<(Virtqueue<M0>, Option<Virtqueue<M1>>)> {
-        if !core::ptr::eq(token.vdev, self) {
+        if !core::ptr::eq(token.vdev.as_raw(), self.as_raw()) {
             return Err(EINVAL);
         }
         // Made first, so that nothing can fail between finding the queues
@@ -333,7 +373,7 @@ impl Device<Core> {
 ///
 /// `vdev` was reset and has not been made ready since.
 pub(crate) struct Stopped<'a> {
-    vdev: &'a Device<Core>,
+    vdev: &'a Device,
 }
 
 /// The virtqueues of one device, as their handles ([`Virtqueue`],
@@ -414,7 +454,7 @@ macro_rules! dev_log_bad {
 pub(crate) use dev_log_bad;
 
 #[cfg(vgpio_k7)]
-impl<Ctx> AsRef<kernel::device::Device> for Device<Ctx> {
+impl<Ctx: DeviceContext> AsRef<kernel::device::Device> for Device<Ctx> {
     fn as_ref(&self) -> &kernel::device::Device {
         // SAFETY: the embedded `struct device` is valid for as long as the
         // virtio device (type invariant), so for the borrow of `self`; the
@@ -711,7 +751,7 @@ impl<T: Driver> Attached<T> {
     /// has nothing attached; the returned reference is not used after
     /// [`Attached::detach`].
     unsafe fn attach<'a>(
-        vdev: &'a Device<Core>,
+        vdev: &'a Device<Core<'_>>,
         init: impl PinInit<Self, Error>,
     ) -> Result<Pin<&'a Self>> {
         #[cfg(vgpio_k612)]
@@ -784,7 +824,7 @@ impl<T: Driver> Attached<T> {
     /// The state is attached to `vdev`, whose device lock is held, and no
     /// callback runs any more (the device was stopped); nothing uses a
     /// reference from `attach` or `find` after this.
-    unsafe fn detach(vdev: &Device<Core>) {
+    unsafe fn detach(vdev: &Device<Core<'_>>) {
         #[cfg(vgpio_k612)]
         // SAFETY: `priv` holds the state from `attach` (caller); it is
         // cleared before the state is dropped, and nothing reads it now.
@@ -812,7 +852,7 @@ unsafe extern "C" fn probe_callback<T: Driver>(
     from_result(|| {
         // SAFETY: the bus calls probe with a valid device, its lock held,
         // that stays valid at least until remove.
-        let dev = unsafe { Device::<Core>::from_raw(vdev) };
+        let dev = unsafe { Device::<Core<'_>>::from_raw(vdev) };
         // A driver bound before may have left its state's address there
         // (the C gpio-virtio driver does): no callback may take it for ours
         // (6.12 keeps the state there; 7.x in the driver core's drvdata,
@@ -872,7 +912,7 @@ unsafe extern "C" fn probe_callback<T: Driver>(
 unsafe extern "C" fn remove_callback<T: Driver>(vdev: *mut bindings::virtio_device) {
     // SAFETY: the bus calls remove with the device it probed successfully,
     // its lock held.
-    let dev = unsafe { Device::<Core>::from_raw(vdev) };
+    let dev = unsafe { Device::<Core<'_>>::from_raw(vdev) };
     // SAFETY: probe attached the state; it stays attached until `detach`,
     // after the last use of `attached`.
     let Some(attached) = (unsafe { Attached::<T>::find(vdev) }) else {
@@ -889,7 +929,7 @@ unsafe extern "C" fn remove_callback<T: Driver>(vdev: *mut bindings::virtio_devi
 /// Stop the device (no callback runs once this returns, nor any later:
 /// then nothing borrows the state when it is detached) and delete its
 /// virtqueues, their handles revoked first.
-fn stop_and_delete(dev: &Device<Core>, set: &Option<Arc<VqSet>>) {
+fn stop_and_delete(dev: &Device<Core<'_>>, set: &Option<Arc<VqSet>>) {
     dev.stop();
     if let Some(set) = set {
         set.revoke_and_delete();
