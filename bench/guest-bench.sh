@@ -17,11 +17,12 @@
 # drivers in one process, alternating batches: see pair) and the interrupt
 # ones; (2) ROUNDS rounds of probe time and memory (each probe device
 # bound to one driver, then the other); (3) ROUNDS rounds of 4 and 16 tasks
-# at once. Every workload is bounded in time (see bench).
+# at once. Every workload on the drivers' own devices is bounded in time
+# (see bench); probe binds fresh devices.
 # Writes RESULT lines (with their round) to $VGPIO_OUT/results.txt and
 # latency samples to $VGPIO_OUT/lat-DRIVER-WORKLOAD-rROUND.txt.
 # (the commands `each` runs expand when it runs them: single quotes)
-# shellcheck disable=SC2016,SC2034
+# shellcheck disable=SC2016,SC2034,SC2154
 set -u
 BENCH=$1
 ROUNDS=${2:-5}
@@ -79,8 +80,9 @@ hung_now() {
 	for DRIVER; do
 		result "$w" hung 1
 		hung[$DRIVER]=$w
-		echo "# $DRIVER: $w still running after $BENCH_BOUND_S s: $(dmesg | grep -c 'failed to add request') 'failed to add request' lines in the log; no more workloads on its device"
+		echo "# $DRIVER: $w still running after $BENCH_BOUND_S s; no more workloads on its device"
 	done
+	echo "# the kernel log has $(dmesg | grep -c 'failed to add request') 'failed to add request' lines"
 }
 bench() {
 	local w=$1 rc=0
@@ -107,7 +109,9 @@ pair() {
 	args=("$@")
 	read -r -a drv <<<"$order"
 	if [ -n "${hung[${drv[0]}]:-}${hung[${drv[1]}]:-}" ]; then
-		each 'bench "$w" "$chip" "${args[@]}" "$n"'
+		each "$w" 'bench "$w" "$chip" "${args[@]}" "$n"'
+		# (the floor alone, then)
+		[ "$w" != get ] || { DRIVER=floor; bench floor "$floor_file" "$n"; }
 		return
 	fi
 	for d in "${drv[@]}"; do
@@ -121,7 +125,7 @@ pair() {
 	fi
 	printf -v files '%s,' "${outs[@]}"
 	bounded /tmp/pair.out "$BENCH" -o "${files%,}" pair "${w%%[0-9]*}" \
-		"$n" "$PAIR_BATCH" "${chips[@]}" "${args[@]}" || rc=$?
+		"$n" "$PAIR_BATCH" "${chips[@]}" "${args[@]}" 2>/tmp/pair.err || rc=$?
 	case $rc in
 	0)
 		while read -r line; do
@@ -134,22 +138,39 @@ pair() {
 			record "$wl" "$line"
 		done </tmp/pair.out
 		;;
-	1) echo "# $w (pair) failed" ;;
-	2) hung_now "$w" "${drv[@]}" ;;
+	1) echo "# $w (pair) failed: $(tail -n 3 /tmp/pair.err)" ;;
+	2)
+		# the target whose batch never ended (vgpio-bench says each
+		# batch's target on its standard error before it starts it)
+		case $(tail -n 1 /tmp/pair.err) in
+		"batch A") hung_now "$w" "${drv[0]}" ;;
+		"batch B") hung_now "$w" "${drv[1]}" ;;
+		*) hung_now "$w" "${drv[@]}" ;;
+		esac
+		;;
 	esac
 }
-# each COMMAND: eval COMMAND for both drivers, in this round's order, with
-# DRIVER, dev (its device) and chip (its gpiochip) set; not for a driver
-# whose device hung
+# each WORKLOAD COMMAND: eval COMMAND for both drivers, in this round's
+# order, with DRIVER, dev (its device) and chip (its gpiochip) set; not for
+# a driver whose device hung (WORKLOAD recorded as skipped for it)
 each() {
 	for DRIVER in $order; do
-		[ -z "${hung[$DRIVER]:-}" ] || continue
+		if [ -n "${hung[$DRIVER]:-}" ]; then
+			result "$1" skipped 1
+			continue
+		fi
 		dev=${DEV[$DRIVER]}
 		chip=$(chip_of "$dev")
-		eval "$1"
+		eval "$2"
 	done
 }
-busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
+# busy_ticks VAR: the CPUs' busy time so far (user, nice, system, irq,
+# softirq; 1/100 s) into VAR, without starting a process
+busy_ticks() {
+	local _cpu u n s i io irq sirq _rest
+	read -r _cpu u n s i io irq sirq _rest </proc/stat
+	printf -v "$1" %d $((u + n + s + irq + sirq))
+}
 bind() { vdev_of "$1" >/sys/bus/virtio/drivers/"${DRV[$2]}"/bind; }
 unbind() {
 	local v
@@ -162,13 +183,24 @@ bound_to() {
 }
 
 # edge_train N RATE: N edges at RATE per second on line 5 of device $dev,
-# counted through $chip; sets got to how many were seen
+# counted through $chip; sets got to how many were seen, and b0/b1 to the
+# busy ticks just before the device starts the train and just after the
+# counter has them all (or gave up). Fails (recording a hang) if the
+# counter is still running BENCH_BOUND_S after the train.
 edge_train() {
 	"$BENCH" count "$chip" 5 $(($1 / $2 + 3)) "$1" >/tmp/count.out &
 	local pid=$!
 	wait_for file_has armed /tmp/count.out
 	wait_for eval '[ "$(line_state "$dev" 5 queued)" = 1 ]'
+	busy_ticks b0
 	ctl "$dev" edges 5 "$1" $((1000000 / $2)) >/dev/null
+	WAIT_S=$BENCH_BOUND_S wait_for eval "! running $pid"
+	busy_ticks b1
+	if running $pid; then
+		hung_now edges "$DRIVER"
+		got=0
+		return 1
+	fi
 	wait $pid
 	got=$(sed -n 's/.*events=//p' /tmp/count.out)
 	got=${got:-0}
@@ -178,7 +210,7 @@ edge_train() {
 # train at RATE; records the rate lossless (best) or lossy (lost)
 ladder_step() {
 	[ -z "${lost[$DRIVER]:-}" ] || return 0
-	edge_train 200 "$1"
+	edge_train 200 "$1" || return 0
 	echo "# $DRIVER: $1 edges/s: $got of 200"
 	if [ "$got" = 200 ]; then
 		best[$DRIVER]=$1
@@ -187,6 +219,18 @@ ladder_step() {
 		result edges lossy_rate "$1"
 		result edges lossy_got "$got"
 	fi
+}
+
+# per_event: the CPU time and the device's requests (from its counters) per
+# event of the train edge_train just ran ($got events, busy ticks b0..b1)
+per_event() {
+	local c k
+	result edges cpu_us_per_event $(((b1 - b0) * 10000 / got))
+	_ctl "$dev" counters
+	c=$_CTL_REPLY
+	for k in get_value set_irq_type evbufs; do
+		result edges "${k}_per_100_events" $(($(field $k "$c") * 100 / got))
+	done
 }
 
 # probe_one DEVICE LINES: bind DEVICE to $DRIVER; sets probe_us to the time
@@ -227,6 +271,18 @@ fi
 floor_file=/sys/kernel/debug/vgpio_floor/$(vdev_of 2)
 wait_for eval '[ -e "$floor_file" ]'
 
+# One CPU for the one-task workloads and for every device's interrupts: a
+# task whose answer comes on its own CPU is woken there, one on the other
+# is woken by an IPI (dear under TCG), and which of the two a device gets
+# would otherwise depend on where its vectors and the task happen to land,
+# differently for each device. (The tasks workloads use every CPU.)
+for i in 0 1 2 3 4; do
+	for irq in /sys/bus/virtio/devices/"$(vdev_of $i)"/../msi_irqs/*; do
+		echo 0 >/proc/irq/"${irq##*/}"/smp_affinity_list
+	done
+done
+taskset -p -c 0 $$ >/dev/null
+
 for round in $(seq "$ROUNDS"); do
 	if [ $((round % 2)) = 1 ]; then order="rust c"; else order="c rust"; fi
 	echo "# round $round: $order"
@@ -239,7 +295,7 @@ for round in $(seq "$ROUNDS"); do
 	pair loop 500 0 1
 	# one task writing its own line through the tasks workload (the
 	# baseline of 4 and 16 tasks, which come last)
-	each 'bench par1 "$chip" 8 1 2000'
+	each par1 'bench par1 "$chip" 8 1 2000'
 
 	# The highest edge rate delivered with no loss (200 edges each) and
 	# the first rate that lost some (how many got through there): both
@@ -247,15 +303,17 @@ for round in $(seq "$ROUNDS"); do
 	declare -A best=() lost=()
 	for rate in 100 150 200 300 400 500 700 1000 1500 2000 3000 5000 7000 10000 \
 		15000 20000 30000 50000; do
-		each "ladder_step $rate"
+		each edges "ladder_step $rate"
 		[ $((${#lost[@]} + ${#hung[@]})) -ge 2 ] && break
 	done
-	each 'result edges lossless_per_s ${best[$DRIVER]:-0}'
+	each edges 'result edges lossless_per_s ${best[$DRIVER]:-0}'
 
 	# CPU time per event: busy ticks (1/100 s) over a 400-edge train at
-	# 200/s (both drivers lose none there), system-wide
-	each 'b0=$(busy_ticks); edge_train 400 200; b1=$(busy_ticks)
-		[ "$got" -gt 0 ] && result edges cpu_us_per_event $(((b1 - b0) * 10000 / got))'
+	# 200/s (both drivers lose none there), system-wide; and what each
+	# event cost in device requests (the device's counters, per 100
+	# events): the round trips that bound the edge rate
+	each edges 'ctl "$dev" reset-counters >/dev/null
+		edge_train 400 200 && [ "$got" -gt 0 ] && per_event'
 done
 
 # Probe time and memory per line: each probe device bound to one driver,
@@ -288,10 +346,11 @@ done
 # 4 and 16 tasks at once, each writing its own line (8, 9, ...): total
 # ops/s. Last: the C driver's requestq ring breaks under that much
 # concurrency (see bench), and its device is of no more use after that.
+taskset -p -c "0-$(($(nproc) - 1))" $$ >/dev/null
 for round in $(seq "$ROUNDS"); do
 	if [ $((round % 2)) = 1 ]; then order="rust c"; else order="c rust"; fi
-	each 'bench par4 "$chip" 8 4 1000'
-	each 'bench par16 "$chip" 8 16 250'
+	each par4 'bench par4 "$chip" 8 4 1000'
+	each par16 'bench par16 "$chip" 8 16 250'
 done
 
 dmesg >"$VGPIO_OUT/dmesg.txt"

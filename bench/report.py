@@ -11,6 +11,7 @@ table shows the median of those ratios with their spread.
 
 usage: report.py OUTDIR   (reads OUTDIR/results.txt and OUTDIR/lat-*.txt)
 """
+import math
 import statistics
 import sys
 from collections import defaultdict
@@ -26,9 +27,14 @@ for line in (out / "results.txt").read_text().splitlines():
     vals[(kv["workload"], kv["metric"], kv["drv"])][kv["round"]] = float(kv["value"])
 
 # driver -> where its device hung (its tasks never returned; no workload
-# ran on that device after it)
+# ran on that device after it: those are recorded as skipped)
 hung_in = {drv: f"{w}, round {rnd}" for (w, m, drv), d in vals.items() if m == "hung"
            for rnd in d}
+
+
+def lost_to_hang(w, drv):
+    """Did drv's device hang in workload w, or was w skipped after that?"""
+    return drv in hung_in and ((w, "hung", drv) in vals or (w, "skipped", drv) in vals)
 
 # (workload, metric, higher is better, target for the "better by" ratio, label)
 ROWS = [
@@ -52,6 +58,9 @@ ROWS = [
     ("edges", "lossy_rate", True, None, "first lossy rate /s"),
     ("edges", "lossy_got", True, None, "  edges of 200 seen there"),
     ("edges", "cpu_us_per_event", False, None, "CPU us per event"),
+    ("edges", "get_value_per_100_events", False, None, "  GET_VALUE per 100 events"),
+    ("edges", "set_irq_type_per_100_events", False, None, "  SET_IRQ_TYPE per 100 events"),
+    ("edges", "evbufs_per_100_events", False, None, "  eventq buffers per 100 events"),
     ("probe8", "us", False, 1.0, "probe 8 lines, us"),
     ("probe256", "us", False, None, "probe 256 lines, us"),
     ("probe1024", "us", False, 5.0, "probe 1024 lines, us"),
@@ -74,11 +83,18 @@ def med(w, m, drv):
     return summary(list(vals.get((w, m, drv), {}).values()))
 
 
+def ratio(better, worse):
+    """better / worse, a zero in either counted (0 or infinity), not dropped"""
+    if worse:
+        return better / worse
+    return math.inf if better else 1.0
+
+
 def ratios(w, m, higher):
     """Rust's advantage per round in which both drivers have a result"""
     r, c = vals.get((w, m, "rust"), {}), vals.get((w, m, "c"), {})
-    return summary([r[k] / c[k] if higher else c[k] / r[k]
-                    for k in r if k in c and r[k] and c[k]])
+    return summary([ratio(r[k], c[k]) if higher else ratio(c[k], r[k])
+                    for k in r if k in c])
 
 
 def spread(s, fmt=".0f"):
@@ -94,8 +110,9 @@ print(f"{'workload':28} {'Rust':>10} {'(spread)':>13} {'C':>10} {'(spread)':>13}
       f"{'better by':>9} {'(spread)':>11}  target")
 for w, m, higher, target, label in ROWS:
     r, c = med(w, m, "rust"), med(w, m, "c")
-    hung = [d for d, n in (("Rust", "rust"), ("C", "c")) if n in hung_in]
-    if hung and (not r or not c):
+    hung = [d for d, n, x in (("Rust", "rust", r), ("C", "c", c))
+            if not x and lost_to_hang(w, n)]
+    if hung:
         print(f"{label:28} {r[0] if r else '-':>10} {'':>13} {c[0] if c else '-':>10} {'':>13}   "
               "(" + "; ".join(f"{d} hung in {hung_in[d.lower()]}" for d in hung) + ")")
         if target is not None and (hung != ["C"] or not r):
@@ -115,9 +132,9 @@ for w, m, higher, target, label in ROWS:
     better = ratios(w, m, higher)
     if not better:
         print(f"{label:28} {rm:10.1f} {spread(r):>13} {cm:10.1f} {spread(c):>13} "
-              f"{'-':>9} {'':>11}  (a zero: no ratio)")
+              f"{'-':>9} {'':>11}  (no round with both)")
         if target is not None:
-            missed.append(label + " (zero)")
+            missed.append(label + " (no round with both)")
         continue
     verdict = ""
     if w == "edges" and m == "lossless_per_s" and rm >= LADDER_TOP and cm >= LADDER_TOP:

@@ -197,7 +197,7 @@ static int par(const char *chip, unsigned int first, unsigned int tasks, unsigne
  */
 struct target {
 	const char *what;
-	int set, fd, fd2, floor;
+	int set, fd, fd2, floor, loop, failed;
 	unsigned int lines, done;
 	double *lat, busy_us;
 };
@@ -226,6 +226,7 @@ static int target_open(struct target *t, const char *what, const char *chip, cha
 	if (!strcmp(what, "loop")) {
 		if (nargs < 2)
 			return 2;
+		t->loop = 1;
 		t->fd = request(chip, atoi(args[0]), 1, NULL, GPIO_V2_LINE_FLAG_OUTPUT);
 		t->fd2 = request(chip, atoi(args[1]), 1, NULL, GPIO_V2_LINE_FLAG_INPUT |
 				 GPIO_V2_LINE_FLAG_EDGE_RISING | GPIO_V2_LINE_FLAG_EDGE_FALLING);
@@ -259,7 +260,7 @@ static int target_op(struct target *t)
 			perror("floor read");
 			return 1;
 		}
-	} else if (t->fd2) {
+	} else if (t->loop) {
 		v = (struct gpio_v2_line_values){ .mask = 1, .bits = !(i & 1) };
 		if (ioctl(t->fd, GPIO_V2_LINE_SET_VALUES_IOCTL, &v) < 0) {
 			perror("set");
@@ -287,31 +288,53 @@ static int target_op(struct target *t)
 
 /*
  * N operations on each of NT targets, BATCH at a time on one before the
- * next; each target's rate is over the time its own operations took.
- * Alone (NT 1, BATCH N) the rate is over the whole run.
+ * next, the order of the targets reversed every other cycle (ABBA...), so
+ * that none is always first after a switch. Each target's rate is over the
+ * time its own operations took (so, in a pair, 1 / its mean latency);
+ * alone (NT 1, BATCH N) over the whole run. A target that fails stops;
+ * the others go on and are reported (status 1 if any failed). With more
+ * than one target, each batch's target is named on standard error before
+ * it starts ("batch A"), so that a run that never ends shows whose
+ * operation it is stuck in.
  */
 static int run_targets(struct target *t, unsigned int nt, unsigned int n, unsigned int batch,
 		       char **outs)
 {
-	unsigned int k, j;
+	unsigned int k, j, b, cycle, left = nt, failed = 0;
 	double start = now_us();
-	char what[48];
 
-	if (!batch)
+	if (!batch || !n)
 		return 2;
-	while (t[0].done < n) {
-		for (k = 0; k < nt; k++)
-			for (j = 0; j < batch && t[k].done < n; j++)
-				if (target_op(&t[k]))
-					return 1;
+	for (cycle = 0; left; cycle++) {
+		for (j = 0; j < nt; j++) {
+			k = cycle & 1 ? nt - 1 - j : j;
+			if (t[k].failed || t[k].done == n)
+				continue;
+			if (nt > 1) {
+				fprintf(stderr, "batch %c\n", 'A' + k);
+				fflush(stderr);
+			}
+			for (b = 0; b < batch && t[k].done < n; b++) {
+				if (target_op(&t[k])) {
+					fprintf(stderr, "target %c failed at operation %u\n",
+						'A' + k, t[k].done);
+					t[k].failed = 1;
+					failed = 1;
+					break;
+				}
+			}
+			if (t[k].failed || t[k].done == n)
+				left--;
+		}
 	}
 	for (k = 0; k < nt; k++) {
+		if (t[k].failed)
+			continue;
 		if (nt > 1)
 			printf("target=%c ", 'A' + k);
-		snprintf(what, sizeof(what), "%s", t[k].what);
-		report(what, t[k].lat, n, nt > 1 ? t[k].busy_us : now_us() - start, outs[k]);
+		report(t[k].what, t[k].lat, n, nt > 1 ? t[k].busy_us : now_us() - start, outs[k]);
 	}
-	return 0;
+	return failed;
 }
 
 /* pair WORKLOAD N BATCH CHIP_A CHIP_B ARGS... [floor=FILE] (see the top) */
@@ -346,7 +369,7 @@ static int pair(int argc, char **argv, const char *out)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: see the comment at the top of vgpio-bench.c\n");
+	fprintf(stderr, "see the comment at the top of vgpio-bench.c for how to use it\n");
 	return 2;
 }
 
@@ -361,9 +384,8 @@ int main(int argc, char **argv)
 		argv += 2;
 		argc -= 2;
 	}
-	if (argc < 4) {
+	if (argc < 4)
 		return usage();
-	}
 	if (argc == 6 && !strcmp(argv[1], "par"))
 		return par(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), out);
 	if (!strcmp(argv[1], "pair"))
@@ -378,9 +400,8 @@ int main(int argc, char **argv)
 			return 2;
 		return run_targets(&t, 1, n, n, outs);
 	}
-	if (argc < 5) {
+	if (argc < 5)
 		return usage();
-	}
 
 	if (!strcmp(argv[1], "count")) {
 		struct gpio_v2_line_event ev[16];

@@ -4,7 +4,8 @@
 # make bench: the Rust and the C driver side by side in one guest, each on
 # its own device of the same shape, seconds apart; prints a table of
 # medians with Rust/C ratios and writes latency plots. Options: --rounds N
-# (default 5), --kvm (use KVM instead of TCG, where KVM works), --build DIR (the modules built
+# (default 5), --cpus N (the guest's vCPUs, default 2), --kvm (use KVM
+# instead of TCG, where KVM works), --build DIR (the modules built
 # for the kernel scripts/kernel.sh names, FLAVOUR included: make bench builds
 # them in out/build-KERNEL-FLAVOUR; default the work tree's).
 set -uo pipefail

@@ -11,17 +11,19 @@
 /// A `c"..."` literal as a `&'static kernel::str::CStr`.
 #[cfg(vgpio_k7)]
 macro_rules! cstr {
-    ($s:literal) => {
-        $s
-    };
+    ($s:literal) => {{
+        // (a C string literal, or this does not compile: as on 6.12)
+        const C: &'static ::kernel::str::CStr = $s;
+        C
+    }};
 }
 
 /// A `c"..."` literal as a `&'static kernel::str::CStr`.
 #[cfg(vgpio_k612)]
 macro_rules! cstr {
     ($s:literal) => {{
-        const C: &kernel::str::CStr =
-            match kernel::str::CStr::from_bytes_with_nul($s.to_bytes_with_nul()) {
+        const C: &'static ::kernel::str::CStr =
+            match ::kernel::str::CStr::from_bytes_with_nul($s.to_bytes_with_nul()) {
                 Ok(c) => c,
                 // (a C string literal has exactly one NUL, at its end)
                 Err(_) => panic!("not a C string"),

@@ -83,7 +83,7 @@ pub(crate) trait Driver: Send + Sync + Sized + 'static {
 
 /// Device contexts: 7.x's kernel crate has them (`kernel::device`): [`Core`]
 /// in a bus callback such as probe and remove (the device lock is held, so
-/// the driver's binding cannot change meanwhile), [`Bound`] while bound to
+/// the driver's binding cannot change meanwhile), `Bound` while bound to
 /// a driver, [`Normal`] with no guarantee beyond the device's memory being
 /// valid.
 #[cfg(vgpio_k7)]
@@ -103,8 +103,15 @@ mod context {
     /// No guarantee beyond the device's memory being valid.
     pub(crate) struct Normal;
 
-    /// The contexts above, and only those.
-    pub(crate) trait DeviceContext {}
+    mod private {
+        pub(crate) trait Sealed {}
+    }
+    impl private::Sealed for Core<'_> {}
+    impl private::Sealed for Bound {}
+    impl private::Sealed for Normal {}
+
+    /// The contexts above, and only those (sealed).
+    pub(crate) trait DeviceContext: private::Sealed {}
     impl DeviceContext for Core<'_> {}
     impl DeviceContext for Bound {}
     impl DeviceContext for Normal {}
@@ -121,7 +128,10 @@ pub(crate) use context::{Core, DeviceContext, Normal};
 /// The wrapped device is valid for the lifetime of any reference to this
 /// type; in context [`Core`] the caller holds its device lock and the
 /// device is bound to a driver whose bus callbacks are an [`Adapter`]'s,
-/// or being probed by it; in context [`Bound`] it is bound to such a driver.
+/// or being probed by it (`'a` brands the bus callback's scope); in context
+/// `Bound` it is bound to such a driver, or being probed by it; the
+/// 7.x crate's internal contexts (`CoreInternal`, `BoundInternal`) are never
+/// made for this type.
 #[repr(transparent)]
 pub(crate) struct Device<Ctx: DeviceContext = Normal>(
     Opaque<bindings::virtio_device>,
