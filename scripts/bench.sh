@@ -4,13 +4,14 @@
 # make bench: the Rust and the C driver side by side in one guest, each on
 # its own device of the same shape, seconds apart; prints a table of
 # medians with Rust/C ratios and writes latency plots. Options: --rounds N
-# (default 5), --cpus N (the guest's vCPUs, default 2), --kvm (use KVM
+# (default 6: each driver twice on each of the three devices it rotates
+# over), --cpus N (the guest's vCPUs, default 2), --kvm (use KVM
 # instead of TCG, where KVM works), --build DIR (the modules built
 # for the kernel scripts/kernel.sh names, FLAVOUR included: make bench builds
 # them in out/build-KERNEL-FLAVOUR; default the work tree's).
 set -uo pipefail
 TOP=$(cd "$(dirname "$0")/.." && pwd)
-rounds=5
+rounds=6
 cpus=2
 accel=()
 build=$TOP
@@ -46,11 +47,12 @@ fi
 	echo "guest: QEMU $([ ${#accel[@]} = 0 ] && echo TCG || echo KVM), $cpus vCPU(s), the runner's kernel command line has mitigations=off"
 } | tee "$out/kernel.txt"
 start=$(date +%s)
-# devices 0 and 1: the Rust and the C driver's, the same shape; 2: the
-# floor's, then probe; 3, 4: probe (bench/guest-bench.sh)
-"$TOP/scripts/run-guest.sh" "${accel[@]}" --cpus "$cpus" --out "$out" --devices 5 --timeout 3600 \
-	--sim0 "--lines 32 --wire 0:1" --sim1 "--lines 32 --wire 0:1" --sim2 "--lines 8" \
-	--sim3 "--lines 256" --sim4 "--lines 1024" -- \
+# devices 0, 1, 2: the Rust driver's, the C driver's and the floor's, the
+# same shape, rotating; 3, 4, 5: probe (bench/guest-bench.sh)
+"$TOP/scripts/run-guest.sh" "${accel[@]}" --cpus "$cpus" --out "$out" --devices 6 --timeout 3600 \
+	--sim0 "--lines 32 --wire 0:1" --sim1 "--lines 32 --wire 0:1" \
+	--sim2 "--lines 32 --wire 0:1" --sim3 "--lines 8" --sim4 "--lines 256" \
+	--sim5 "--lines 1024" -- \
 	env VGPIO_RUST_KO="$build/gpio-virtio-rs.ko" \
 	VGPIO_FLOOR_KO="$build/tests/modules/vgpio_floor.ko" \
 	bash "$TOP/bench/guest-bench.sh" "$TOP/bench/vgpio-bench" "$rounds"
