@@ -253,6 +253,19 @@ probe_one() {
 # median NUMBERS...
 median() { printf '%s\n' "$@" | sort -n | sed -n "$((($# + 1) / 2))p"; }
 
+# irqs_of DEVICE: the interrupts of the PCI function under a virtio device:
+# its MSI-X vectors, or its INTx line (shared with other devices) if it has
+# none
+irqs_of() {
+	local pci irq
+	pci=/sys/bus/virtio/devices/$(vdev_of "$1")/..
+	if [ -d "$pci/msi_irqs" ]; then
+		for irq in "$pci"/msi_irqs/*; do echo "${irq##*/}"; done
+	else
+		cat "$pci/irq"
+	fi
+}
+
 # assign ROUND: give the Rust driver, the C driver and the floor one each of
 # devices 0, 1, 2 (the same shape), rotating every round, so that no
 # driver's figures are one device's (each has its own simulator process,
@@ -285,8 +298,9 @@ assign() {
 	floor_file=/sys/kernel/debug/vgpio_floor/$(vdev_of "${DEV[floor]}")
 	wait_for eval '[ -e "$floor_file" ]'
 	for i in 0 1 2; do
-		for irq in /sys/bus/virtio/devices/"$(vdev_of $i)"/../msi_irqs/*; do
-			echo 0 >/proc/irq/"${irq##*/}"/smp_affinity_list
+		for irq in $(irqs_of "$i"); do
+			echo 0 >/proc/irq/"$irq"/smp_affinity_list ||
+				echo "# device $i: its interrupt $irq stays where it is"
 		done
 	done
 	echo "# round $1: Rust on device ${DEV[rust]}, C on ${DEV[c]}, the floor on ${DEV[floor]}"
