@@ -5,7 +5,6 @@
 //! C header: `include/linux/gpio/driver.h`.
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicU8, Ordering};
 use kernel::ffi::{c_char, c_int, c_uint, c_ulong};
 
 use kernel::error::{from_result, to_result, VTABLE_DEFAULT_ERROR};
@@ -15,6 +14,7 @@ use kernel::types::Opaque;
 use super::bindings;
 use super::bitmap::Bitmap;
 use super::cstr::cstr;
+use super::sync::atomic::{Acquire, Atomic, Full, Release};
 use super::sync::{self, lock_class, rcu, CondVar, SpinLockIrq};
 use super::virtio;
 
@@ -174,7 +174,7 @@ pub(crate) struct Registration<T: Chip> {
     syncing: SpinLockIrq<Syncs>,
     #[pin]
     synced: CondVar,
-    state: AtomicU8,
+    state: Atomic<i8>,
     names: UnsafeCell<Option<LineNames>>,
     #[pin]
     data: T,
@@ -188,9 +188,9 @@ struct Syncs {
     going: bool,
 }
 
-const IDLE: u8 = 0;
-const REGISTERING: u8 = 1;
-const REGISTERED: u8 = 2;
+const IDLE: i8 = 0;
+const REGISTERING: i8 = 1;
+const REGISTERED: i8 = 2;
 
 // SAFETY: gpiolib serializes registration; `names` is written once before
 // registering; callbacks reach `T`, which is `Sync`.
@@ -210,7 +210,7 @@ impl<T: Chip> Registration<T> {
             irq_chip <- Opaque::ffi_init(|p: *mut bindings::irq_chip| unsafe { p.write(core::mem::zeroed()) }),
             syncing <- SpinLockIrq::new(Syncs::default(), cstr!(c"virtio_gpio_rs.irq_syncing"), lock_class!()),
             synced <- CondVar::new(cstr!(c"virtio_gpio_rs.irq_synced"), lock_class!()),
-            state: AtomicU8::new(IDLE),
+            state: Atomic::new(IDLE),
             names: UnsafeCell::new(None),
             data <- data,
         }? Error)
@@ -224,7 +224,7 @@ impl<T: Chip> Registration<T> {
         // before gpiochip_remove: a call that still sees REGISTERED inside
         // this read-side section ends before the chip goes.
         let _rcu = rcu::read_lock();
-        if self.state.load(Ordering::Acquire) != REGISTERED {
+        if self.state.load(Acquire) != REGISTERED {
             Err(ENODEV)
         } else {
             // SAFETY: the chip is registered and stays so until this
@@ -284,11 +284,7 @@ impl<T: Chip> Registration<T> {
         if names.as_ref().is_some_and(|n| n.len() != ngpio as usize) {
             return Err(EINVAL);
         }
-        if self
-            .state
-            .compare_exchange(IDLE, REGISTERING, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
+        if self.state.cmpxchg(IDLE, REGISTERING, Full).is_err() {
             return Err(EBUSY);
         }
         let gc = self.gc.get();
@@ -354,7 +350,7 @@ impl<T: Chip> Registration<T> {
             self.syncing.lock().going = true;
         }
         self.state
-            .store(if r.is_ok() { REGISTERED } else { IDLE }, Ordering::Release);
+            .store(if r.is_ok() { REGISTERED } else { IDLE }, Release);
         r
     }
 
@@ -362,11 +358,7 @@ impl<T: Chip> Registration<T> {
     /// for [`Registration::handle_irq`] calls that saw it registered:
     /// sleeps, task context only).
     pub(crate) fn unregister(&self) {
-        if self
-            .state
-            .compare_exchange(REGISTERED, IDLE, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-        {
+        if self.state.cmpxchg(REGISTERED, IDLE, Full).is_ok() {
             // Calls of handle_irq that saw REGISTERED end. (The driver
             // stops its device's callbacks before this as well; this keeps
             // the registration sound for a caller that does not.)

@@ -9,7 +9,8 @@
 //! what irq_chip callbacks touch under the irq descriptor's raw lock),
 //! [`CondVar`] (sleep until a condition under a [`SpinLockIrq`] holds),
 //! keyed waits ([`wait_var_killable`],
-//! [`wake_up_var`]), `rcu`, [`might_sleep`], [`Moment`] and [`Deadline`].
+//! [`wake_up_var`]), `rcu`, `atomic` (the kernel's atomics, an ordering a
+//! type argument), [`might_sleep`], [`Moment`] and [`Deadline`].
 
 #[cfg(vgpio_k612)]
 #[path = "sync_k612.rs"]

@@ -406,3 +406,87 @@ impl WaitQueue {
         unsafe { bindings::vgpio_wake_up_all(self.wq.get()) };
     }
 }
+
+/// 7.x's `kernel::sync::atomic` (LKMM atomics whose ordering is a type
+/// argument), as far as the driver uses it, over core's atomics: an
+/// [`Atomic`] of `bool` or `i8` with `load(Acquire)`, `store(_, Release)`,
+/// `xchg(_, Full)` and `cmpxchg(_, _, Full)`; `Full` is sequentially
+/// consistent here (at least as strong as the kernel's full barriers).
+pub(crate) mod atomic {
+    use core::sync::atomic::{AtomicBool, AtomicI8, Ordering};
+
+    /// Orderings, as types.
+    pub(crate) struct Acquire;
+    /// Orderings, as types.
+    pub(crate) struct Release;
+    /// Orderings, as types.
+    pub(crate) struct Full;
+
+    /// A value an [`Atomic`] can hold: `bool` and `i8` (through core's).
+    pub(crate) trait AtomicType: Copy {
+        /// core's atomic for it.
+        type Core;
+        /// A new one.
+        fn new(v: Self) -> Self::Core;
+        /// `load`.
+        fn load(a: &Self::Core, o: Ordering) -> Self;
+        /// `store`.
+        fn store(a: &Self::Core, v: Self, o: Ordering);
+        /// `swap`.
+        fn swap(a: &Self::Core, v: Self, o: Ordering) -> Self;
+        /// `compare_exchange`.
+        fn cas(a: &Self::Core, old: Self, new: Self, o: Ordering) -> Result<Self, Self>;
+    }
+
+    macro_rules! atomic_type {
+        ($t:ty, $core:ty) => {
+            impl AtomicType for $t {
+                type Core = $core;
+                fn new(v: Self) -> $core {
+                    <$core>::new(v)
+                }
+                fn load(a: &$core, o: Ordering) -> Self {
+                    a.load(o)
+                }
+                fn store(a: &$core, v: Self, o: Ordering) {
+                    a.store(v, o)
+                }
+                fn swap(a: &$core, v: Self, o: Ordering) -> Self {
+                    a.swap(v, o)
+                }
+                fn cas(a: &$core, old: Self, new: Self, o: Ordering) -> Result<Self, Self> {
+                    a.compare_exchange(old, new, o, Ordering::SeqCst)
+                }
+            }
+        };
+    }
+    atomic_type!(bool, AtomicBool);
+    atomic_type!(i8, AtomicI8);
+
+    /// An atomic `T` (7.x: `kernel::sync::atomic::Atomic`).
+    pub(crate) struct Atomic<T: AtomicType>(T::Core);
+
+    impl<T: AtomicType> Atomic<T> {
+        pub(crate) fn new(v: T) -> Self {
+            Atomic(T::new(v))
+        }
+
+        pub(crate) fn load(&self, _: Acquire) -> T {
+            T::load(&self.0, Ordering::Acquire)
+        }
+
+        pub(crate) fn store(&self, v: T, _: Release) {
+            T::store(&self.0, v, Ordering::Release)
+        }
+
+        pub(crate) fn xchg(&self, v: T, _: Full) -> T {
+            T::swap(&self.0, v, Ordering::SeqCst)
+        }
+
+        /// `Ok(old)` if it held `old` (and now holds `new`), else
+        /// `Err(what it holds)`.
+        pub(crate) fn cmpxchg(&self, old: T, new: T, _: Full) -> Result<T, T> {
+            T::cas(&self.0, old, new, Ordering::SeqCst)
+        }
+    }
+}

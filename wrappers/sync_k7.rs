@@ -4,7 +4,7 @@
 //! it does not have.
 //!
 //! From `kernel::sync`: [`SpinLockIrq`] (taken with
-//! `spin_lock_irq_disable()`), [`CondVar`], [`rcu`]; from `kernel::task`,
+//! `spin_lock_irq_disable()`), [`CondVar`], [`rcu`], [`atomic`]; from `kernel::task`,
 //! [`might_sleep`]; from `kernel::time`, the clock under [`Moment`].
 //!
 //! Not in the crate, so here: [`RawSpinLockIrq`], a `raw_spinlock_t` behind
@@ -21,7 +21,7 @@ use kernel::prelude::*;
 use kernel::sync::lock::{Backend, Lock};
 use kernel::time::{msecs_to_jiffies, Delta, Instant, Monotonic};
 
-pub(crate) use kernel::sync::{rcu, CondVar, SpinLockIrq, SpinLockIrqGuard};
+pub(crate) use kernel::sync::{atomic, rcu, CondVar, SpinLockIrq, SpinLockIrqGuard};
 pub(crate) use kernel::task::might_sleep;
 
 use crate::bindings;

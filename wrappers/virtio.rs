@@ -26,7 +26,6 @@ use core::ptr::NonNull;
 #[cfg(vgpio_k612)]
 use kernel::types::ForeignOwnable;
 
-use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::error::{from_result, to_result};
 use kernel::prelude::*;
 use kernel::sync::Arc;
@@ -45,6 +44,7 @@ use kernel::types::AlwaysRefCounted;
 use super::bindings;
 #[cfg(vgpio_k612)]
 use super::cstr::cstr;
+use super::sync::atomic::{Acquire, Atomic, Full, Release};
 use super::sync::rcu;
 
 /// A virtio driver: what the bus calls when a matching device comes and goes.
@@ -320,7 +320,7 @@ impl Device<Core<'_>> {
         let set = Arc::new(
             VqSet {
                 vdev: self.get(),
-                live: AtomicBool::new(false),
+                live: Atomic::new(false),
             },
             GFP_KERNEL,
         )?;
@@ -344,7 +344,7 @@ impl Device<Core<'_>> {
             )
         })?;
         // INVARIANT: live until the adapter revokes them; it has the set.
-        set.live.store(true, Ordering::Release);
+        set.live.store(true, Release);
         *token.set = Some(set.clone());
         let first = Virtqueue::new(vqs[0], &set)?;
         let second = if second {
@@ -399,7 +399,7 @@ pub(crate) struct Stopped<'a> {
 /// While `live`, the device's queues made by find_vqs exist.
 struct VqSet {
     vdev: ARef<Device>,
-    live: AtomicBool,
+    live: Atomic<bool>,
 }
 
 impl VqSet {
@@ -407,13 +407,13 @@ impl VqSet {
     /// (during which they go on existing).
     fn with_live<R>(&self, f: impl FnOnce() -> R) -> Option<R> {
         let _rcu = rcu::read_lock();
-        self.live.load(Ordering::Acquire).then(f)
+        self.live.load(Acquire).then(f)
     }
 
     /// Stop the handles, wait for uses in progress, delete the queues.
     /// Sleeps.
     fn revoke_and_delete(&self) {
-        if !self.live.swap(false, Ordering::AcqRel) {
+        if !self.live.xchg(false, Full) {
             return;
         }
         // A use that found `live` ends within a grace period; later ones
