@@ -49,7 +49,7 @@ fi
 start=$(date +%s)
 # devices 0, 1, 2: the Rust driver's, the C driver's and the floor's, the
 # same shape, rotating; 3, 4, 5: probe (bench/guest-bench.sh)
-"$TOP/scripts/run-guest.sh" "${accel[@]}" --cpus "$cpus" --vectors 3 --out "$out" --devices 6 --timeout 3600 \
+"$TOP/scripts/run-guest.sh" "${accel[@]}" --cpus "$cpus" --out "$out" --devices 6 --timeout 3600 \
 	--sim0 "--lines 32 --wire 0:1" --sim1 "--lines 32 --wire 0:1" \
 	--sim2 "--lines 32 --wire 0:1" --sim3 "--lines 8" --sim4 "--lines 256" \
 	--sim5 "--lines 1024" -- \

@@ -20,9 +20,6 @@
 #   --no-logcheck    do not check the kernel log
 #   --cpus N         guest CPUs (default 2)
 #   --kvm            use KVM instead of TCG (where KVM runs our kernels)
-#   --vectors N      MSI-X vectors per virtio-gpio device (QEMU's default
-#                    for vhost-user-gpio-pci leaves the guest on a shared
-#                    INTx line; 3 gives config, requestq and eventq each one)
 # Environment: VGPIO_TIER (check or soak, for the tests' loop counts),
 # VGPIO_QEMU_OPTS (more QEMU options, e.g. "-cpu qemu64" to compare).
 set -uo pipefail
@@ -39,7 +36,6 @@ out=""
 timeout_s=3600
 mem=2G
 logcheck=1
-vectors=""
 accel=--disable-kvm
 cpus=2
 while [ $# -gt 0 ]; do
@@ -53,7 +49,6 @@ while [ $# -gt 0 ]; do
 	--no-logcheck) logcheck=0; shift ;;
 	--cpus) cpus=$2; shift 2 ;;
 	--kvm) accel=""; shift ;;
-	--vectors) vectors=",vectors=$2"; shift 2 ;;
 	--) shift; break ;;
 	*) echo "run-guest: unknown option $1" >&2; exit 2 ;;
 	esac
@@ -90,7 +85,7 @@ start_sims() {
 			--names "gen:d${i}l" $sim_all ${sim_one[$i]:-} >"$out/sim$i.log" 2>&1 &
 		pids+=($!)
 		qopts+=" -chardev socket,path=$run/vhost$i.sock,id=vgpio$i"
-		qopts+=" -device vhost-user-gpio-pci,chardev=vgpio$i,id=gpio$i$vectors"
+		qopts+=" -device vhost-user-gpio-pci,chardev=vgpio$i,id=gpio$i"
 		qopts+=" -chardev socket,path=$run/ctl$i.sock,id=vgpioctl$i"
 		qopts+=" -device virtserialport,bus=vgpioser.0,chardev=vgpioctl$i,name=vgpio-ctl$i"
 	done
