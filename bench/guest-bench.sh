@@ -150,6 +150,10 @@ pair() {
 		;;
 	esac
 }
+# set_order: which driver goes first this round (order), alternating
+set_order() {
+	if [ $((round % 2)) = 1 ]; then order="rust c"; else order="c rust"; fi
+}
 # each WORKLOAD COMMAND: eval COMMAND for both drivers, in this round's
 # order, with DRIVER, dev (its device) and chip (its gpiochip) set; not for
 # a driver whose device hung (WORKLOAD recorded as skipped for it)
@@ -317,7 +321,7 @@ for i in 3 4 5; do unbind $i; done
 taskset -p -c 0 $$ >/dev/null
 
 for round in $(seq "$ROUNDS"); do
-	if [ $((round % 2)) = 1 ]; then order="rust c"; else order="c rust"; fi
+	set_order
 	assign "$round"
 	pair set 2000 2
 	pair get 2000 3
@@ -354,7 +358,7 @@ done
 # small device, whose probe takes milliseconds, five times each per round,
 # alternating, and the median of them recorded.
 for round in $(seq "$ROUNDS"); do
-	if [ $((round % 2)) = 1 ]; then order="rust c"; else order="c rust"; fi
+	set_order
 	for i in 3 5 4; do
 		lines=$(field ngpio "$(ctl $i info)")
 		reps=1
@@ -380,7 +384,7 @@ done
 # concurrency (see bench), and its device is of no more use after that.
 taskset -p -c "0-$(($(nproc) - 1))" $$ >/dev/null
 for round in $(seq "$ROUNDS"); do
-	if [ $((round % 2)) = 1 ]; then order="rust c"; else order="c rust"; fi
+	set_order
 	each par4 'bench par4 "$chip" 8 4 1000'
 	each par16 'bench par16 "$chip" 8 16 250'
 done
