@@ -147,7 +147,9 @@ impl LineNames {
 
 /// A gpio_chip and the driver data its callbacks get, registered with
 /// gpiolib from [`Registration::register`] until [`Registration::unregister`]
-/// or drop.
+/// or drop. Registered once at most: gpiolib leaves a removed chip's
+/// `gpio_chip` dirty (its irq domain pointer dangling, `to_irq` set), so a
+/// registration that was removed, or failed, cannot register again.
 ///
 /// The registration owns the data, so the data outlives the registration:
 /// dropping unregisters first (`PinnedDrop` runs before fields are dropped).
@@ -155,9 +157,12 @@ impl LineNames {
 /// # Invariants
 ///
 /// A `Registration` only exists in place, initialised by [`Registration::new`]
-/// (a `PinInit`), so its address is stable. When `state` is `REGISTERED`,
-/// `gc` was added with `gpiochip_add_data` and a pointer to `self`; `names`
-/// is only written by the one caller that moved `state` from `IDLE`.
+/// (a `PinInit`), so its address is stable. `state` only moves forward,
+/// `IDLE` to `REGISTERING` to `REGISTERED` or `GONE`, `REGISTERED` to `GONE`,
+/// each step by one caller. When `state` is `REGISTERED`, `gc` was added
+/// with `gpiochip_add_data` and a pointer to `self` and not removed; `names`
+/// and `gc` are only written by the one caller that moved `state` from
+/// `IDLE`, before it leaves `REGISTERING`.
 #[pin_data(PinnedDrop)]
 pub(crate) struct Registration<T: Chip> {
     #[pin]
@@ -191,9 +196,14 @@ struct Syncs {
 const IDLE: i8 = 0;
 const REGISTERING: i8 = 1;
 const REGISTERED: i8 = 2;
+const GONE: i8 = 3;
 
-// SAFETY: gpiolib serializes registration; `names` is written once before
-// registering; callbacks reach `T`, which is `Sync`.
+// SAFETY: `gc` and `names` are written by the one caller that moved `state`
+// from `IDLE` (an atomic compare-exchange, so one caller at most, ever),
+// before gpiolib knows the chip; after that only gpiolib writes `gc`, under
+// its own locking, and removal happens once (the one caller that moved
+// `state` from `REGISTERED`). `syncing` is a lock; the callbacks reach `T`
+// through `&T`, and `T` is `Sync`.
 unsafe impl<T: Chip + Send> Sync for Registration<T> {}
 // SAFETY: see `Sync`.
 unsafe impl<T: Chip + Send> Send for Registration<T> {}
@@ -284,6 +294,9 @@ impl<T: Chip> Registration<T> {
         if names.as_ref().is_some_and(|n| n.len() != ngpio as usize) {
             return Err(EINVAL);
         }
+        // (the caller that wins owns `gc` and `names` until it leaves
+        // REGISTERING: Full, like the kernel's fully ordered cmpxchg, where
+        // Acquire would do)
         if self.state.cmpxchg(IDLE, REGISTERING, Full).is_err() {
             return Err(EBUSY);
         }
@@ -334,8 +347,6 @@ impl<T: Chip> Registration<T> {
             }
             setup_irq(gc, self.irq_chip.get());
         }
-        // (left set by a registration that failed, or an unregister)
-        self.syncing.lock().going = false;
         // SAFETY: `gc` is fully set up; `self` (the data pointer) stays at
         // this address and alive until `unregister` (type invariant, drop).
         let r = to_result(unsafe {
@@ -349,16 +360,24 @@ impl<T: Chip> Registration<T> {
             // under probe's device lock).
             self.syncing.lock().going = true;
         }
+        // (Release: gpiolib's writes to `gc`, the irq domain among them, are
+        // seen by `handle_irq`, whose Acquire load pairs with this)
         self.state
-            .store(if r.is_ok() { REGISTERED } else { IDLE }, Release);
+            .store(if r.is_ok() { REGISTERED } else { GONE }, Release);
         r
     }
 
     /// Remove the chip from gpiolib (waits for callbacks in progress, and
     /// for [`Registration::handle_irq`] calls that saw it registered:
-    /// sleeps, task context only).
+    /// sleeps, task context only). Once removed, the chip cannot register
+    /// again. (Called while a `register` is in progress, it stops syncs and
+    /// waits for those running: the chip goes at drop.)
     pub(crate) fn unregister(&self) {
-        if self.state.cmpxchg(REGISTERED, IDLE, Full).is_ok() {
+        // (one caller moves the state from REGISTERED, and that one removes
+        // the chip; the order of its other accesses comes from the RCU
+        // grace period below, Full is the kernel's plain fully ordered
+        // cmpxchg)
+        if self.state.cmpxchg(REGISTERED, GONE, Full).is_ok() {
             // Calls of handle_irq that saw REGISTERED end. (The driver
             // stops its device's callbacks before this as well; this keeps
             // the registration sound for a caller that does not.)

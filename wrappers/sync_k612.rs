@@ -410,16 +410,19 @@ impl WaitQueue {
 /// 7.x's `kernel::sync::atomic` (LKMM atomics whose ordering is a type
 /// argument), as far as the driver uses it, over core's atomics: an
 /// [`Atomic`] of `bool` or `i8` with `load(Acquire)`, `store(_, Release)`,
-/// `xchg(_, Full)` and `cmpxchg(_, _, Full)`; `Full` is sequentially
-/// consistent here (at least as strong as the kernel's full barriers).
+/// `xchg(_, Full)` and `cmpxchg(_, _, Full)`. `Full` is core's `SeqCst`
+/// here, which orders the operation itself but, unlike the kernel's fully
+/// ordered xchg/cmpxchg, is no full fence for the plain accesses around it:
+/// code that needs one says so with a fence or a grace period. A failed
+/// `cmpxchg` is relaxed, as 7.x's is.
 pub(crate) mod atomic {
     use core::sync::atomic::{AtomicBool, AtomicI8, Ordering};
 
-    /// Orderings, as types.
+    /// Acquire ordering: later accesses stay after the load.
     pub(crate) struct Acquire;
-    /// Orderings, as types.
+    /// Release ordering: earlier accesses stay before the store.
     pub(crate) struct Release;
-    /// Orderings, as types.
+    /// Full ordering (here core's `SeqCst`, see above).
     pub(crate) struct Full;
 
     /// A value an [`Atomic`] can hold: `bool` and `i8` (through core's).
@@ -455,7 +458,7 @@ pub(crate) mod atomic {
                     a.swap(v, o)
                 }
                 fn cas(a: &$core, old: Self, new: Self, o: Ordering) -> Result<Self, Self> {
-                    a.compare_exchange(old, new, o, Ordering::SeqCst)
+                    a.compare_exchange(old, new, o, Ordering::Relaxed)
                 }
             }
         };

@@ -413,6 +413,9 @@ impl VqSet {
     /// Stop the handles, wait for uses in progress, delete the queues.
     /// Sleeps.
     fn revoke_and_delete(&self) {
+        // (one caller clears it and deletes; the grace period below orders
+        // the uses against the deletion, Full is the kernel's plain fully
+        // ordered xchg)
         if !self.live.xchg(false, Full) {
             return;
         }
