@@ -168,6 +168,19 @@ each() {
 		eval "$2"
 	done
 }
+# abba WORKLOAD COMMAND: `each` twice, the second time in the reverse
+# order (A B B A), recorded as rounds Na and Nb: for the workloads that run
+# one driver at a time (not both in one process, as `pair` does), so that
+# the guest's drift between them falls on both alike
+abba() {
+	local r=$round o=$order
+	round=${r}a
+	each "$1" "$2"
+	round=${r}b
+	order="${o#* } ${o%% *}"
+	each "$1" "$2"
+	round=$r order=$o
+}
 # busy_ticks VAR: the CPUs' busy time so far (user, nice, system, irq,
 # softirq; 1/100 s) into VAR, without starting a process
 busy_ticks() {
@@ -332,7 +345,7 @@ for round in $(seq "$ROUNDS"); do
 	pair loop 500 0 1
 	# one task writing its own line through the tasks workload (the
 	# baseline of 4 and 16 tasks, which come last)
-	each par1 'bench par1 "$chip" 8 1 2000'
+	abba par1 'bench par1 "$chip" 8 1 2000'
 
 	# The highest edge rate delivered with no loss (200 edges each) and
 	# the first rate that lost some (how many got through there): both
@@ -349,7 +362,7 @@ for round in $(seq "$ROUNDS"); do
 	# 200/s (both drivers lose none there), system-wide; and what each
 	# event cost in device requests (the device's counters, per 100
 	# events): the round trips that bound the edge rate
-	each edges 'ctl "$dev" reset-counters >/dev/null
+	abba edges 'ctl "$dev" reset-counters >/dev/null
 		edge_train 400 200 && [ "$got" -gt 0 ] && per_event'
 done
 
@@ -379,14 +392,77 @@ for round in $(seq "$ROUNDS"); do
 	done
 done
 
+# Where a single-line request's time goes, for each driver and the floor
+# (a kernel with tracing: the production kernel, as distributions ship it;
+# the debug kernel has none, and this is skipped): the gets of `pair` (both
+# drivers and the floor in alternating batches, in one process, so that
+# all three are traced through the same moments), the task and the
+# devices' interrupts on CPU 0 as above, traced with the task's system
+# calls, its wakeups and switches, and two kprobes of the virtio core: the
+# notify (the kick's VM exit) and the interrupt's per-queue handler.
+# bench/trace.py tells the three apart by the file each request used
+# (opened in the order written to trace-pair-REP.order) and splits each
+# request at those events. Three times, the first driver alternating.
+TRACE_OPS=1000
+tracefs=/sys/kernel/tracing
+trace_phase() {
+	local t=$tracefs rep k chips
+	mountpoint -q $t || mount -t tracefs none $t 2>/dev/null
+	if [ ! -w $t/kprobe_events ] || [ ! -d $t/events/raw_syscalls ]; then
+		echo "# no kprobe events or syscall tracepoints in this kernel: no trace"
+		return 0
+	fi
+	if [ -n "${hung[rust]:-}${hung[c]:-}" ]; then
+		echo "# a device hung: no trace"
+		return 0
+	fi
+	echo 0 >$t/tracing_on
+	echo global >$t/trace_clock
+	echo 8192 >$t/buffer_size_kb
+	# (the notify of a modern virtio-pci device, and of one that takes
+	# notification data: whichever exists)
+	echo >$t/kprobe_events
+	for k in vp_notify vp_notify_with_data vring_interrupt; do
+		echo "p:vgpio/$k $k" >>$t/kprobe_events 2>/dev/null
+	done
+	for rep in 1 2 3; do
+		round=$rep
+		set_order
+		chips=
+		for k in $order; do chips+=" $(chip_of "${DEV[$k]}")"; done
+		echo "$order floor" >"$VGPIO_OUT/trace-pair-$rep.order"
+		echo >$t/trace
+		# the task's own events only (its pid is that of the shell,
+		# which execs the benchmark); the kprobes are every device's,
+		# but only the three in use are busy
+		sh -c "
+			for e in raw_syscalls/sys_enter raw_syscalls/sys_exit; do
+				echo \"common_pid == \$\$\" >$t/events/\$e/filter
+			done
+			echo \"prev_pid == \$\$ || next_pid == \$\$\" >$t/events/sched/sched_switch/filter
+			echo \"pid == \$\$\" >$t/events/sched/sched_wakeup/filter
+			for e in raw_syscalls/sys_enter raw_syscalls/sys_exit sched/sched_switch sched/sched_wakeup vgpio; do
+				echo 1 >$t/events/\$e/enable
+			done
+			echo 1 >$t/tracing_on
+			exec $BENCH pair get $TRACE_OPS $PAIR_BATCH$chips 3 floor=$floor_file" >/tmp/trace.out 2>&1
+		echo 0 >$t/tracing_on
+		echo "# trace $rep ($order floor): $(grep target= /tmp/trace.out | tr '\n' ' ')"
+		cp $t/trace "$VGPIO_OUT/trace-pair-$rep.txt"
+	done
+	echo 0 >$t/events/enable
+	echo >$t/kprobe_events
+}
+trace_phase
+
 # 4 and 16 tasks at once, each writing its own line (8, 9, ...): total
 # ops/s. Last: the C driver's requestq ring breaks under that much
 # concurrency (see bench), and its device is of no more use after that.
 taskset -p -c "0-$(($(nproc) - 1))" $$ >/dev/null
 for round in $(seq "$ROUNDS"); do
 	set_order
-	each par4 'bench par4 "$chip" 8 4 1000'
-	each par16 'bench par16 "$chip" 8 16 250'
+	abba par4 'bench par4 "$chip" 8 4 1000'
+	abba par16 'bench par16 "$chip" 8 16 250'
 done
 
 dmesg >"$VGPIO_OUT/dmesg.txt"

@@ -60,4 +60,6 @@ rc=$?
 echo "bench: guest run took $(($(date +%s) - start)) s"
 python3 "$TOP/bench/report.py" "$out" | tee "$out/table.txt"
 [ "${PIPESTATUS[0]}" = 0 ] || rc=1
+# where a request's time goes (when the kernel could trace: bench/trace.py)
+python3 "$TOP/bench/trace.py" "$out" | tee -a "$out/table.txt"
 exit $rc
