@@ -398,8 +398,10 @@ done
 # drivers and the floor in alternating batches, in one process, so that
 # all three are traced through the same moments), the task and the
 # devices' interrupts on CPU 0 as above, traced with the task's system
-# calls, its wakeups and switches, and two kprobes of the virtio core: the
-# notify (the kick's VM exit) and the interrupt's per-queue handler.
+# calls, its wakeups and switches, and two functions of the virtio core
+# (the function tracer, a call from the function's patched entry: a kprobe's
+# trap costs more, under TCG enough to reorder the drivers): the notify (the
+# kick's VM exit) and the interrupt's per-queue handler.
 # bench/trace.py tells the three apart by the file each request used
 # (opened in the order written to trace-pair-REP.order) and splits each
 # request at those events. Three times, the first driver alternating.
@@ -408,8 +410,8 @@ tracefs=/sys/kernel/tracing
 trace_phase() {
 	local t=$tracefs rep k chips
 	mountpoint -q $t || mount -t tracefs none $t 2>/dev/null
-	if [ ! -w $t/kprobe_events ] || [ ! -d $t/events/raw_syscalls ]; then
-		echo "# no kprobe events or syscall tracepoints in this kernel: no trace"
+	if [ ! -w $t/set_ftrace_filter ] || [ ! -d $t/events/raw_syscalls ]; then
+		echo "# no function tracer or syscall tracepoints in this kernel: no trace"
 		return 0
 	fi
 	if [ -n "${hung[rust]:-}${hung[c]:-}" ]; then
@@ -421,9 +423,9 @@ trace_phase() {
 	echo 8192 >$t/buffer_size_kb
 	# (the notify of a modern virtio-pci device, and of one that takes
 	# notification data: whichever exists)
-	echo >$t/kprobe_events
+	echo >$t/set_ftrace_filter
 	for k in vp_notify vp_notify_with_data vring_interrupt; do
-		echo "p:vgpio/$k $k" >>$t/kprobe_events 2>/dev/null
+		echo "$k" >>$t/set_ftrace_filter 2>/dev/null
 	done
 	for rep in 1 2 3; do
 		round=$rep
@@ -433,25 +435,28 @@ trace_phase() {
 		echo "$order floor" >"$VGPIO_OUT/trace-pair-$rep.order"
 		echo >$t/trace
 		# the task's own events only (its pid is that of the shell,
-		# which execs the benchmark); the kprobes are every device's,
-		# but only the three in use are busy
+		# which execs the benchmark); the traced functions run for every
+		# device, but only the three in use are busy
 		sh -c "
 			for e in raw_syscalls/sys_enter raw_syscalls/sys_exit; do
 				echo \"common_pid == \$\$\" >$t/events/\$e/filter
 			done
 			echo \"prev_pid == \$\$ || next_pid == \$\$\" >$t/events/sched/sched_switch/filter
 			echo \"pid == \$\$\" >$t/events/sched/sched_wakeup/filter
-			for e in raw_syscalls/sys_enter raw_syscalls/sys_exit sched/sched_switch sched/sched_wakeup vgpio; do
+			for e in raw_syscalls/sys_enter raw_syscalls/sys_exit sched/sched_switch sched/sched_wakeup; do
 				echo 1 >$t/events/\$e/enable
 			done
+			echo function >$t/current_tracer
 			echo 1 >$t/tracing_on
 			exec $BENCH pair get $TRACE_OPS $PAIR_BATCH$chips 3 floor=$floor_file" >/tmp/trace.out 2>&1
 		echo 0 >$t/tracing_on
-		echo "# trace $rep ($order floor): $(grep target= /tmp/trace.out | tr '\n' ' ')"
+		# (copied before the tracer is reset: that empties the buffer)
 		cp $t/trace "$VGPIO_OUT/trace-pair-$rep.txt"
+		echo nop >$t/current_tracer
+		echo "# trace $rep ($order floor): $(grep target= /tmp/trace.out | tr '\n' ' ')"
 	done
 	echo 0 >$t/events/enable
-	echo >$t/kprobe_events
+	echo >$t/set_ftrace_filter
 }
 trace_phase
 

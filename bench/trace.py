@@ -5,8 +5,8 @@
 usage: trace.py OUT-DIR
 
 Reads OUT-DIR/trace-pair-REP.txt (ftrace text: the benchmark task's system
-calls, wakeups and switches, and kprobes on the virtio core's notify and
-vring_interrupt, while it ran `vgpio-bench pair get ... floor=FILE`), tells
+calls, wakeups and switches, and the function tracer on the virtio core's
+notify and vring_interrupt, while it ran `vgpio-bench pair get ... floor=FILE`), tells
 the targets apart by the file each request used, named in the order their
 files were opened by trace-pair-REP.order, and splits each request at those
 events:
@@ -25,7 +25,8 @@ events:
 Prints, per driver, the median of each segment (microseconds) over all
 requests that slept (the usual case; those answered before the task slept
 are counted), and the median and 99th percentile of the whole request.
-The kprobes cost a trap each (more under TCG), the same for every driver.
+Tracing costs each request a few microseconds, alike for every target (the
+function tracer: a kprobe's trap cost enough under TCG to reorder them).
 """
 import glob
 import os
@@ -33,7 +34,8 @@ import re
 import sys
 from collections import Counter
 
-LINE = re.compile(r"^\s*(.*)-(\d+)\s+\[(\d+)\]\s+\S+\s+([\d.]+):\s+([\w/]+):\s*(.*)$")
+# (an event: "name: fields"; a function traced by ftrace: "name <-caller")
+LINE = re.compile(r"^\s*(.*)-(\d+)\s+\[(\d+)\]\s+\S+\s+([\d.]+):\s+([\w/]+)(?::|\s+<-)\s*(.*)$")
 NOTIFY = ("vp_notify", "vp_notify_with_data")
 SEGMENTS = ("submit", "device", "wake", "sched", "finish", "user")
 
@@ -148,7 +150,7 @@ def main():
     drivers = [d for d in ("rust", "c", "floor") if d in by] + sorted(set(by) - {"rust", "c", "floor"})
     print()
     print("Where a one-line request's time goes (traced, bench/trace.py; median us of the")
-    print("requests that slept; kprobes add a trap each, alike for all)")
+    print("requests that slept; tracing adds a few us to each, alike for all)")
     print(f"{'':34}" + "".join(f"{d:>10}" for d in drivers))
     res = {d: split(by[d]) for d in drivers}
     labels = {
