@@ -404,7 +404,7 @@ done
 # kick's VM exit) and the interrupt's per-queue handler.
 # bench/trace.py tells the three apart by the file each request used
 # (opened in the order written to trace-pair-REP.order) and splits each
-# request at those events. Three times, the first driver alternating.
+# request at those events. Four times, the first driver alternating.
 TRACE_OPS=1000
 tracefs=/sys/kernel/tracing
 trace_phase() {
@@ -427,7 +427,14 @@ trace_phase() {
 	for k in vp_notify vp_notify_with_data vring_interrupt; do
 		echo "$k" >>$t/set_ftrace_filter 2>/dev/null
 	done
-	for rep in 1 2 3; do
+	# (an empty filter would trace every function of the kernel)
+	if ! grep -q '^vp_notify' $t/set_ftrace_filter ||
+		! grep -q '^vring_interrupt' $t/set_ftrace_filter; then
+		echo "# the virtio core's functions cannot be traced: no trace"
+		return 0
+	fi
+	local round r0=$round o0=$order rc
+	for rep in 1 2 3 4; do
 		round=$rep
 		set_order
 		chips=
@@ -437,7 +444,8 @@ trace_phase() {
 		# the task's own events only (its pid is that of the shell,
 		# which execs the benchmark); the traced functions run for every
 		# device, but only the three in use are busy
-		sh -c "
+		rc=0
+		bounded /tmp/trace.out sh -c "
 			for e in raw_syscalls/sys_enter raw_syscalls/sys_exit; do
 				echo \"common_pid == \$\$\" >$t/events/\$e/filter
 			done
@@ -448,15 +456,31 @@ trace_phase() {
 			done
 			echo function >$t/current_tracer
 			echo 1 >$t/tracing_on
-			exec $BENCH pair get $TRACE_OPS $PAIR_BATCH$chips 3 floor=$floor_file" >/tmp/trace.out 2>&1
+			exec $BENCH pair get $TRACE_OPS $PAIR_BATCH$chips 3 floor=$floor_file 2>/tmp/trace.err" || rc=$?
 		echo 0 >$t/tracing_on
 		# (copied before the tracer is reset: that empties the buffer)
 		cp $t/trace "$VGPIO_OUT/trace-pair-$rep.txt"
 		echo nop >$t/current_tracer
 		echo "# trace $rep ($order floor): $(grep target= /tmp/trace.out | tr '\n' ' ')"
+		if [ $rc != 0 ]; then
+			# (a trace of requests that failed or never ended: none)
+			rm -f "$VGPIO_OUT/trace-pair-$rep.txt"
+			# (whose batch never ended, as in pair)
+			if [ $rc = 2 ]; then
+				case $(tail -n 1 /tmp/trace.err) in
+				"batch A") hung_now trace "${order%% *}" ;;
+				"batch B") hung_now trace "${order#* }" ;;
+				*) hung_now trace rust c ;;
+				esac
+			fi
+			break
+		fi
 	done
+	round=$r0 order=$o0
 	echo 0 >$t/events/enable
 	echo >$t/set_ftrace_filter
+	echo local >$t/trace_clock
+	echo 1408 >$t/buffer_size_kb
 }
 trace_phase
 

@@ -12,6 +12,7 @@ table shows the median of those ratios with their spread.
 usage: report.py OUTDIR   (reads OUTDIR/results.txt and OUTDIR/lat-*.txt)
 """
 import math
+import re
 import statistics
 import sys
 from collections import defaultdict
@@ -91,10 +92,24 @@ def ratio(better, worse):
 
 
 def ratios(w, m, higher):
-    """Rust's advantage per round in which both drivers have a result"""
+    """Rust's advantage per round in which both drivers have a result. The
+    halves of a round run A B B A (rounds Na and Nb, see guest-bench.sh's
+    abba) count as one: the geometric mean of their two ratios, in which
+    a drift that favours the first driver of one half favours the other in
+    the other half"""
     r, c = vals.get((w, m, "rust"), {}), vals.get((w, m, "c"), {})
-    return summary([ratio(r[k], c[k]) if higher else ratio(c[k], r[k])
-                    for k in r if k in c])
+    per = defaultdict(list)
+    for k in r:
+        if k in c:
+            per[re.match(r"\d+", k).group(0)].append(
+                ratio(r[k], c[k]) if higher else ratio(c[k], r[k]))
+    pooled = []
+    for xs in per.values():
+        if all(0 < x < math.inf for x in xs):
+            pooled.append(math.exp(sum(math.log(x) for x in xs) / len(xs)))
+        else:
+            pooled.append(sorted(xs)[len(xs) // 2])
+    return summary(pooled)
 
 
 def spread(s, fmt=".0f"):

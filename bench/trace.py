@@ -37,6 +37,8 @@ from collections import Counter
 # (an event: "name: fields"; a function traced by ftrace: "name <-caller")
 LINE = re.compile(r"^\s*(.*)-(\d+)\s+\[(\d+)\]\s+\S+\s+([\d.]+):\s+([\w/]+)(?::|\s+<-)\s*(.*)$")
 NOTIFY = ("vp_notify", "vp_notify_with_data")
+# x86_64's ioctl (a driver's line request)
+NR_IOCTL = "16"
 SEGMENTS = ("submit", "device", "wake", "sched", "finish", "user")
 
 
@@ -73,23 +75,42 @@ def calls_of(events):
 
 def requests(events, targets):
     """Each request of the task, by target: a dict of its event times (us).
-    A target is a file the task made requests on (a system call number and
-    its file descriptor), the targets in the order their files were opened
-    (ascending descriptors) named by `targets`."""
+    The targets are named by `targets` (the drivers' chips in the order
+    vgpio-bench opened them, then "floor"): a driver's requests are line
+    ioctls, the floor's are preads; the line requests' descriptors ascend in
+    the order they were made (each chip is opened, its line requested and
+    the chip closed again, so the chips share the lowest descriptor and the
+    lines get the next ones), and the floor's file, opened last, takes the
+    lowest free one, which is no clue."""
     calls, task = calls_of(events)
-    kinds = Counter(c["key"] for c in calls if any(e[2] in NOTIFY for e in c["ev"]))
-    # the targets: the files with a good share of the requests
-    keys = sorted((k for k, n in kinds.items() if k and n * 10 >= len(calls) // 10), key=lambda k: k[1])
-    name = dict(zip(keys, targets))
+    # a request: a call in which the task itself notified the device
+    mine = [c for c in calls if any(e[2] in NOTIFY and e[1] == task for e in c["ev"])]
+    # (the targets' own: not the few a line request's setup, the program's
+    # start or a file system on virtio made)
+    counts = Counter(c["key"] for c in mine)
+    top = max(counts.values(), default=0)
+    kinds = {k for k, n in counts.items() if n * 10 >= top}
+    mine = [c for c in mine if c["key"] in kinds]
+    ids = {id(c) for c in mine}
+    lines = sorted((k for k in kinds if k and k[0] == NR_IOCTL), key=lambda k: k[1])
+    others = [k for k in kinds if k and k[0] != NR_IOCTL]
+    drivers = [t for t in targets if t != "floor"]
+    name = dict(zip(lines, drivers))
+    if "floor" in targets and len(others) == 1:
+        name[others[0]] = "floor"
+    if len(lines) != len(drivers) or ("floor" in targets and len(others) != 1):
+        print(f"trace: requests on {sorted(kinds)} do not match the targets {targets}: not split",
+              file=sys.stderr)
+        return {}
     out = {t: [] for t in targets}
     for i, c in enumerate(calls):
-        if c["key"] not in name:
+        if id(c) not in ids:
             continue
         r = {"enter": c["enter"], "exit": c["exit"]}
         if i + 1 < len(calls):
             r["next"] = calls[i + 1]["enter"]
         for ts, pid, ev, rest in c["ev"]:
-            if ev in NOTIFY and "notify" not in r:
+            if ev in NOTIFY and pid == task and "notify" not in r:
                 r["notify"] = ts
             elif ev == "vring_interrupt" and "notify" in r and "irq" not in r:
                 r["irq"] = ts
@@ -173,7 +194,7 @@ def main():
             v = fn(res[d][1])
             cells.append(f"{v:10.1f}" if v is not None else f"{'-':>10}")
         print(f"{name:34}" + "".join(cells))
-    print(f"{'requests (slept)':34}" + "".join(f"{f'{len(res[d][1])} ({res[d][2]})':>10}" for d in drivers))
+    print(f"{'requests (slept)':34}" + "".join(f"{f'{len(res[d][1])} ({res[d][2]})':>12}" for d in drivers))
     # the tail: where the slowest 1 % spent their time
     tail = {d: split(by[d], slowest=True) for d in drivers}
     print("the slowest 1 % of requests, median us per segment:")

@@ -149,7 +149,8 @@ impl LineNames {
 /// gpiolib from [`Registration::register`] until [`Registration::unregister`]
 /// or drop. Registered once at most: gpiolib leaves a removed chip's
 /// `gpio_chip` dirty (its irq domain pointer dangling, `to_irq` set), so a
-/// registration that was removed, or failed, cannot register again.
+/// registration that was removed, failed, or unregistered before it
+/// registered cannot register again.
 ///
 /// The registration owns the data, so the data outlives the registration:
 /// dropping unregisters first (`PinnedDrop` runs before fields are dropped).
@@ -158,11 +159,14 @@ impl LineNames {
 ///
 /// A `Registration` only exists in place, initialised by [`Registration::new`]
 /// (a `PinInit`), so its address is stable. `state` only moves forward,
-/// `IDLE` to `REGISTERING` to `REGISTERED` or `GONE`, `REGISTERED` to `GONE`,
-/// each step by one caller. When `state` is `REGISTERED`, `gc` was added
-/// with `gpiochip_add_data` and a pointer to `self` and not removed; `names`
-/// and `gc` are only written by the one caller that moved `state` from
-/// `IDLE`, before it leaves `REGISTERING`.
+/// `IDLE` to `REGISTERING` or `GONE`, `REGISTERING` to `REGISTERED` or
+/// `GONE`, `REGISTERED` to `GONE`, each step by one caller. When `state` is
+/// `REGISTERED`, `gc` was added with `gpiochip_add_data` and a pointer to
+/// `self` and not removed. `names`, `gc` and `irq_chip` are written by us
+/// only by the one caller that moved `state` from `IDLE`, before it leaves
+/// `REGISTERING`; `irq_chip` is not written after that; gpiolib writes `gc`
+/// inside `gpiochip_add_data` (before `REGISTERED` is stored) and inside
+/// `gpiochip_remove` (after `REGISTERED` was left and an RCU grace period).
 #[pin_data(PinnedDrop)]
 pub(crate) struct Registration<T: Chip> {
     #[pin]
@@ -198,12 +202,15 @@ const REGISTERING: i8 = 1;
 const REGISTERED: i8 = 2;
 const GONE: i8 = 3;
 
-// SAFETY: `gc` and `names` are written by the one caller that moved `state`
-// from `IDLE` (an atomic compare-exchange, so one caller at most, ever),
-// before gpiolib knows the chip; after that only gpiolib writes `gc`, under
-// its own locking, and removal happens once (the one caller that moved
-// `state` from `REGISTERED`). `syncing` is a lock; the callbacks reach `T`
-// through `&T`, and `T` is `Sync`.
+// SAFETY: `gc`, `irq_chip` and `names` are written by the one caller that
+// moved `state` from `IDLE` (an atomic compare-exchange, so one caller at
+// most, ever), before gpiolib knows the chip. Then gpiolib writes `gc` in
+// `gpiochip_add_data`, before the Release store of `REGISTERED` that
+// `handle_irq`'s Acquire load pairs with, and in `gpiochip_remove`, which
+// the one caller that moved `state` from `REGISTERED` runs after an RCU
+// grace period, so no `handle_irq` that saw `REGISTERED` still reads it
+// (type invariants). `syncing` is a lock; the callbacks reach `T` through
+// `&T`, and `T` is `Sync`.
 unsafe impl<T: Chip + Send> Sync for Registration<T> {}
 // SAFETY: see `Sync`.
 unsafe impl<T: Chip + Send> Send for Registration<T> {}
@@ -389,6 +396,10 @@ impl<T: Chip> Registration<T> {
             // SAFETY: the chip was added and is removed once (the state moved
             // from REGISTERED exactly once).
             unsafe { bindings::gpiochip_remove(self.gc.get()) };
+        } else {
+            // Never registered: nor can it be from here on (the syncs are
+            // stopped below for good).
+            let _ = self.state.cmpxchg(IDLE, GONE, Full);
         }
         // (also the syncs of a registration that failed)
         self.drain_syncs();
