@@ -84,6 +84,17 @@ hung_now() {
 	done
 	echo "# the kernel log has $(dmesg | grep -c 'failed to add request') 'failed to add request' lines"
 }
+# hung_in_batch WORKLOAD ERR-FILE DRIVER-A DRIVER-B: a `vgpio-bench pair`
+# that never ended hung the driver whose batch it was in (vgpio-bench says
+# each batch's target on its standard error, ERR-FILE, before it starts it);
+# both, if it did not get that far
+hung_in_batch() {
+	case $(tail -n 1 "$2") in
+	"batch A") hung_now "$1" "$3" ;;
+	"batch B") hung_now "$1" "$4" ;;
+	*) hung_now "$1" "$3" "$4" ;;
+	esac
+}
 bench() {
 	local w=$1 rc=0
 	shift
@@ -140,13 +151,7 @@ pair() {
 		;;
 	1) echo "# $w (pair) failed: $(tail -n 3 /tmp/pair.err)" ;;
 	2)
-		# the target whose batch never ended (vgpio-bench says each
-		# batch's target on its standard error before it starts it)
-		case $(tail -n 1 /tmp/pair.err) in
-		"batch A") hung_now "$w" "${drv[0]}" ;;
-		"batch B") hung_now "$w" "${drv[1]}" ;;
-		*) hung_now "$w" "${drv[@]}" ;;
-		esac
+		hung_in_batch "$w" /tmp/pair.err "${drv[@]}"
 		;;
 	esac
 }
@@ -465,14 +470,8 @@ trace_phase() {
 		if [ $rc != 0 ]; then
 			# (a trace of requests that failed or never ended: none)
 			rm -f "$VGPIO_OUT/trace-pair-$rep.txt"
-			# (whose batch never ended, as in pair)
-			if [ $rc = 2 ]; then
-				case $(tail -n 1 /tmp/trace.err) in
-				"batch A") hung_now trace "${order%% *}" ;;
-				"batch B") hung_now trace "${order#* }" ;;
-				*) hung_now trace rust c ;;
-				esac
-			fi
+			# shellcheck disable=SC2086 # (the two drivers, A first)
+			[ $rc != 2 ] || hung_in_batch trace /tmp/trace.err $order
 			break
 		fi
 	done

@@ -91,8 +91,9 @@ for drv in suite; do
 			/^# not ok / { for (i = (n > 6 ? n - 6 : 0); i < n; i++) print buf[i % 6]; print; n = 0 }' \
 			"$ktap" 2>/dev/null | head -n 60)")
 		summary+=("$(grep -E '^run-guest: ' "$out/$drv.log" 2>/dev/null | tail -n 4)")
-		# each splat counted, with its first lines (what, where, the trace's
-		# top): the end of the output is what a CI report keeps
+		# the first three splats counted, each with its first lines (what,
+		# where, the trace's top): the end of the output is what a CI
+		# report keeps
 		summary+=("$(awk '/^logcheck: splat/ { n = 16; s++ } s <= 3 && n > 0 { print; n-- }' \
 			"$out/$drv.log" 2>/dev/null)")
 	fi
