@@ -32,6 +32,8 @@ mod bitmap;
 mod cstr;
 #[path = "wrappers/gpio.rs"]
 mod gpio;
+#[path = "wrappers/revocable.rs"]
+mod revocable;
 #[path = "wrappers/sync.rs"]
 mod sync;
 #[path = "virtio_gpio_uapi.rs"]
@@ -234,6 +236,8 @@ impl virtio::Driver for GpioVirtio {
                             next: None,
                             unheard: 0,
                             parked: false,
+                            queued_pass: 0,
+                            deferred: None,
                         },
                         GFP_KERNEL,
                     )?;
@@ -244,12 +248,15 @@ impl virtio::Driver for GpioVirtio {
                     lines,
                     first: None,
                     last: None,
+                    pass: 0,
+                    in_pass: false,
+                    deferred: None,
                 })
             }
             None => None,
         };
         let data = try_pin_init!(VirtioGpio {
-            vdev: vdev.get(),
+            vdev: vdev.into(),
             ngpio,
             names_size,
             rq <- SpinLockIrq::new(rq, cstr!(c"virtio_gpio_rs.requestq"), lock_class!()),

@@ -36,11 +36,6 @@ void vgpio_del_vqs(struct virtio_device *vdev)
 	vdev->config->del_vqs(vdev);
 }
 
-const char *vgpio_dev_name(const struct device *dev)
-{
-	return dev_name(dev);
-}
-
 /*
  * What a misbehaving device does is logged, but a device that misbehaves on
  * every answer must not flood the log: at most 10 lines per 5 s, for all
@@ -96,7 +91,7 @@ void vgpio_raw_spin_unlock_irqrestore(raw_spinlock_t *lock, unsigned long flags)
  * 7.x: the raw lock is a kernel::sync::lock::Backend, which also wants these.
  * Its spinlock_t locks are the kernel crate's SpinLockIrq, taken with
  * spin_lock_irq_disable() (interrupts off, counted per CPU): a wait under one
- * drops and retakes it the same way, as the crate's CondVar does.
+ * (below) drops and retakes it the same way, as the crate's CondVar does.
  */
 bool vgpio_raw_spin_trylock_irqsave(raw_spinlock_t *lock, unsigned long *flags)
 {
@@ -108,15 +103,6 @@ void vgpio_raw_spin_assert_is_held(raw_spinlock_t *lock)
 	lockdep_assert_held(lock);
 }
 
-void vgpio_spin_unlock_irq_enable(spinlock_t *lock)
-{
-	spin_unlock_irq_enable(lock);
-}
-
-void vgpio_spin_lock_irq_disable(spinlock_t *lock)
-{
-	spin_lock_irq_disable(lock);
-}
 
 /*
  * Called with @lock held (spin_lock_irq_disable): sleep until woken up or
@@ -126,9 +112,13 @@ void vgpio_spin_lock_irq_disable(spinlock_t *lock)
  * which it lowers by the time slept: -ETIMEDOUT when none is left. The
  * caller checked its condition under @lock, and wakers change the condition
  * under @lock before waking @var, so no wake-up is lost. (The crate's
- * CondVar has neither a killable nor a keyed wait.)
+ * CondVar has neither a killable nor a keyed wait.) @before, if not NULL,
+ * is called with @arg once @lock is dropped, before the task sleeps, if it
+ * sleeps (it must not sleep itself): work that wakes the waker, such as a
+ * notification to a device, done with the task already on the wait queue.
  */
-int vgpio_wait_var_killable_irq(void *var, spinlock_t *lock, long *timeout)
+int vgpio_wait_var_killable_irq(void *var, spinlock_t *lock, long *timeout,
+				void (*before)(void *), void *arg)
 {
 	struct wait_bit_queue_entry wbq;
 	struct wait_queue_head *wq = __var_waitqueue(var);
@@ -140,6 +130,8 @@ int vgpio_wait_var_killable_irq(void *var, spinlock_t *lock, long *timeout)
 	ret = prepare_to_wait_event(wq, &wbq.wq_entry, TASK_KILLABLE);
 	if (!ret) {
 		spin_unlock_irq_enable(lock);
+		if (before)
+			before(arg);
 		if (timeout)
 			*timeout = schedule_timeout(*timeout);
 		else
@@ -151,6 +143,16 @@ int vgpio_wait_var_killable_irq(void *var, spinlock_t *lock, long *timeout)
 }
 
 #else /* 6.12: what its kernel crate lacks */
+
+const char *vgpio_dev_name(const struct device *dev)
+{
+	return dev_name(dev);
+}
+
+void vgpio_wake_up_var(void *var)
+{
+	wake_up_var(var);
+}
 
 void vgpio_spin_lock_init(spinlock_t *lock, const char *name, struct lock_class_key *key)
 {
@@ -199,10 +201,11 @@ void vgpio_wait_unlocked(struct wait_queue_head *wq, spinlock_t *lock,
  * As vgpio_wait_unlocked, but killable and on @var's hashed wait queue (only
  * wake_up_var(@var) wakes it: the kernel's wait_var_event family). With
  * @timeout, asleep for at most *@timeout jiffies, which it lowers by the
- * time slept: -ETIMEDOUT when none is left.
+ * time slept: -ETIMEDOUT when none is left. @before as for
+ * vgpio_wait_var_killable_irq.
  */
 int vgpio_wait_var_killable_unlocked(void *var, spinlock_t *lock, unsigned long *flags,
-				     long *timeout)
+				     long *timeout, void (*before)(void *), void *arg)
 {
 	struct wait_bit_queue_entry wbq;
 	struct wait_queue_head *wq = __var_waitqueue(var);
@@ -214,6 +217,8 @@ int vgpio_wait_var_killable_unlocked(void *var, spinlock_t *lock, unsigned long 
 	ret = prepare_to_wait_event(wq, &wbq.wq_entry, TASK_KILLABLE);
 	if (!ret) {
 		spin_unlock_irqrestore(lock, *flags);
+		if (before)
+			before(arg);
 		if (timeout)
 			*timeout = schedule_timeout(*timeout);
 		else
@@ -280,11 +285,6 @@ void vgpio_assign_bit(unsigned long nr, unsigned long *addr, bool value)
 
 #endif
 
-void vgpio_wake_up_var(void *var)
-{
-	wake_up_var(var);
-}
-
 int vgpio_gpiochip_add_data(struct gpio_chip *gc, void *data)
 {
 	return gpiochip_add_data(gc, data);
@@ -298,6 +298,20 @@ void vgpio_gpio_irq_chip_set_chip(struct gpio_chip *gc, const struct irq_chip *c
 	gc->irq.parent_handler = NULL;
 	gc->irq.num_parents = 0;
 	gc->irq.parents = NULL;
+}
+
+/*
+ * From the irq_chip's irq_set_type, with the descriptor's lock held (as the
+ * irq core calls it): the flow handler for the new trigger type.
+ */
+void vgpio_irq_set_flow_locked(struct irq_data *d, bool edge)
+{
+	irq_set_handler_locked(d, edge ? handle_edge_irq : handle_level_irq);
+}
+
+bool vgpio_irqd_irq_masked(struct irq_data *d)
+{
+	return irqd_irq_masked(d);
 }
 
 struct gpio_chip *vgpio_irq_data_get_gpio_chip(struct irq_data *d)

@@ -33,7 +33,6 @@ bool vgpio_has_feature(const struct virtio_device *vdev, unsigned int fbit);
 void vgpio_device_ready(struct virtio_device *vdev);
 void vgpio_synchronize_cbs(struct virtio_device *vdev);
 void vgpio_del_vqs(struct virtio_device *vdev);
-const char *vgpio_dev_name(const struct device *dev);
 bool vgpio_log_ratelimit(void);
 
 /* virtqueues */
@@ -53,10 +52,11 @@ void vgpio_raw_spin_unlock_irqrestore(raw_spinlock_t *lock, unsigned long flags)
 #ifdef VGPIO_K7
 bool vgpio_raw_spin_trylock_irqsave(raw_spinlock_t *lock, unsigned long *flags);
 void vgpio_raw_spin_assert_is_held(raw_spinlock_t *lock);
-void vgpio_spin_unlock_irq_enable(spinlock_t *lock);
-void vgpio_spin_lock_irq_disable(spinlock_t *lock);
-int vgpio_wait_var_killable_irq(void *var, spinlock_t *lock, long *timeout);
+int vgpio_wait_var_killable_irq(void *var, spinlock_t *lock, long *timeout,
+				void (*before)(void *), void *arg);
 #else
+const char *vgpio_dev_name(const struct device *dev);
+void vgpio_wake_up_var(void *var);
 void vgpio_spin_lock_init(spinlock_t *lock, const char *name, struct lock_class_key *key);
 unsigned long vgpio_spin_lock_irqsave(spinlock_t *lock);
 void vgpio_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags);
@@ -65,12 +65,11 @@ void vgpio_init_waitqueue_head(struct wait_queue_head *wq, const char *name,
 void vgpio_wait_unlocked(struct wait_queue_head *wq, spinlock_t *lock,
 			 unsigned long *flags);
 int vgpio_wait_var_killable_unlocked(void *var, spinlock_t *lock, unsigned long *flags,
-				     long *timeout);
+				     long *timeout, void (*before)(void *), void *arg);
 long vgpio_msecs_to_jiffies(unsigned int ms);
 unsigned long vgpio_jiffies(void);
 #endif
 bool vgpio_current_is_exiting(void);
-void vgpio_wake_up_var(void *var);
 #ifdef VGPIO_K612
 void vgpio_might_sleep(void);
 void vgpio_rcu_read_lock(void);
@@ -86,6 +85,8 @@ void vgpio_assign_bit(unsigned long nr, unsigned long *addr, bool value);
 /* gpiolib */
 int vgpio_gpiochip_add_data(struct gpio_chip *gc, void *data);
 void vgpio_gpio_irq_chip_set_chip(struct gpio_chip *gc, const struct irq_chip *chip);
+void vgpio_irq_set_flow_locked(struct irq_data *d, bool edge);
+bool vgpio_irqd_irq_masked(struct irq_data *d);
 struct gpio_chip *vgpio_irq_data_get_gpio_chip(struct irq_data *d);
 
 #endif

@@ -244,7 +244,8 @@ ladder_step() {
 }
 
 # per_event: the CPU time and the device's requests (from its counters) per
-# event of the train edge_train just ran ($got events, busy ticks b0..b1)
+# event of the train edge_train just ran ($got events, busy ticks b0..b1),
+# and the event cycle's median and 99th percentile
 per_event() {
 	local c k
 	result edges cpu_us_per_event $(((b1 - b0) * 10000 / got))
@@ -252,6 +253,11 @@ per_event() {
 	c=$_CTL_REPLY
 	for k in get_value set_irq_type evbufs; do
 		result edges "${k}_per_100_events" $(($(field $k "$c") * 100 / got))
+	done
+	# how long the line's eventq buffer stayed with the driver per event
+	# (the device's clock): a second edge in that time is merged
+	for k in cycle_p50_us cycle_p99_us; do
+		result edges "$k" "$(field $k "$c")"
 	done
 }
 

@@ -62,6 +62,8 @@ ROWS = [
     ("edges", "get_value_per_100_events", False, None, "  GET_VALUE per 100 events"),
     ("edges", "set_irq_type_per_100_events", False, None, "  SET_IRQ_TYPE per 100 events"),
     ("edges", "evbufs_per_100_events", False, None, "  eventq buffers per 100 events"),
+    ("edges", "cycle_p50_us", False, None, "event cycle p50 us (device: event to buffer back)"),
+    ("edges", "cycle_p99_us", False, None, "event cycle p99 us"),
     ("probe8", "us", False, 1.0, "probe 8 lines, us"),
     ("probe256", "us", False, None, "probe 256 lines, us"),
     ("probe1024", "us", False, 5.0, "probe 1024 lines, us"),

@@ -42,7 +42,7 @@ pub(crate) struct IrqLine {
     /// device went away, the answer was malformed).
     pub(crate) sent: Option<u8>,
     /// Not an interrupt: before irq_enable (startup), after irq_shutdown.
-    /// disable_irq() is lazy and leaves this alone.
+    /// disable_irq() is lazy and leaves this alone (it sets `masked`).
     pub(crate) disabled: bool,
     /// Made an output by direction_output (gpiolib drives an open-drain
     /// interrupt line low that way): the device gets no trigger type until
@@ -75,6 +75,12 @@ pub(crate) struct IrqLine {
     /// `unheard` passed [`MAX_UNHEARD`]: the message stays here until the
     /// line is enabled again or gets a new trigger type.
     pub(crate) parked: bool,
+    /// The eventq pass ([`EventQueue::pass`]) in which the message last
+    /// went to the device.
+    pub(crate) queued_pass: u32,
+    /// Its requeue waits for the end of the pass: `Some(next)` (the next
+    /// such line, or itself if it is the last).
+    pub(crate) deferred: Option<u16>,
 }
 
 /// How many returns in a row without an event an armed line gets before its
@@ -113,6 +119,17 @@ impl IrqLine {
         }
     }
 
+    /// Does the irq core want an edge type (so the line is handled by
+    /// `handle_edge_irq`, not masked while its handlers run)?
+    pub(crate) fn edge(&self) -> bool {
+        matches!(
+            self.type_,
+            VIRTIO_GPIO_IRQ_TYPE_EDGE_RISING
+                | VIRTIO_GPIO_IRQ_TYPE_EDGE_FALLING
+                | VIRTIO_GPIO_IRQ_TYPE_EDGE_BOTH
+        )
+    }
+
     /// Is the device known to have a trigger type other than none?
     pub(crate) fn has_type(&self) -> bool {
         matches!(self.sent, Some(t) if t != VIRTIO_GPIO_IRQ_TYPE_NONE)
@@ -132,6 +149,20 @@ pub(crate) struct EventQueue {
     /// left the last lines unheard.)
     pub(crate) first: Option<u16>,
     pub(crate) last: Option<u16>,
+    /// Counts the eventq callback's passes (wrapping): a pass takes every
+    /// returned message, and a line's message goes back to the device at
+    /// most once in a pass; a second requeue waits for the pass to end.
+    /// Else a device that returns a message with an event each time it
+    /// gets it (a storm, or a line whose level stays active with a handler
+    /// that unmasks at once) would keep the callback in its loop, in
+    /// interrupt context, for ever; so each further event takes an
+    /// interrupt of its own.
+    pub(crate) pass: u32,
+    /// A pass is going on.
+    pub(crate) in_pass: bool,
+    /// The lines whose requeue waits for the pass's end (linked through
+    /// `IrqLine::deferred`).
+    pub(crate) deferred: Option<u16>,
 }
 
 impl EventQueue {
@@ -147,6 +178,21 @@ impl EventQueue {
     pub(crate) fn queue(&mut self, line: usize) -> Result {
         if !self.armed(line) {
             return Ok(());
+        }
+        if self.lines[line].buf.is_none() {
+            return Ok(());
+        }
+        if self.in_pass {
+            let l = &mut self.lines[line];
+            if l.queued_pass == self.pass {
+                if l.deferred.is_none() {
+                    // (lines are numbered by u16, the protocol's line field)
+                    let n = line as u16;
+                    l.deferred = Some(self.deferred.replace(n).unwrap_or(n));
+                }
+                return Ok(());
+            }
+            l.queued_pass = self.pass;
         }
         let Some(mut m) = self.lines[line].buf.take() else {
             return Ok(());
@@ -167,6 +213,23 @@ impl EventQueue {
                 }
                 Err(e)
             }
+        }
+    }
+
+    /// Begin an eventq pass (see [`EventQueue::pass`]).
+    pub(crate) fn begin_pass(&mut self) {
+        self.pass = self.pass.wrapping_add(1);
+        self.in_pass = true;
+    }
+
+    /// End the pass: queue the lines whose requeue waited for it.
+    pub(crate) fn end_pass(&mut self) {
+        self.in_pass = false;
+        let mut next = self.deferred.take();
+        while let Some(n) = next {
+            let line = usize::from(n);
+            next = self.lines[line].deferred.take().filter(|&m| m != n);
+            let _ = self.queue(line);
         }
     }
 
@@ -384,11 +447,15 @@ impl VirtioGpio {
     /// the lock dropped before the irq core runs the line's handlers (which
     /// call back into irq_mask/irq_unmask).
     pub(crate) fn eventq_done(&self, handle: impl Fn(u32) -> Result) {
+        if let Some(eq) = &mut *self.eq.lock() {
+            eq.begin_pass();
+        }
         loop {
             let (ev, parked) = {
                 let mut g = self.eq.lock();
                 let Some(eq) = &mut *g else { return };
                 let Some((m, len)) = eq.vq.get_buf() else {
+                    eq.end_pass();
                     return;
                 };
                 let line = m.line;
@@ -409,17 +476,27 @@ impl VirtioGpio {
                     Event::None
                 };
                 // Delivered: a VALID return masks the line on the device, so
-                // it is masked here too, before the lock drops; else a
-                // concurrent irq_bus_sync_unlock could requeue the message
-                // before the irq core masks the line, and the device would
-                // fire again while the first event is being handled. The
-                // irq core unmasks it after the handlers, which requeues it.
+                // a level line is masked here too, before the lock drops;
+                // else a concurrent irq_bus_sync_unlock could requeue the
+                // message before the irq core masks the line, and the device
+                // would fire again while the first event is being handled.
+                // The irq core unmasks it after the handlers, which requeues
+                // it. An edge line is handled by handle_edge_irq, which acks
+                // it first (that requeues it: another edge may come while
+                // the first is handled, and the irq core takes it after)
+                // and masks it only while it is disabled. (Which flow
+                // handles the line follows `type_`: both change in
+                // irq_set_type. If that runs for a live line between here
+                // and the flow handler, irq_ack follows the irq core's
+                // record of the mask, so an edge line masked here as a
+                // level one is unmasked by its ack.)
                 // Not delivered: the line stays unmasked if it should be (an
                 // INVALID return after a disable raced with an enable ends
                 // here with the line queued again).
                 let mut parked = false;
                 if matches!(ev, Event::Deliver(_)) {
-                    l.masked = true;
+                    // (an edge line is not: irq_ack requeues the message)
+                    l.masked |= !l.edge();
                 } else {
                     let idx = usize::from(line);
                     if eq.armed(idx) {

@@ -277,6 +277,15 @@ impl gpio::IrqChip for VirtioGpio {
         });
     }
 
+    fn irq_disable(&self, hwirq: u32) {
+        // disable_irq: lazy, nothing goes to the device (its message, if it
+        // has it, stays there). The irq core counts the line as masked from
+        // now on; so does the line, so that an event that comes meanwhile
+        // (the core keeps it pending and replays an edge on enable_irq)
+        // leaves the message here, whichever flow handles the line.
+        self.with_irq_line(hwirq, |eq, l| eq.lines[l].masked = true);
+    }
+
     fn irq_shutdown(&self, hwirq: u32) {
         // The device learns it in irq_bus_sync_unlock (SET_IRQ_TYPE none),
         // and then returns the line's message INVALID.
@@ -288,6 +297,28 @@ impl gpio::IrqChip for VirtioGpio {
 
     fn irq_mask(&self, hwirq: u32) {
         self.with_irq_line(hwirq, |eq, l| eq.lines[l].masked = true);
+    }
+
+    fn irq_ack(&self, hwirq: u32, masked: bool) {
+        // An edge line's interrupt came (handle_edge_irq; handle_level_irq
+        // acks too, after masking, when nothing is queued): the line works.
+        // Requeueing its message now, before the handlers run, lets the
+        // device send the next edge while they run; the irq core handles
+        // it after them (an edge line is never masked to wait for its
+        // threads). A line the core masked (a lazy disable: it masks and
+        // acks) keeps the message until it is unmasked. One it did not mask
+        // is not masked here either: the eventq callback masks a level
+        // line it delivers, and if the line became an edge one meanwhile
+        // (irq_set_irq_type on a live line), handle_edge_irq never unmasks
+        // it.
+        self.with_irq_line(hwirq, |eq, l| {
+            let il = &mut eq.lines[l];
+            if !masked {
+                il.masked = false;
+            }
+            il.unheard = 0;
+            let _ = eq.queue(l);
+        });
     }
 
     fn irq_unmask(&self, hwirq: u32) {

@@ -211,37 +211,34 @@ impl VirtioGpio {
                     }
                 }
             }
-            // The device is told with the lock dropped (a VM exit). What
-            // this task checks before it sleeps may change meanwhile (answers
-            // that made room in the ring woke nobody, a removal woke every
-            // waiter): it starts over, and checks all again under the lock.
-            if let Some(n) = added.then(|| q.vq.kick_prepare()).flatten() {
-                sync::unlocked(q, || n.notify());
-                if err.is_none() {
-                    continue;
+            // The device is told with the lock dropped (a VM exit): as the
+            // task goes to sleep (it is on the wait queue by then, so an
+            // answer that comes at once is not missed), or before it stops.
+            let mut notify = added.then(|| q.vq.kick_prepare()).flatten();
+            if err.is_none() {
+                for e in ents.iter_mut().filter(|e| e.done.is_none()) {
+                    e.done = q.slots[e.slot].done.take();
                 }
             }
-            if let Some(error) = err {
-                break Err(error);
-            }
-            for e in ents.iter_mut().filter(|e| e.done.is_none()) {
-                e.done = q.slots[e.slot].done.take();
-            }
-            if ents.iter().all(|e| e.done.is_some()) {
-                break Ok(());
+            if err.is_some() || ents.iter().all(|e| e.done.is_some()) {
+                if let Some(n) = notify.take() {
+                    sync::unlocked(q, || n.notify());
+                }
+                break err.map_or(Ok(()), Err);
             }
             // Wait for what is missing: room in the ring for a message not
             // added yet (any answer makes some), else the first answer not
             // in yet (each answer wakes only its own line's waiters).
+            let before = notify.map(|n| move || n.notify());
             let r = if full {
                 q.ring_waiters += 1;
-                let r = sync::wait_var_killable(q, self.ring_key(), dl);
+                let r = sync::wait_var_killable_then(q, self.ring_key(), dl, before);
                 q.ring_waiters -= 1;
                 r
             } else {
                 let pending = ents.iter().find(|e| e.done.is_none()).map_or(0, |e| e.slot);
                 let key = q.key(pending);
-                sync::wait_var_killable(q, key, dl)
+                sync::wait_var_killable_then(q, key, dl, before)
             };
             if let Err(error) = r {
                 break Err(error);

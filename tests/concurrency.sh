@@ -66,7 +66,7 @@ for l in $watched; do
 	WAIT_S=$arm_s wait_for file_has armed "$tmp/count.$l"
 	WAIT_S=$arm_s wait_for line_is $wdev "$l" queued 1
 done
-for l in $watched; do ctl $wdev edges "$l" $edges $period_us paced >/dev/null; done
+for l in $watched; do ctl $wdev edges "$l" $edges $period_us paced-read >/dev/null; done
 for l in $writers; do
 	"$BENCH" hammer "$uchip" "$l" "$secs" >"$tmp/hammer.$l" 2>&1 &
 	pids+=($!)

@@ -23,7 +23,7 @@ if wait_chip 0; then
 	step "gpiomon on line 3 while the device makes 2 edges"
 	gpiomon --num-events=2 "$chip" 3 & p=$!
 	wait_for line_is 0 3 queued 1
-	ctl 0 edges 3 2 200000 paced >/dev/null
+	ctl 0 edges 3 2 200000 paced-read >/dev/null
 	WAIT_S=60 wait_for eval "! running $p"
 	running $p && kill $p
 	wait $p

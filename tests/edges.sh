@@ -19,8 +19,10 @@ pid=$!
 armed() { line_is 0 $line queued 1; }
 check "gpiomon arms the line's interrupt on the device" wait_for armed
 # Paced: each edge once the driver has taken the one before (its eventq
-# buffer is back), so no two are latched into one on a slow machine.
-ctl 0 edges $line 4 100000 paced >/dev/null
+# buffer is back) and read the line since (gpiomon watches both edges: the
+# character device reads the line to tell them), so no two are latched or
+# merged into one on a slow machine.
+ctl 0 edges $line 4 100000 paced-read >/dev/null
 WAIT_S=60 wait_for eval "! running $pid"
 kill $pid 2>/dev/null
 wait $pid 2>/dev/null

@@ -18,7 +18,10 @@ line=5
 # the expected sequence of RISING/FALLING. The device's train is paced: an
 # edge at most every PERIOD_US, and only once the driver has taken the one
 # before (its eventq buffer is back), so that however slow the machine no
-# two edges are latched into one.
+# two edges are latched into one; with both edges, also only once the line
+# was read since (the character device reads it to tell the edge, in its
+# thread, which may still run when the buffer is back: an edge before that
+# read would be told wrong, or merged into the one before).
 monitor() {
 	local want=$1 flags=$2 edges=$3 period=$4 n pid got g
 	n=$(echo $want | wc -w)
@@ -27,7 +30,9 @@ monitor() {
 	gpiomon $flags --num-events="$n" "$chip" $line >/tmp/mon.out 2>&1 &
 	pid=$!
 	wait_for line_is 0 $line queued 1 || { kill $pid; log "not armed"; return 1; }
-	ctl 0 edges $line "$edges" "$period" paced >/dev/null
+	local pace=paced
+	[ -z "$flags" ] && pace=paced-read
+	ctl 0 edges $line "$edges" "$period" $pace >/dev/null
 	WAIT_S=60 wait_for eval "! running $pid"
 	kill $pid 2>/dev/null
 	wait $pid 2>/dev/null
@@ -56,7 +61,7 @@ eventmon() {
 	"$KTOOLS/gpio-event-mon" -n "$chip" -o $line -r -f -c 4 >/tmp/evmon.out 2>&1 &
 	pid=$!
 	wait_for line_is 0 $line queued 1 || { kill $pid; return 1; }
-	ctl 0 edges $line 4 100000 paced >/dev/null
+	ctl 0 edges $line 4 100000 paced-read >/dev/null
 	WAIT_S=60 wait_for eval "! running $pid"
 	kill $pid 2>/dev/null
 	wait $pid 2>/dev/null

@@ -35,8 +35,9 @@ wait_chip 1
 tmp=$(mktemp -d)
 
 # edge_burst CHIP: a watcher on line 7 sees the four edges the device makes
-# (paced: each once the driver took the one before, so that none is latched
-# into another however slow the machine; the watcher gives up after 30 s).
+# (paced: each once the driver took the one before and read the line since,
+# so that none is latched or merged into another however slow the machine;
+# the watcher gives up after 30 s).
 edge_burst() {
 	local p
 	# (emptied here, not by the watcher's redirection: the wait below must
@@ -45,7 +46,7 @@ edge_burst() {
 	"$BENCH" count "$1" 7 30 4 >>"$tmp/c1" 2>&1 &
 	p=$!
 	wait_for file_has armed "$tmp/c1"
-	ctl 0 edges 7 4 10000 paced >/dev/null
+	ctl 0 edges 7 4 10000 paced-read >/dev/null
 	wait $p
 	ctl 0 stop 7 >/dev/null
 	grep -q 'events=4$' "$tmp/c1" ||

@@ -31,11 +31,53 @@ pub(crate) fn current_is_exiting() -> bool {
     unsafe { bindings::vgpio_current_is_exiting() }
 }
 
+/// What the C wait helpers call back, once the lock is dropped and the task
+/// is on the wait queue, before it sleeps: the `before` closure of
+/// `wait_var_killable_then`, taken out of its `Option` (so it runs at most
+/// once).
+///
+/// # Safety
+///
+/// `arg` points to an `Option<F>` that is valid for the call and that
+/// nothing else accesses during it.
+unsafe extern "C" fn call_before<F: FnOnce()>(arg: *mut core::ffi::c_void) {
+    // SAFETY: the caller's guarantee.
+    let before = unsafe { &mut *arg.cast::<Option<F>>() };
+    if let Some(f) = before.take() {
+        f();
+    }
+}
+
+/// The callback and argument a C wait helper takes for `before`: null for
+/// none.
+type BeforeArgs = (
+    Option<unsafe extern "C" fn(*mut core::ffi::c_void)>,
+    *mut core::ffi::c_void,
+);
+
+/// `before` as a C wait helper's callback and argument (see
+/// [`call_before`]); the argument points to `before`, which must stay put
+/// and untouched until the helper returns.
+fn before_args<F: FnOnce()>(before: &mut Option<F>) -> BeforeArgs {
+    if before.is_none() {
+        return (None, core::ptr::null_mut());
+    }
+    (Some(call_before::<F>), core::ptr::from_mut(before).cast())
+}
+
 /// Wake the tasks waiting on `var` ([`wait_var_killable`]), and only those:
 /// the kernel's `wake_up_var`. `var` is only a key (an address the caller
 /// owns, so that nobody else's waiters share it): it is hashed and compared,
 /// never read. Callable from any context but under a raw spinlock.
 pub(crate) fn wake_up_var(var: *const core::ffi::c_void) {
     // SAFETY: wake_up_var only hashes and compares the pointer's value.
-    unsafe { bindings::vgpio_wake_up_var(var.cast_mut()) };
+    #[cfg(vgpio_k7)]
+    unsafe {
+        kernel::bindings::wake_up_var(var.cast_mut())
+    };
+    // SAFETY: as above (6.12's kernel crate does not bind it).
+    #[cfg(vgpio_k612)]
+    unsafe {
+        bindings::vgpio_wake_up_var(var.cast_mut())
+    };
 }

@@ -253,22 +253,43 @@ pub(crate) fn wait_var_killable<T>(
     var: *const core::ffi::c_void,
     deadline: &mut Deadline,
 ) -> Result {
+    wait_var_killable_then(guard, var, deadline, None::<fn()>)
+}
+
+/// [`wait_var_killable`], and `before` (if given) runs once with the lock
+/// released, whatever happens: before the task sleeps (it is on the wait
+/// queue already, so a wake-up that `before` brings about is not lost), or,
+/// if it does not sleep (killed, out of time), before this returns.
+/// `before` must not sleep (the task's state is set for the wait).
+pub(crate) fn wait_var_killable_then<T, F: FnOnce()>(
+    guard: &mut SpinLockIrqGuard<'_, T>,
+    var: *const core::ffi::c_void,
+    deadline: &mut Deadline,
+    mut before: Option<F>,
+) -> Result {
     let left = deadline
         .0
         .as_mut()
         .map_or(core::ptr::null_mut(), core::ptr::from_mut);
+    let (cb, arg) = super::before_args(&mut before);
     // SAFETY: the guard holds its lock, taken with `guard.flags`, which the
     // helper updates when it retakes the lock, so the guard's invariant
     // holds again on return; `var` is only hashed and compared; `left` is
-    // null or a valid place.
+    // null or a valid place; `cb` and `arg` are `before`'s (`before_args`),
+    // a local that nothing else touches until the helper returns.
     let r = unsafe {
         bindings::vgpio_wait_var_killable_unlocked(
             var.cast_mut(),
             guard.lock.lock.get(),
             &mut guard.flags,
             left,
+            cb,
+            arg,
         )
     };
+    if let Some(f) = before.take() {
+        unlocked(guard, f);
+    }
     if r != 0 {
         return Err(Error::from_errno(r));
     }

@@ -18,6 +18,7 @@
 
 use kernel::ffi::{c_char, c_long, c_ulong};
 use kernel::prelude::*;
+use kernel::sync::lock::spinlock::SpinLockIrqBackend;
 use kernel::sync::lock::{Backend, Lock};
 use kernel::time::{msecs_to_jiffies, Delta, Instant, Monotonic};
 
@@ -96,17 +97,19 @@ fn raw_lock<T>(guard: &SpinLockIrqGuard<'_, T>) -> *mut bindings::spinlock_t {
 /// Run `f` with the guard's lock released (and interrupts on, if the lock
 /// turned them off), then take the lock again: for work that must not run
 /// under it (a virtqueue notification is a VM exit). The crate's own
-/// `Guard::do_unlocked` is not public.
+/// `Guard::do_unlocked` is not public; its lock backend's `unlock` and
+/// `relock` are.
 pub(crate) fn unlocked<T, U>(guard: &mut SpinLockIrqGuard<'_, T>, f: impl FnOnce() -> U) -> U {
-    let lock = raw_lock(guard);
-    // SAFETY: the guard holds the lock, taken with spin_lock_irq_disable
-    // (SpinLockIrq's backend), which the helpers drop and retake the same
-    // way; the guard is borrowed mutably, so nothing reaches the data
-    // through it meanwhile, and it holds the lock again when this returns.
-    unsafe { bindings::vgpio_spin_unlock_irq_enable(lock) };
+    let lock = raw_lock(guard).cast::<kernel::bindings::spinlock_t>();
+    // SAFETY: the guard holds the lock, a SpinLockIrq's, whose backend this
+    // is (its guard state is `()`); the guard is borrowed mutably, so
+    // nothing reaches the data through it meanwhile, and it holds the lock
+    // again when this returns; the two crates' bindings of spinlock_t are
+    // the same C type.
+    unsafe { SpinLockIrqBackend::unlock(lock, &()) };
     let r = f();
-    // SAFETY: as above.
-    unsafe { bindings::vgpio_spin_lock_irq_disable(lock) };
+    // SAFETY: as above: the lock is ours to take again.
+    unsafe { SpinLockIrqBackend::relock(lock, &mut ()) };
     r
 }
 
@@ -121,16 +124,36 @@ pub(crate) fn wait_var_killable<T>(
     var: *const core::ffi::c_void,
     deadline: &mut Deadline,
 ) -> Result {
+    wait_var_killable_then(guard, var, deadline, None::<fn()>)
+}
+
+/// [`wait_var_killable`], and `before` (if given) runs once with the lock
+/// released, whatever happens: before the task sleeps (it is on the wait
+/// queue already, so a wake-up that `before` brings about is not lost), or,
+/// if it does not sleep (killed, out of time), before this returns.
+/// `before` must not sleep (the task's state is set for the wait).
+pub(crate) fn wait_var_killable_then<T, F: FnOnce()>(
+    guard: &mut SpinLockIrqGuard<'_, T>,
+    var: *const core::ffi::c_void,
+    deadline: &mut Deadline,
+    mut before: Option<F>,
+) -> Result {
     let lock = raw_lock(guard);
     let left = deadline
         .0
         .as_mut()
         .map_or(core::ptr::null_mut(), core::ptr::from_mut);
+    let (cb, arg) = super::before_args(&mut before);
     // SAFETY: `lock` is held by `guard`, taken with spin_lock_irq_disable
     // (SpinLockIrq's backend), which is how the helper drops and retakes
     // it, so the guard holds it again on return; `var` is only hashed and
-    // compared; `left` is null or a valid place.
-    let r = unsafe { bindings::vgpio_wait_var_killable_irq(var.cast_mut(), lock, left) };
+    // compared; `left` is null or a valid place; `cb` and `arg` are
+    // `before`'s (`before_args`), a local that nothing else touches until
+    // the helper returns.
+    let r = unsafe { bindings::vgpio_wait_var_killable_irq(var.cast_mut(), lock, left, cb, arg) };
+    if let Some(f) = before.take() {
+        unlocked(guard, f);
+    }
     if r != 0 {
         return Err(Error::from_errno(r));
     }

@@ -28,7 +28,7 @@ use kernel::types::ForeignOwnable;
 
 use kernel::error::{from_result, to_result};
 use kernel::prelude::*;
-use kernel::sync::Arc;
+use kernel::sync::{Arc, UniqueArc};
 use kernel::types::Opaque;
 
 // (re-exported: the driver names `virtio::ARef`, which 7.x's crate moved)
@@ -44,8 +44,7 @@ use kernel::types::AlwaysRefCounted;
 use super::bindings;
 #[cfg(vgpio_k612)]
 use super::cstr::cstr;
-use super::sync::atomic::{Acquire, Atomic, Full, Release};
-use super::sync::rcu;
+use super::revocable::Revocable;
 
 /// A virtio driver: what the bus calls when a matching device comes and goes.
 ///
@@ -149,6 +148,25 @@ unsafe impl Sync for Device {}
 #[cfg(vgpio_k7)]
 kernel::impl_device_context_deref!(unsafe { Device });
 
+// A counted reference to the device from any context (`vdev.into()`), for
+// state that outlives a call.
+#[cfg(vgpio_k7)]
+kernel::impl_device_context_into_aref!(Device);
+
+#[cfg(vgpio_k612)]
+impl<'a> From<&Device<Core<'a>>> for ARef<Device> {
+    fn from(dev: &Device<Core<'a>>) -> Self {
+        (&**dev).into()
+    }
+}
+
+#[cfg(vgpio_k612)]
+impl From<&Device<Bound>> for ARef<Device> {
+    fn from(dev: &Device<Bound>) -> Self {
+        (&**dev).into()
+    }
+}
+
 #[cfg(vgpio_k612)]
 impl<'a> Deref for Device<Core<'a>> {
     type Target = Device<Bound>;
@@ -218,7 +236,14 @@ impl<Ctx: DeviceContext> Device<Ctx> {
         unsafe { core::ptr::addr_of_mut!((*self.as_raw()).dev) }
     }
 
+    /// The device's name, e.g. `virtio3` (7.x: the driver core device's).
+    #[cfg(vgpio_k7)]
+    pub(crate) fn name(&self) -> &CStr {
+        AsRef::<kernel::device::Device>::as_ref(self).name()
+    }
+
     /// The device's name, e.g. `virtio3`.
+    #[cfg(vgpio_k612)]
     pub(crate) fn name(&self) -> &CStr {
         // SAFETY: the device is valid (type invariant) and registered, so
         // dev_name() returns its NUL-terminated name, which lives as long as
@@ -268,13 +293,6 @@ impl<Ctx: DeviceContext> Device<Ctx> {
         unsafe { bindings::virtio_max_dma_size(self.as_raw()) }
     }
 
-    /// A counted reference to the device, for state that outlives a call.
-    pub(crate) fn get(&self) -> ARef<Device> {
-        // SAFETY: same layout (`repr(transparent)`, the context is a
-        // zero-sized marker); `Normal` asks for nothing more.
-        ARef::from(unsafe { &*core::ptr::from_ref(self).cast::<Device>() })
-    }
-
     /// Reset the device: it stops using every buffer the driver gave it.
     fn reset(&self) {
         // SAFETY: the device is valid (type invariant).
@@ -315,15 +333,9 @@ impl Device<Core<'_>> {
         if !core::ptr::eq(token.vdev.as_raw(), self.as_raw()) {
             return Err(EINVAL);
         }
-        // Made first, so that nothing can fail between finding the queues
-        // and the set that deletes them.
-        let set = Arc::new(
-            VqSet {
-                vdev: self.get(),
-                live: Atomic::new(false),
-            },
-            GFP_KERNEL,
-        )?;
+        // Room for the set first, so that nothing can fail between finding
+        // the queues and the set that deletes them.
+        let set = UniqueArc::<VqSet>::new_uninit(GFP_KERNEL)?;
         let n = if second { 2 } else { 1 };
         let mut vqs = [core::ptr::null_mut::<bindings::virtqueue>(); 2];
         let mut cbs: [bindings::vq_callback_t; 2] =
@@ -343,8 +355,13 @@ impl Device<Core<'_>> {
                 direct.as_ptr(),
             )
         })?;
-        // INVARIANT: live until the adapter revokes them; it has the set.
-        set.live.store(true, Release);
+        // INVARIANT: the queues exist; the set deletes them when it is
+        // revoked (the adapter, which has the set, does it) or dropped.
+        let queues = Queues { vdev: self.into() };
+        let Ok(set) = set.pin_init_with(pin_init!(VqSet {
+            queues <- Revocable::new(queues),
+        }));
+        let set: Arc<VqSet> = set.into();
         *token.set = Some(set.clone());
         let first = Virtqueue::new(vqs[0], &set)?;
         let second = if second {
@@ -389,44 +406,61 @@ pub(crate) struct Stopped<'a> {
 /// The virtqueues of one device, as their handles ([`Virtqueue`],
 /// [`Notify`]) and the adapter share them. The adapter deletes them, once
 /// the driver is done with the device (after remove, or a failed probe),
-/// whatever handles are left: it revokes them first, and a handle then
-/// does nothing. Every use of a handle is an RCU read-side section that
-/// finds `live`; revocation clears it and waits for a grace period, so no
-/// use is still running when the queues are deleted.
+/// whatever handles are left: it revokes them (the kernel crate's
+/// [`Revocable`]: every use of a handle is an RCU read-side section that
+/// finds them available; revocation makes them unavailable and waits for a
+/// grace period before it drops the [`Queues`], so no use is still running
+/// when they are deleted), and a handle then does nothing.
+#[pin_data]
+struct VqSet {
+    #[pin]
+    queues: Revocable<Queues>,
+}
+
+/// The queues find_vqs made for a device: dropping this resets the device
+/// and deletes them.
 ///
 /// # Invariants
 ///
-/// While `live`, the device's queues made by find_vqs exist.
-struct VqSet {
+/// The device's queues made by find_vqs exist, and nothing else deletes
+/// them; a `Queues` is only made inside a [`VqSet`], so it is dropped only
+/// when that is revoked (after every use that found it available has
+/// ended) or dropped (when no handle is left). The adapter revokes every
+/// set it made before it lets go of it, in its bus callbacks (task
+/// context, where deleting the queues may sleep), so the second way is
+/// not taken; were it taken, it would be where the last handle goes.
+struct Queues {
     vdev: ARef<Device>,
-    live: Atomic<bool>,
+}
+
+impl Drop for Queues {
+    fn drop(&mut self) {
+        self.vdev.reset();
+        // SAFETY: the device is valid (the count); its queues exist and
+        // nothing uses them any more (type invariant); after the reset the
+        // device uses none of their buffers.
+        unsafe { bindings::vgpio_del_vqs(self.vdev.as_raw()) };
+    }
 }
 
 impl VqSet {
     /// Run `f` if the queues still exist, in an RCU read-side section
     /// (during which they go on existing).
     fn with_live<R>(&self, f: impl FnOnce() -> R) -> Option<R> {
-        let _rcu = rcu::read_lock();
-        self.live.load(Acquire).then(f)
+        self.queues.try_access_with(|_| f())
     }
 
-    /// Stop the handles, wait for uses in progress, delete the queues.
-    /// Sleeps.
+    /// Are these (still existing) queues `vdev`'s?
+    fn of_device(&self, vdev: &Device) -> bool {
+        self.queues
+            .try_access_with(|q| core::ptr::eq(q.vdev.as_raw(), vdev.as_raw()))
+            .unwrap_or(false)
+    }
+
+    /// Stop the handles, wait for uses in progress, reset the device and
+    /// delete the queues (once; later calls do nothing). Sleeps.
     fn revoke_and_delete(&self) {
-        // (one caller clears it and deletes; the grace period below orders
-        // the uses against the deletion, Full is the kernel's plain fully
-        // ordered xchg)
-        if !self.live.xchg(false, Full) {
-            return;
-        }
-        // A use that found `live` ends within a grace period; later ones
-        // find it clear.
-        rcu::synchronize_rcu();
-        self.vdev.reset();
-        // SAFETY: the device is valid (the count); its queues exist (they
-        // were live) and nothing uses them any more (above); after the
-        // reset the device uses none of their buffers.
-        unsafe { bindings::vgpio_del_vqs(self.vdev.as_raw()) };
+        self.queues.revoke();
     }
 }
 
@@ -1122,7 +1156,7 @@ impl<M: Buffer> Virtqueue<M> {
     /// Take back a message the stopped device will never use.
     pub(crate) fn detach_unused(&mut self, stopped: &Stopped<'_>) -> Option<KBox<M>> {
         // Only the queue's own device's reset counts.
-        if !core::ptr::eq(self.set.vdev.as_raw(), stopped.vdev.as_raw()) {
+        if !self.set.of_device(stopped.vdev) {
             return None;
         }
         let vq = self.vq.as_ptr();

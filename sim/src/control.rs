@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::model::{Completion, Device, NamesFault, Rule};
 use crate::proto::*;
 
-pub const HELP: &str = "commands: ping | info | set L 0|1 | edges L COUNT PERIOD_US [paced] | stop L | get L | dirs | values \
+pub const HELP: &str = "commands: ping | info | set L 0|1 | edges L COUNT PERIOD_US [paced|paced-read] | stop L | get L | dirs | values \
 | levels BITS | lines N | counters [L] | reset-counters | wire OUT IN | unwire OUT IN | spurious L | release [L] | fuzz MS \
 | fault err|drop|hold|short|long|evshort|evlong|evinvalid [type=T] [line=L] [prob=P] [count=N] [skip=N] \
 | fault delay MS [type=T] [line=L] [prob=P] [count=N] \
@@ -116,8 +116,9 @@ fn run(dev: &mut Device, cmd: &str, now: Instant, out: &mut Vec<Completion>) -> 
             let period: u64 = num(w.next(), "period")?;
             match w.next() {
                 None => dev.edges(l, count, Duration::from_micros(period), now, out),
-                Some("paced") => dev.edges_paced(l, count, Duration::from_micros(period), now),
-                Some(x) => return Err(format!("expected paced, not {x}")),
+                Some("paced") => dev.edges_paced(l, count, Duration::from_micros(period), now, false),
+                Some("paced-read") => dev.edges_paced(l, count, Duration::from_micros(period), now, true),
+                Some(x) => return Err(format!("expected paced or paced-read, not {x}")),
             }
             Ok(String::new())
         }
@@ -187,6 +188,15 @@ fn run(dev: &mut Device, cmd: &str, now: Instant, out: &mut Vec<Completion>) -> 
                 r.push(format!("type_without_none={}", s.type_without_none));
                 r.push(format!("double_queue={}", s.double_queue));
                 r.push(format!("dropped={}", s.dropped));
+                // The event cycles (see Device::cycles): how many, and the
+                // median, 99th percentile and slowest, in microseconds.
+                let mut c = dev.cycles.clone();
+                c.sort_unstable();
+                let at = |q: usize| c.get((c.len() * q / 100).min(c.len().saturating_sub(1))).copied().unwrap_or(0);
+                r.push(format!("cycles={}", c.len()));
+                r.push(format!("cycle_p50_us={}", at(50)));
+                r.push(format!("cycle_p99_us={}", at(99)));
+                r.push(format!("cycle_max_us={}", c.last().copied().unwrap_or(0)));
                 r.push(format!("held={}", dev.held_count()));
                 Ok(r.join(" "))
             }
@@ -202,7 +212,9 @@ fn run(dev: &mut Device, cmd: &str, now: Instant, out: &mut Vec<Completion>) -> 
         }
         Some("reset-counters") => {
             dev.stats = Default::default();
+            dev.cycles.clear();
             for l in &mut dev.lines {
+                l.delivered_at = None;
                 l.stats = Default::default();
             }
             Ok(String::new())

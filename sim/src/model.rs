@@ -147,6 +147,10 @@ struct Paced {
     next: Instant,
     /// The line's eventq buffer count at the last flip.
     bufs_at_flip: u64,
+    /// Paced on reads too ([`Device::edges_paced`]).
+    read: bool,
+    /// The line's GET_VALUE count at the last flip (none before the first).
+    reads_at_flip: Option<u64>,
     /// A step found the driver not ready: resume when it is.
     waiting: bool,
 }
@@ -163,6 +167,11 @@ pub struct Line {
     pub held: Option<Chain>,
     /// eventq buffers the driver gave for this line, ever.
     bufs_in: u64,
+    /// GET_VALUE requests answered for this line, ever.
+    reads: u64,
+    /// When the line's last event went to the driver, until its buffer is
+    /// back.
+    pub delivered_at: Option<Instant>,
     pending: VecDeque<Pending>,
     paced: Option<Paced>,
     pub stats: LineStats,
@@ -252,7 +261,17 @@ pub struct Device {
     dropped: Vec<Chain>,
     /// Lines with a paced edge train.
     paced_lines: Vec<u16>,
+    /// How long each event's eventq buffer stayed with the driver: from the
+    /// event to the buffer's return (microseconds; the first
+    /// [`MAX_CYCLES`] since the counters were reset). An edge that comes
+    /// while the line has no buffer is latched, and a second one is merged
+    /// into it: this is what bounds the edge rate the driver takes without
+    /// a loss.
+    pub cycles: Vec<u32>,
 }
+
+/// How many event cycles [`Device::cycles`] keeps.
+pub const MAX_CYCLES: usize = 100_000;
 
 impl Device {
     pub fn new(cfg: Config) -> Self {
@@ -270,6 +289,7 @@ impl Device {
             faults: Faults::default(),
             stats: Stats::default(),
             timers: BinaryHeap::new(),
+            cycles: Vec::new(),
             seq: 0,
             dropped: Vec::new(),
             paced_lines: Vec::new(),
@@ -498,7 +518,10 @@ impl Device {
                     }
                     _ => err,
                 },
-                MSG_GET_VALUE => ok(self.lines[line].value()),
+                MSG_GET_VALUE => {
+                    self.lines[line].reads += 1;
+                    ok(self.lines[line].value())
+                }
                 MSG_SET_VALUE => {
                     if value > 1 {
                         err
@@ -622,7 +645,12 @@ impl Device {
     /// the earliest and only once the driver is ready for it (it gave the
     /// device the line's eventq buffer back, or has no interrupt enabled on
     /// the line). It replaces the line's paced train still running, if any.
-    pub fn edges_paced(&mut self, gpio: u16, count: u32, period: Duration, now: Instant) {
+    /// With `read`, the driver is ready only once it has also read the
+    /// line since the last flip: for a consumer that reads the line for
+    /// each event (gpiolib's character device on a line with both edges,
+    /// to tell a rising from a falling one), which may still be reading
+    /// when the buffer is back.
+    pub fn edges_paced(&mut self, gpio: u16, count: u32, period: Duration, now: Instant, read: bool) {
         let bufs = self.lines[gpio as usize].bufs_in;
         self.timers.retain(|Reverse((_, _, t))| *t != Timer::Paced(gpio));
         self.paced_lines.retain(|&l| l != gpio);
@@ -631,7 +659,8 @@ impl Device {
             return;
         }
         let next = now + period;
-        self.lines[gpio as usize].paced = Some(Paced { left: count, period, next, bufs_at_flip: bufs, waiting: false });
+        self.lines[gpio as usize].paced =
+            Some(Paced { left: count, period, next, bufs_at_flip: bufs, read, reads_at_flip: None, waiting: false });
         self.paced_lines.push(gpio);
         self.schedule(next, Timer::Paced(gpio));
     }
@@ -643,7 +672,9 @@ impl Device {
     fn paced_ready(&self, gpio: u16) -> bool {
         let l = &self.lines[gpio as usize];
         let since = l.paced.as_ref().is_some_and(|p| l.bufs_in > p.bufs_at_flip);
-        l.held.is_some() || since || l.irq_type == IRQ_NONE || l.dir == DIR_OUT || !self.cfg.irq
+        let read = l.paced.as_ref().is_none_or(|p| !p.read || p.reads_at_flip.is_none_or(|r| l.reads > r));
+        let no_irq = l.irq_type == IRQ_NONE || l.dir == DIR_OUT || !self.cfg.irq;
+        no_irq || ((l.held.is_some() || since) && read)
     }
 
     /// One step of a line's paced train, if it is due and the driver ready.
@@ -672,6 +703,9 @@ impl Device {
         } else {
             if let Some(p) = l.paced.as_mut() {
                 p.bufs_at_flip = l.bufs_in;
+                if p.read {
+                    p.reads_at_flip = Some(l.reads);
+                }
             }
             self.schedule(next, Timer::Paced(gpio));
         }
@@ -776,6 +810,7 @@ impl Device {
             return;
         };
         self.lines[gpio as usize].stats.events += 1;
+        self.lines[gpio as usize].delivered_at = Some(Instant::now());
         self.stats.events += 1;
         let mut a = answer_event(c, IRQ_STATUS_VALID);
         if self.fault(|f| &mut f.ev_short, 0, gpio) {
@@ -813,6 +848,12 @@ impl Device {
                 out.push(answer_event(chain, IRQ_STATUS_INVALID));
                 continue;
             }
+            if let Some(t) = self.lines[gpio as usize].delivered_at.take() {
+                if self.cycles.len() < MAX_CYCLES {
+                    let us = t.elapsed().as_micros();
+                    self.cycles.push(u32::try_from(us).unwrap_or(u32::MAX));
+                }
+            }
             self.lines[gpio as usize].held = Some(chain);
             self.lines[gpio as usize].bufs_in += 1;
             self.check_event(gpio, &mut out);
@@ -832,6 +873,7 @@ impl Device {
             l.irq_type = IRQ_NONE;
             l.latched = false;
             l.held = None;
+            l.delivered_at = None;
             l.pending.clear();
         }
         self.dropped.clear();
@@ -894,6 +936,7 @@ impl Device {
     pub fn reset_eventq(&mut self) {
         for l in &mut self.lines {
             l.held = None;
+            l.delivered_at = None;
         }
     }
 

@@ -659,7 +659,7 @@ fn paced_edges_not_delivered_do_not_wait() {
     input_with_irq(&mut d, 0, IRQ_EDGE_RISING);
     assert!(d.on_events(vec![ev(1, 0)]).is_empty());
     let t0 = Instant::now();
-    d.edges_paced(0, 4, Duration::from_millis(10), t0);
+    d.edges_paced(0, 4, Duration::from_millis(10), t0, false);
     let mut n = 0;
     for i in 1..=10u64 {
         n += events(&d.tick(t0 + Duration::from_millis(10 * i))).len();
@@ -674,14 +674,14 @@ fn paced_edges_not_delivered_do_not_wait() {
 fn paced_edges_run_on_the_clock_without_an_interrupt() {
     let mut d = dev(2);
     let t0 = Instant::now();
-    d.edges_paced(1, 3, Duration::from_millis(10), t0);
+    d.edges_paced(1, 3, Duration::from_millis(10), t0, false);
     d.tick(t0 + Duration::from_millis(10));
     d.tick(t0 + Duration::from_millis(20));
     assert_eq!((d.lines[1].level, d.edges_left(1)), (0, 1));
     // Enabled with a buffer taken by an edge: waits; disabled again: goes on.
     input_with_irq(&mut d, 1, IRQ_EDGE_BOTH);
     ctl(&mut d, "stop 1");
-    d.edges_paced(1, 3, Duration::from_millis(10), t0);
+    d.edges_paced(1, 3, Duration::from_millis(10), t0, false);
     assert!(d.on_events(vec![ev(1, 1)]).is_empty());
     assert_eq!(events(&d.tick(t0 + Duration::from_millis(10))).len(), 1);
     assert!(d.tick(t0 + Duration::from_millis(50)).is_empty());
@@ -703,7 +703,7 @@ fn paced_edges_on_an_active_level_are_not_starved() {
     input_with_irq(&mut d, 0, IRQ_LEVEL_HIGH);
     assert!(d.on_events(vec![ev(1, 0)]).is_empty());
     let t0 = Instant::now();
-    d.edges_paced(0, 2, Duration::from_millis(10), t0);
+    d.edges_paced(0, 2, Duration::from_millis(10), t0, false);
     assert_eq!(events(&d.tick(t0 + Duration::from_millis(10))).len(), 1, "high: delivered");
     assert!(d.tick(t0 + Duration::from_millis(30)).is_empty(), "waits for the driver");
     assert_eq!(d.lines[0].level, 1);
@@ -719,7 +719,7 @@ fn stop_cancels_timed_and_paced_trains() {
     let t0 = Instant::now();
     let mut out = Vec::new();
     d.edges(0, 3, Duration::from_millis(10), t0, &mut out);
-    d.edges_paced(0, 4, Duration::from_millis(10), t0);
+    d.edges_paced(0, 4, Duration::from_millis(10), t0, false);
     assert!(ctl(&mut d, "get 0").0.ends_with("edges=7"));
     assert_eq!(ctl(&mut d, "stop 0").0, "ok cancelled=7");
     assert_eq!(d.next_deadline(), None);
@@ -739,4 +739,43 @@ fn control_lines_resizes_the_device() {
     assert_eq!(ctl(&mut d, "lines 2").0, "ok");
     assert!(ctl(&mut d, "get 3").0.starts_with("err line 3 out of range"));
     assert!(ctl(&mut d, "lines 0").0.starts_with("err"));
+}
+
+#[test]
+fn event_cycles_time_the_buffer_away() {
+    let mut d = dev(2);
+    input_with_irq(&mut d, 0, IRQ_EDGE_BOTH);
+    assert!(d.on_events(vec![ev(1, 0)]).is_empty());
+    // no event yet: a buffer given is no cycle
+    assert!(ctl(&mut d, "counters").0.contains("cycles=0 "));
+    assert_eq!(events(&ctl(&mut d, "set 0 1").1), vec![(0, IRQ_STATUS_VALID)]);
+    std::thread::sleep(Duration::from_millis(2));
+    assert!(d.on_events(vec![ev(1, 0)]).is_empty());
+    let (r, _) = ctl(&mut d, "counters");
+    assert!(r.contains("cycles=1 "), "{r}");
+    let p50: u32 = r.split("cycle_p50_us=").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    assert!(p50 >= 2000, "{r}");
+    assert!(r.contains(&format!("cycle_max_us={p50}")), "{r}");
+    ctl(&mut d, "reset-counters");
+    assert!(ctl(&mut d, "counters").0.contains("cycles=0 cycle_p50_us=0"));
+}
+
+#[test]
+fn paced_read_edges_wait_for_the_line_to_be_read() {
+    // Both edges: the buffer is back at once, but the next flip waits for a
+    // GET_VALUE of the line after the last one.
+    let mut d = dev(1);
+    input_with_irq(&mut d, 0, IRQ_EDGE_BOTH);
+    assert!(d.on_events(vec![ev(1, 0)]).is_empty());
+    let t0 = Instant::now();
+    d.edges_paced(0, 3, Duration::from_millis(10), t0, true);
+    assert_eq!(events(&d.tick(t0 + Duration::from_millis(10))).len(), 1);
+    assert!(d.on_events(vec![ev(2, 0)]).is_empty());
+    // buffer back, not read: no flip however long
+    assert!(d.tick(t0 + Duration::from_millis(100)).is_empty());
+    assert_eq!(d.edges_left(0), 2);
+    assert_eq!(ok(&mut d, MSG_GET_VALUE, 0, 0), 1);
+    assert_eq!(events(&d.tick(t0 + Duration::from_millis(110))).len(), 1);
+    assert_eq!(d.edges_left(0), 1);
+    assert_eq!(d.lines[0].stats.latched, 0);
 }

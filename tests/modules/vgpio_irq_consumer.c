@@ -7,7 +7,9 @@
  *   hard     primary handler runs
  *   thread   thread handler runs (each sleeps @work_ms)
  *   overlap  primary handler runs while the thread was still running
- *            (must stay 0: a ONESHOT line stays masked until the thread ends)
+ *            (0 for a level: a ONESHOT level line stays masked until the
+ *            thread ends; an edge line is not masked, its edges meanwhile
+ *            run the thread once more)
  * Optionally @retype changes the trigger type once the interrupt is enabled,
  * and @stress_cycles runs that many disable_irq/enable_irq cycles at load.
  * Writing 1 to the parameter @disabled calls disable_irq(), 0 enable_irq().
