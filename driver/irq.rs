@@ -182,17 +182,16 @@ impl EventQueue {
         if self.lines[line].buf.is_none() {
             return Ok(());
         }
-        if self.in_pass {
+        if self.in_pass && self.lines[line].queued_pass == self.pass {
             let l = &mut self.lines[line];
-            if l.queued_pass == self.pass {
-                if l.deferred.is_none() {
-                    // (lines are numbered by u16, the protocol's line field)
-                    let n = line as u16;
-                    l.deferred = Some(self.deferred.replace(n).unwrap_or(n));
-                }
-                return Ok(());
+            if l.deferred.is_none() {
+                // (lines are numbered by u16, the protocol's line field)
+                let n = line as u16;
+                l.deferred = Some(self.deferred.replace(n).unwrap_or(n));
             }
-            l.queued_pass = self.pass;
+            // (end_pass queues it, or puts it back on the wait list)
+            self.unwait(line);
+            return Ok(());
         }
         let Some(mut m) = self.lines[line].buf.take() else {
             return Ok(());
@@ -201,6 +200,8 @@ impl EventQueue {
         m.res = [0xff];
         match self.vq.add(m) {
             Ok(()) => {
+                // (only a message the device got counts for the pass)
+                self.lines[line].queued_pass = self.pass;
                 self.vq.kick();
                 self.unwait(line);
                 Ok(())
@@ -222,7 +223,8 @@ impl EventQueue {
         self.in_pass = true;
     }
 
-    /// End the pass: queue the lines whose requeue waited for it.
+    /// End the pass: queue the lines whose requeue waited for it, then the
+    /// lines that wait for a slot, while slots last.
     pub(crate) fn end_pass(&mut self) {
         self.in_pass = false;
         let mut next = self.deferred.take();
@@ -231,6 +233,7 @@ impl EventQueue {
             next = self.lines[line].deferred.take().filter(|&m| m != n);
             let _ = self.queue(line);
         }
+        self.queue_waiting();
     }
 
     /// Put the line at the end of the wait list (if not on it yet).

@@ -46,7 +46,7 @@ for ((i = 0; i <= last; i++)); do
 	wait_for line_is "$i" 5 queued 1
 done
 for ((i = 0; i <= last; i++)); do
-	watch "$i" && ctl "$i" edges 5 $edges 40000 paced >/dev/null
+	watch "$i" && ctl "$i" edges 5 $edges 40000 paced-read >/dev/null
 done
 # The last device's writer runs until its chip goes (ENODEV ends it).
 for ((i = 0; i <= last; i++)); do
