@@ -21,6 +21,8 @@ mod imp;
 
 pub(crate) use imp::*;
 
+use kernel::prelude::*;
+
 use super::bindings;
 
 /// Is the current task exiting (`PF_EXITING`)? Its fatal signal has been
@@ -29,6 +31,20 @@ use super::bindings;
 pub(crate) fn current_is_exiting() -> bool {
     // SAFETY: reads the current task's flags; always valid in task context.
     unsafe { bindings::vgpio_current_is_exiting() }
+}
+
+/// Sleep, killably, until [`wake_up_var`] for `var` (or a spurious
+/// wake-up), with the guard's lock released meanwhile; the caller re-checks
+/// its condition, which its wakers change under the same lock. Fails with
+/// `ERESTARTSYS` on a fatal signal, `ETIMEDOUT` once `deadline` is spent.
+/// `var` is only a key (see `wake_up_var`). No kernel crate has a keyed or
+/// a killable wait.
+pub(crate) fn wait_var_killable<T>(
+    guard: &mut SpinLockIrqGuard<'_, T>,
+    var: *const core::ffi::c_void,
+    deadline: &mut Deadline,
+) -> Result {
+    wait_var_killable_then(guard, var, deadline, None::<fn()>)
 }
 
 /// What the C wait helpers call back, once the lock is dropped and the task

@@ -7,7 +7,7 @@
 //! irq descriptor's raw lock) also touches, and its `CondVar` only works with
 //! its own locks. [`SpinLockIrq`] is a `spinlock_t` and [`RawSpinLockIrq`] a
 //! `raw_spinlock_t`, both taken with interrupts saved and disabled;
-//! [`WaitQueue`] (as [`CondVar`]) and [`wait_var_killable`] let a task sleep
+//! [`WaitQueue`] (as [`CondVar`]) and [`wait_var_killable_then`] let a task sleep
 //! until a condition guarded by a [`SpinLockIrq`] holds; [`rcu`], [`Moment`],
 //! [`might_sleep`]. The names and signatures are those of 7.x's kernel crate
 //! (and of `sync_k7.rs`, which uses it), so the driver reads the same on both.
@@ -243,20 +243,7 @@ pub(crate) fn unlocked<T, U>(guard: &mut SpinLockIrqGuard<'_, T>, f: impl FnOnce
     r
 }
 
-/// Sleep, killably, until [`super::wake_up_var`] for `var` (or a spurious
-/// wake-up), with the guard's lock released meanwhile; the caller re-checks
-/// its condition, which its wakers change under the same lock. Fails with
-/// `ERESTARTSYS` on a fatal signal, `ETIMEDOUT` once `deadline` is spent.
-/// `var` is only a key (see `wake_up_var`).
-pub(crate) fn wait_var_killable<T>(
-    guard: &mut SpinLockIrqGuard<'_, T>,
-    var: *const core::ffi::c_void,
-    deadline: &mut Deadline,
-) -> Result {
-    wait_var_killable_then(guard, var, deadline, None::<fn()>)
-}
-
-/// [`wait_var_killable`], and `before` (if given) runs once with the lock
+/// [`super::wait_var_killable`], and `before` (if given) runs once with the lock
 /// released, whatever happens: before the task sleeps (it is on the wait
 /// queue already, so a wake-up that `before` brings about is not lost), or,
 /// if it does not sleep (killed, out of time), before this returns.

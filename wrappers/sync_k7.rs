@@ -10,7 +10,7 @@
 //! Not in the crate, so here: [`RawSpinLockIrq`], a `raw_spinlock_t` behind
 //! the crate's own [`Lock`] (as a lock [`Backend`]), for state irq_chip
 //! callbacks touch under the irq descriptor's raw lock; and
-//! [`wait_var_killable`], a keyed wait (the kernel's `wait_var_event`
+//! [`wait_var_killable_then`], a keyed wait (the kernel's `wait_var_event`
 //! family) that only a fatal signal (or a timeout) interrupts, which the
 //! crate's [`CondVar`] lacks.
 //!
@@ -113,21 +113,7 @@ pub(crate) fn unlocked<T, U>(guard: &mut SpinLockIrqGuard<'_, T>, f: impl FnOnce
     r
 }
 
-/// Sleep, killably, until [`super::wake_up_var`] for `var` (or a spurious
-/// wake-up), with the guard's lock released meanwhile; the caller re-checks
-/// its condition, which its wakers change under the same lock. Fails with
-/// `ERESTARTSYS` on a fatal signal, `ETIMEDOUT` once `deadline` is spent.
-/// `var` is only a key (see `wake_up_var`). The crate has no keyed and no
-/// killable wait.
-pub(crate) fn wait_var_killable<T>(
-    guard: &mut SpinLockIrqGuard<'_, T>,
-    var: *const core::ffi::c_void,
-    deadline: &mut Deadline,
-) -> Result {
-    wait_var_killable_then(guard, var, deadline, None::<fn()>)
-}
-
-/// [`wait_var_killable`], and `before` (if given) runs once with the lock
+/// [`super::wait_var_killable`], and `before` (if given) runs once with the lock
 /// released, whatever happens: before the task sleeps (it is on the wait
 /// queue already, so a wake-up that `before` brings about is not lost), or,
 /// if it does not sleep (killed, out of time), before this returns.
