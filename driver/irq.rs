@@ -450,13 +450,14 @@ impl VirtioGpio {
     /// the lock dropped before the irq core runs the line's handlers (which
     /// call back into irq_mask/irq_unmask).
     pub(crate) fn eventq_done(&self, handle: impl Fn(u32) -> Result) {
-        if let Some(eq) = &mut *self.eq.lock() {
-            eq.begin_pass();
-        }
+        let mut first = true;
         loop {
             let (ev, parked) = {
                 let mut g = self.eq.lock();
                 let Some(eq) = &mut *g else { return };
+                if core::mem::take(&mut first) {
+                    eq.begin_pass();
+                }
                 let Some((m, len)) = eq.vq.get_buf() else {
                     eq.end_pass();
                     return;

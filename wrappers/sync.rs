@@ -81,6 +81,23 @@ fn before_args<F: FnOnce()>(before: &mut Option<F>) -> BeforeArgs {
     (Some(call_before::<F>), core::ptr::from_mut(before).cast())
 }
 
+/// The end of a `wait_var_killable_then`: `before` runs now, with the lock
+/// released, if the C helper returned without sleeping (so without calling
+/// it); then the helper's result `r` (0 or a negative errno).
+fn after_wait<T, F: FnOnce()>(
+    guard: &mut SpinLockIrqGuard<'_, T>,
+    mut before: Option<F>,
+    r: core::ffi::c_int,
+) -> Result {
+    if let Some(f) = before.take() {
+        unlocked(guard, f);
+    }
+    if r != 0 {
+        return Err(Error::from_errno(r));
+    }
+    Ok(())
+}
+
 /// Wake the tasks waiting on `var` ([`wait_var_killable`]), and only those:
 /// the kernel's `wake_up_var`. `var` is only a key (an address the caller
 /// owns, so that nobody else's waiters share it): it is hashed and compared,

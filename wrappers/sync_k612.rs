@@ -274,13 +274,7 @@ pub(crate) fn wait_var_killable_then<T, F: FnOnce()>(
             arg,
         )
     };
-    if let Some(f) = before.take() {
-        unlocked(guard, f);
-    }
-    if r != 0 {
-        return Err(Error::from_errno(r));
-    }
-    Ok(())
+    super::after_wait(guard, before, r)
 }
 
 /// RCU, as 7.x's `kernel::sync::rcu`.

@@ -137,13 +137,7 @@ pub(crate) fn wait_var_killable_then<T, F: FnOnce()>(
     // `before`'s (`before_args`), a local that nothing else touches until
     // the helper returns.
     let r = unsafe { bindings::vgpio_wait_var_killable_irq(var.cast_mut(), lock, left, cb, arg) };
-    if let Some(f) = before.take() {
-        unlocked(guard, f);
-    }
-    if r != 0 {
-        return Err(Error::from_errno(r));
-    }
-    Ok(())
+    super::after_wait(guard, before, r)
 }
 
 /// A point in time, for a bound shared by several waits.
