@@ -11,7 +11,7 @@
 . "$VGPIO_TOP/tests/lib.sh"
 
 ktap_print_header
-ktap_set_plan 28
+ktap_set_plan 30
 
 wait_chip 0
 chip=$(chip_of 0)
@@ -256,6 +256,82 @@ check_xfail_c "a line's eventq message returned at once, for ever: requeued a bo
 	"it requeues a message returned INVALID every time: it ping-pongs with the device, in interrupt context, for as long as the line is requested" \
 	eval '[ $bounded = 1 ] && [ $logged = 1 ]'
 check "... and requested again, the line works" eval "grep -q RISING /tmp/mon.out"
+
+# --- a device that answers a line's eventq message with an event at once ---
+# An interrupt storm: each event is the device's to send and reaches the
+# irq core, but a line's message goes back to the device at most once per
+# run of the eventq callback (the second waits for the run's end), so one
+# eventq interrupt hands on at most two of the line's events. A callback
+# that requeued and took the message back for as long as the device
+# answered would keep its CPU in hard-irq context for the whole storm.
+# (The device's interrupts: all of them, requestq's too, so the bound is
+# loose; an unbounded callback would hand on most of the storm in a few.)
+# irq_count N: the interrupts counted, on all CPUs, for interrupt N.
+irq_count() {
+	local c n s=0
+	read -r c </sys/kernel/irq/"$1"/per_cpu_count
+	for n in ${c//,/ }; do s=$((s + n)); done
+	echo $s
+}
+# line_irqs HWIRQ ACTION: the interrupts of the line whose hwirq is HWIRQ
+# and whose handler is ACTION.
+line_irqs() {
+	local d a h
+	for d in /sys/kernel/irq/*; do
+		{ read -r a <"$d/actions"; } 2>/dev/null || continue
+		[ "$a" = "$2" ] || continue
+		read -r h <"$d/hwirq"
+		[ "$h" = "$1" ] && irq_count "${d##*/}" && return 0
+	done
+	echo 0
+}
+# device_irqs: the interrupts of the virtio device's PCI function (its
+# MSI-X vectors, or its INTx line, which other devices may share: then
+# theirs count too, which can only loosen the bound below).
+device_irqs() {
+	local pci=/sys/bus/virtio/devices/$vdev/.. i s=0 n
+	if [ -d "$pci/msi_irqs" ]; then
+		for i in "$pci"/msi_irqs/*; do
+			n=$(irq_count "${i##*/}")
+			s=$((s + n))
+		done
+		echo $s
+	else
+		read -r i <"$pci/irq"
+		irq_count "$i"
+	fi
+}
+ctl 0 fault clear >/dev/null
+ctl 0 set 5 0 >/dev/null
+gpiomon --rising-edge "$chip" 5 >/dev/null 2>&1 &
+mon=$!
+wait_for line_is 0 5 queued 1
+ctl 0 fault evstorm line=5 >/dev/null
+ctl 0 reset-counters >/dev/null
+g0=$(line_irqs 5 gpiomon)
+q0=$(device_irqs)
+# (the storm starts with an edge: from then on the message comes back at once)
+ctl 0 set 5 1 >/dev/null
+nap 1
+other=0
+timeout 30 gpioget "$chip" 2 >/dev/null && other=1
+nap 2
+g1=$(line_irqs 5 gpiomon)
+q1=$(device_irqs)
+ctl 0 fault clear >/dev/null
+events=$(field events "$(ctl 0 counters 5)")
+kill $mon
+WAIT_S=30 wait_for eval "! running $mon"
+stopped=0
+running $mon || stopped=1
+wait $mon 2>/dev/null
+ctl 0 set 5 0 >/dev/null
+g=$((g1 - g0)) q=$((q1 - q0))
+log "storm for 3 s: the device sent $events events; the irq core counted $g on the line, the device $q interrupts; another line's get: $other; the monitor ended: $stopped"
+check "an eventq message answered with an event at once, for ever: at most two of the line's events per eventq interrupt" \
+	eval '[ "${events:-0}" -ge 100 ] && [ $g -ge 100 ] && [ $g -le $((2 * q + 2)) ]'
+check "... and during the storm another line works, and the line's user can end it" \
+	eval '[ $other = 1 ] && [ $stopped = 1 ]'
 
 # --- a SET_IRQ_TYPE the device carried out but answered malformed ---
 # The driver cannot know the line's type on the device any more: when the

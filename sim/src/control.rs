@@ -10,7 +10,7 @@ use crate::proto::*;
 
 pub const HELP: &str = "commands: ping | info | set L 0|1 | edges L COUNT PERIOD_US [paced|paced-read] | stop L | get L | dirs | values \
 | levels BITS | lines N | counters [L] | reset-counters | wire OUT IN | unwire OUT IN | spurious L | release [L] | fuzz MS \
-| fault err|drop|hold|short|long|evshort|evlong|evinvalid [type=T] [line=L] [prob=P] [count=N] [skip=N] \
+| fault err|drop|hold|short|long|evshort|evlong|evinvalid|evstorm [type=T] [line=L] [prob=P] [count=N] [skip=N] \
 | fault delay MS [type=T] [line=L] [prob=P] [count=N] \
 | fault names ok|unterminated|short|duplicate|nonascii | fault ngpio0 on|off \
 | fault reverse on|off | fault evstale on|off | fault clear";
@@ -302,6 +302,7 @@ fn fault(dev: &mut Device, args: &[&str]) -> Reply {
                 "evshort" => &mut f.ev_short,
                 "evlong" => &mut f.ev_long,
                 "evinvalid" => &mut f.ev_invalid,
+                "evstorm" => &mut f.ev_storm,
                 _ => return Err(format!("unknown fault {kind}")),
             };
             list.push(r);

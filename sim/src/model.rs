@@ -84,6 +84,10 @@ pub struct Faults {
     /// although the line has a trigger type (a broken device: the driver
     /// must not requeue it for ever).
     pub ev_invalid: Vec<Rule>,
+    /// A line's eventq buffer is answered VALID as soon as it comes while
+    /// the line has a trigger type: an interrupt storm (the driver must
+    /// not spend it in one interrupt, however long it lasts).
+    pub ev_storm: Vec<Rule>,
     pub names: NamesFault,
     pub ngpio0: bool,
     pub reverse: bool,
@@ -856,6 +860,9 @@ impl Device {
             }
             self.lines[gpio as usize].held = Some(chain);
             self.lines[gpio as usize].bufs_in += 1;
+            if self.lines[gpio as usize].irq_type != IRQ_NONE && self.fault(|f| &mut f.ev_storm, 0, gpio) {
+                self.lines[gpio as usize].latched = true;
+            }
             self.check_event(gpio, &mut out);
         }
         let now = Instant::now();

@@ -490,6 +490,25 @@ fn fault_event_invalid_while_enabled() {
 }
 
 #[test]
+fn fault_event_storm_answers_at_once_while_typed() {
+    let mut d = dev(2);
+    ctl(&mut d, "fault evstorm line=0");
+    // no trigger type: held as usual
+    assert!(d.on_events(vec![ev(1, 0)]).is_empty());
+    d.reset();
+    input_with_irq(&mut d, 0, IRQ_EDGE_RISING);
+    input_with_irq(&mut d, 1, IRQ_EDGE_RISING);
+    for _ in 0..3 {
+        let out = d.on_events(vec![ev(1, 0)]);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].data, vec![IRQ_STATUS_VALID]);
+    }
+    assert_eq!(d.lines[0].stats.events, 3);
+    // another line is not affected
+    assert!(d.on_events(vec![ev(2, 1)]).is_empty());
+}
+
+#[test]
 fn fault_names_blocks() {
     let base = || Device::new(Config { names: vec!["ab".into(), "cd".into()], ..Config::new(2) });
     let cases = [
