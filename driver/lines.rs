@@ -299,28 +299,6 @@ impl gpio::IrqChip for VirtioGpio {
         self.with_irq_line(hwirq, |eq, l| eq.lines[l].masked = true);
     }
 
-    fn irq_ack(&self, hwirq: u32, masked: bool) {
-        // An edge line's interrupt came (handle_edge_irq; handle_level_irq
-        // acks too, after masking, when nothing is queued): the line works.
-        // Requeueing its message now, before the handlers run, lets the
-        // device send the next edge while they run; the irq core handles
-        // it after them (an edge line is never masked to wait for its
-        // threads). A line the core masked (a lazy disable: it masks and
-        // acks) keeps the message until it is unmasked. One it did not mask
-        // is not masked here either: the eventq callback masks a level
-        // line it delivers, and if the line became an edge one meanwhile
-        // (irq_set_irq_type on a live line), handle_edge_irq never unmasks
-        // it.
-        self.with_irq_line(hwirq, |eq, l| {
-            let il = &mut eq.lines[l];
-            if !masked {
-                il.masked = false;
-            }
-            il.unheard = 0;
-            let _ = eq.queue(l);
-        });
-    }
-
     fn irq_unmask(&self, hwirq: u32) {
         self.with_irq_line(hwirq, |eq, l| {
             let il = &mut eq.lines[l];
