@@ -204,18 +204,23 @@ bound_to() {
 	[ /sys/bus/virtio/devices/"$(vdev_of "$1")"/driver -ef /sys/bus/virtio/drivers/"${DRV[$2]}" ]
 }
 
-# edge_train N RATE: N edges at RATE per second on line 5 of device $dev,
-# counted through $chip; sets got to how many were seen, and b0/b1 to the
-# busy ticks just before the device starts the train and just after the
-# counter has them all (or gave up). Fails (recording a hang) if the
-# counter is still running BENCH_BOUND_S after the train.
+# edge_train N RATE [rising]: N edges at RATE per second on line 5 of
+# device $dev, counted through $chip (both edges; with `rising`, N rising
+# edges, the line toggled at twice the rate); sets got to how many were
+# seen, and b0/b1 to the busy ticks just before the device starts the
+# train and just after the counter has them all (or gave up). Fails
+# (recording a hang) if the counter is still running BENCH_BOUND_S after
+# the train.
 edge_train() {
-	"$BENCH" count "$chip" 5 $(($1 / $2 + 3)) "$1" >/tmp/count.out &
+	local toggles=$1 period=$((1000000 / $2))
+	[ "${3:-}" = rising ] && toggles=$(($1 * 2)) period=$((500000 / $2))
+	# shellcheck disable=SC2086
+	"$BENCH" count "$chip" 5 $(($1 / $2 + 3)) "$1" ${3:-} >/tmp/count.out &
 	local pid=$!
 	wait_for file_has armed /tmp/count.out
 	wait_for eval '[ "$(line_state "$dev" 5 queued)" = 1 ]'
 	busy_ticks b0
-	ctl "$dev" edges 5 "$1" $((1000000 / $2)) >/dev/null
+	ctl "$dev" edges 5 "$toggles" "$period" >/dev/null
 	WAIT_S=$BENCH_BOUND_S wait_for eval "! running $pid"
 	busy_ticks b1
 	if running $pid; then
@@ -228,18 +233,22 @@ edge_train() {
 	got=${got:-0}
 }
 
-# ladder_step RATE: unless the driver has lost edges already, a 200-edge
-# train at RATE; records the rate lossless (best) or lossy (lost)
+# ladder_step WORKLOAD RATE: unless the driver has lost edges in this
+# ladder already, a 200-edge train at RATE (WORKLOAD edges: both edges;
+# rising: rising edges only); records the rate lossless (best) or lossy
+# (lost)
 ladder_step() {
-	[ -z "${lost[$DRIVER]:-}" ] || return 0
-	edge_train 200 "$1" || return 0
-	echo "# $DRIVER: $1 edges/s: $got of 200"
+	local k=$DRIVER:$1 kind=
+	[ "$1" = rising ] && kind=rising
+	[ -z "${lost[$k]:-}" ] || return 0
+	edge_train 200 "$2" $kind || return 0
+	echo "# $DRIVER: $2 $1 edges/s: $got of 200"
 	if [ "$got" = 200 ]; then
-		best[$DRIVER]=$1
+		best[$k]=$2
 	else
-		lost[$DRIVER]=$1
-		result edges lossy_rate "$1"
-		result edges lossy_got "$got"
+		lost[$k]=$2
+		result "$1" lossy_rate "$2"
+		result "$1" lossy_got "$got"
 	fi
 }
 
@@ -361,13 +370,20 @@ for round in $(seq "$ROUNDS"); do
 	# The highest edge rate delivered with no loss (200 edges each) and
 	# the first rate that lost some (how many got through there): both
 	# drivers at each rate before the next
+	# Twice: both edges (gpiolib's character device then reads the line in
+	# its irq thread for each event, a round trip), and rising edges only
+	# (no read: the interrupt cycle alone).
 	declare -A best=() lost=()
-	for rate in 100 150 200 300 400 500 700 1000 1500 2000 3000 5000 7000 10000 \
-		15000 20000 30000 50000; do
-		each edges "ladder_step $rate"
-		[ $((${#lost[@]} + ${#hung[@]})) -ge 2 ] && break
+	for w in edges rising; do
+		for rate in 100 150 200 300 400 500 700 1000 1500 2000 3000 5000 7000 \
+			10000 15000 20000 30000 50000; do
+			each $w "ladder_step $w $rate"
+			n=0
+			for k in "${!lost[@]}"; do [[ $k == *:$w ]] && n=$((n + 1)); done
+			[ $((n + ${#hung[@]})) -ge 2 ] && break
+		done
+		each $w "result $w lossless_per_s \${best[\$DRIVER:$w]:-0}"
 	done
-	each edges 'result edges lossless_per_s ${best[$DRIVER]:-0}'
 
 	# CPU time per event: busy ticks (1/100 s) over a 400-edge train at
 	# 200/s (both drivers lose none there), system-wide; and what each

@@ -58,6 +58,9 @@ ROWS = [
     ("edges", "lossless_per_s", True, 1.5, "lossless edge rate /s"),
     ("edges", "lossy_rate", True, None, "first lossy rate /s"),
     ("edges", "lossy_got", True, None, "  edges of 200 seen there"),
+    ("rising", "lossless_per_s", True, 1.5, "lossless rising-edge rate /s"),
+    ("rising", "lossy_rate", True, None, "first lossy rate /s"),
+    ("rising", "lossy_got", True, None, "  edges of 200 seen there"),
     ("edges", "cpu_us_per_event", False, None, "CPU us per event"),
     ("edges", "get_value_per_100_events", False, None, "  GET_VALUE per 100 events"),
     ("edges", "set_irq_type_per_100_events", False, None, "  SET_IRQ_TYPE per 100 events"),
@@ -73,7 +76,7 @@ ROWS = [
 
 # Rows a driver may rightly lack: no lossy rate when it lost no edge up to
 # the ladder's top.
-OPTIONAL = {("edges", "lossy_rate"), ("edges", "lossy_got")}
+OPTIONAL = {(w, m) for w in ("edges", "rising") for m in ("lossy_rate", "lossy_got")}
 LADDER_TOP = 50000
 
 
@@ -154,7 +157,7 @@ for w, m, higher, target, label in ROWS:
             missed.append(label + " (no round with both)")
         continue
     verdict = ""
-    if w == "edges" and m == "lossless_per_s" and rm >= LADDER_TOP and cm >= LADDER_TOP:
+    if m == "lossless_per_s" and rm >= LADDER_TOP and cm >= LADDER_TOP:
         verdict = "(both at the ladder's top: no ratio)"
     elif target is not None:
         ok = better[0] >= target

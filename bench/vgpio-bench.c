@@ -28,7 +28,9 @@
  *                                          floor=FILE adds the floor (see
  *                                          floor) as a third, target=C
  *                                          (-o FILE_A,FILE_B,FILE_C)
- *   vgpio-bench count CHIP LINE SECONDS [N] count IN's edge events (until N)
+ *   vgpio-bench count CHIP LINE SECONDS [N] [rising]
+ *                                          count IN's edge events (until
+ *                                          N): both edges, or rising ones
  *   vgpio-bench hammer CHIP LINE SECONDS   write pseudo-random values to an
  *                                          output, read each back; fails
  *                                          on any value not the one written
@@ -407,11 +409,14 @@ int main(int argc, char **argv)
 		struct gpio_v2_line_event ev[16];
 		double end;
 		unsigned long count = 0, stop = argc > 5 ? strtoul(argv[5], NULL, 0) : 0;
+		__u64 edges = GPIO_V2_LINE_FLAG_EDGE_RISING;
 		struct pollfd p;
 		ssize_t r;
 
-		fd = request(argv[2], atoi(argv[3]), 1, NULL, GPIO_V2_LINE_FLAG_INPUT |
-			     GPIO_V2_LINE_FLAG_EDGE_RISING | GPIO_V2_LINE_FLAG_EDGE_FALLING);
+		/* both edges: gpiolib reads the line for each event to tell them apart */
+		if (argc <= 6 || strcmp(argv[6], "rising"))
+			edges |= GPIO_V2_LINE_FLAG_EDGE_FALLING;
+		fd = request(argv[2], atoi(argv[3]), 1, NULL, GPIO_V2_LINE_FLAG_INPUT | edges);
 		printf("armed\n");
 		fflush(stdout);
 		end = now_us() + atof(argv[4]) * 1e6;
