@@ -18,6 +18,14 @@ APT_PKGS=(
 # Rust on Linux 7.3 needs LLVM >= 17 (bindgen's libclang too): bookworm's 19
 [ "${KERNEL:-7.3}" = 6.12 ] || APT_PKGS+=(clang-19 lld-19 llvm-19 libclang-19-dev)
 BACKPORTS_PKGS=(qemu-system-x86)
+QEMUS=(qemu-system-x86_64)
+# arm64 guests (VGPIO_ARCH=arm64): QEMU's aarch64 system emulator, an arm64
+# root made without running arm64 code, a cross compiler for static tools
+if [ "${VGPIO_ARCH:-x86_64}" = arm64 ]; then
+	APT_PKGS+=(mmdebstrap gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
+	BACKPORTS_PKGS+=(qemu-system-arm)
+	QEMUS+=(qemu-system-aarch64)
+fi
 BACKPORTS_LIST=/etc/apt/sources.list.d/bookworm-backports.sources
 
 say() { echo "install-deps: $*"; }
@@ -34,8 +42,11 @@ missing_apt() {
 }
 
 qemu_ok() {
-	command -v qemu-system-x86_64 >/dev/null &&
-		qemu-system-x86_64 --version | grep -qE 'version (9|[1-9][0-9])\.'
+	local q
+	for q in "${QEMUS[@]}"; do
+		command -v "$q" >/dev/null && "$q" --version | grep -qE 'version (9|[1-9][0-9])\.' ||
+			return 1
+	done
 }
 
 bindgen_ok() {
@@ -66,7 +77,7 @@ if [ "${#need[@]}" -gt 0 ] || ! qemu_ok; then
 			--no-install-recommends "${need[@]}"
 	fi
 	if ! qemu_ok; then
-		say "installing qemu-system-x86 from bookworm-backports"
+		say "installing ${BACKPORTS_PKGS[*]} from bookworm-backports"
 		quiet $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 			--no-install-recommends -t bookworm-backports "${BACKPORTS_PKGS[@]}"
 	fi

@@ -10,6 +10,10 @@
 #   KERNEL=7.3 (default)   linux-source-7.3 from trixie-backports, fetched into
 #                          the cache; Rust on 7.3 needs LLVM >= 17, so clang 19
 #                          from bookworm (LLVM=-19, bindgen on libclang 19)
+#   VGPIO_ARCH=x86_64 (default) or arm64: arm64 is cross-built on this x86
+#                          host with LLVM (ARCH=arm64), from vng's arm64
+#                          config with the kernel's virt.config (no SoC
+#                          platforms) and kernel/arm64.fragment on top
 #   FLAVOUR=test (default) the debug test kernel (kernel/config.fragment)
 #   FLAVOUR=prod           the same with kernel/prod.fragment on top: the
 #                          debug options off, as a distribution ships it
@@ -34,6 +38,12 @@ prod) FRAGMENTS=("$FRAGMENT" "$TOP/kernel/prod.fragment") ;;
 esac
 CACHE=${VGPIO_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/virtio-gpio-rs}
 KERNEL=${KERNEL:-7.3}
+VGPIO_ARCH=${VGPIO_ARCH:-x86_64}
+case "$VGPIO_ARCH" in
+x86_64) ;;
+arm64) FRAGMENTS+=("$TOP/kernel/arm64.fragment") ;;
+*) echo "kernel.sh: VGPIO_ARCH=$VGPIO_ARCH: supported are x86_64 and arm64" >&2; exit 2 ;;
+esac
 export PATH=/usr/bin:${CARGO_HOME:-$HOME/.cargo}/bin:$HOME/.cargo/bin:$PATH
 
 case "$KERNEL" in
@@ -60,6 +70,7 @@ esac
 
 make_args() {
 	echo LLVM=$LLVM_ARG RUSTC=/usr/bin/rustc BINDGEN="$(command -v bindgen)"
+	[ "$VGPIO_ARCH" = x86_64 ] || echo ARCH=$VGPIO_ARCH
 }
 
 # 7.3's source package is only in trixie-backports, which a bookworm machine
@@ -109,6 +120,8 @@ key() {
 	{
 		echo "recipe $RECIPE"
 		[ "$KERNEL" = 6.12 ] || echo "kernel $KERNEL"
+		# (the x86 kernels' keys stay what they were before arm64)
+		[ "$VGPIO_ARCH" = x86_64 ] || echo "arch $VGPIO_ARCH"
 		src_version
 		cat "$FRAGMENT"
 		# (the test kernels' keys stay what they were before flavours)
@@ -160,10 +173,19 @@ configure() {
 	mkdir -p "$top"
 	unpack "$top"
 	cd "$dir"
-	# vng writes its minimal bootable config into .config
-	vng --kconfig >"$top/config.log" 2>&1 || { cat "$top/config.log"; exit 1; }
-	scripts/kconfig/merge_config.sh -m .config "${FRAGMENTS[@]}" >>"$top/config.log" 2>&1 ||
-		{ tail -n 30 "$top/config.log"; exit 1; }
+	# vng writes its minimal bootable config into .config (for arm64: the
+	# architecture's defconfig and vng's list, trimmed by the kernel's own
+	# virt.config to what QEMU's virt machine has)
+	local base=()
+	if [ "$VGPIO_ARCH" = x86_64 ]; then
+		vng --kconfig >"$top/config.log" 2>&1 || { cat "$top/config.log"; exit 1; }
+	else
+		vng --kconfig --arch "$VGPIO_ARCH" LLVM=$LLVM_ARG >"$top/config.log" 2>&1 ||
+			{ cat "$top/config.log"; exit 1; }
+		base=("arch/$VGPIO_ARCH/configs/virt.config")
+	fi
+	scripts/kconfig/merge_config.sh -m .config "${base[@]}" \
+		"${FRAGMENTS[@]}" >>"$top/config.log" 2>&1 || { tail -n 30 "$top/config.log"; exit 1; }
 	# shellcheck disable=SC2046
 	make $(make_args) olddefconfig >/dev/null
 	check_config
@@ -187,10 +209,17 @@ build() {
 		echo "kernel.sh: building the test kernel in $dir (no cache for key $(basename "$top"))"
 		configure "$dir"
 	fi
+	# (arm64: the Image virtme-ng boots and the modules, not the dtbs or
+	# the compressed image)
+	local targets=()
+	[ "$VGPIO_ARCH" = x86_64 ] || targets=(Image modules)
 	# shellcheck disable=SC2046
-	make $(make_args) -j"$(($(nproc) + 1))" >>"$top/build.log" 2>&1 ||
+	make $(make_args) -j"$(($(nproc) + 1))" "${targets[@]}" >>"$top/build.log" 2>&1 ||
 		{ tail -n 60 "$top/build.log"; exit 1; }
-	make -C tools/gpio -j"$(nproc)" >>"$top/build.log" 2>&1 ||
+	# the kernel's GPIO tools, static for a guest of another architecture
+	local tools=()
+	[ "$VGPIO_ARCH" = x86_64 ] || tools=(CROSS_COMPILE=aarch64-linux-gnu- LDFLAGS=-static)
+	make -C tools/gpio -j"$(nproc)" "${tools[@]}" >>"$top/build.log" 2>&1 ||
 		{ tail -n 30 "$top/build.log"; exit 1; }
 	touch "$top/.built"
 	echo "kernel.sh: built in $(($(date +%s) - start)) s"
