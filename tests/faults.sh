@@ -263,7 +263,10 @@ check "... and requested again, the line works" eval "grep -q RISING /tmp/mon.ou
 # run of the eventq callback (the second waits for the run's end), so one
 # eventq interrupt hands on at most two of the line's events. A callback
 # that requeued and took the message back for as long as the device
-# answered would keep its CPU in hard-irq context for the whole storm.
+# answered would keep its CPU in hard-irq context for the whole storm. The
+# consumer is a kernel driver with a hard handler only: its line is
+# unmasked, so its message requeued, as soon as the handler returns, inside
+# the callback (a ONESHOT thread's line waits for its thread).
 # (The device's interrupts: all of them, requestq's too, so the bound is
 # loose; an unbounded callback would hand on most of the storm in a few.)
 # irq_count N: the interrupts counted, on all CPUs, for interrupt N.
@@ -303,12 +306,11 @@ device_irqs() {
 }
 ctl 0 fault clear >/dev/null
 ctl 0 set 5 0 >/dev/null
-gpiomon --rising-edge "$chip" 5 >/dev/null 2>&1 &
-mon=$!
+insmod "$CONSUMER_KO" label="$vdev" line=5 trigger=rising threaded=0
 wait_for line_is 0 5 queued 1
 ctl 0 fault evstorm line=5 >/dev/null
 ctl 0 reset-counters >/dev/null
-g0=$(line_irqs 5 gpiomon)
+g0=$(line_irqs 5 vgpio-consumer)
 q0=$(device_irqs)
 # (the storm starts with an edge: from then on the message comes back at once)
 ctl 0 set 5 1 >/dev/null
@@ -316,21 +318,20 @@ nap 1
 other=0
 timeout 30 gpioget "$chip" 2 >/dev/null && other=1
 nap 2
-g1=$(line_irqs 5 gpiomon)
+g1=$(line_irqs 5 vgpio-consumer)
 q1=$(device_irqs)
 ctl 0 fault clear >/dev/null
 events=$(field events "$(ctl 0 counters 5)")
-kill $mon
-WAIT_S=30 wait_for eval "! running $mon"
+hard=$(consumer_param hard)
 stopped=0
-running $mon || stopped=1
-wait $mon 2>/dev/null
+rmmod vgpio_irq_consumer && stopped=1
 ctl 0 set 5 0 >/dev/null
 g=$((g1 - g0)) q=$((q1 - q0))
-log "storm for 3 s: the device sent $events events; the irq core counted $g on the line, the device $q interrupts; another line's get: $other; the monitor ended: $stopped"
-check "an eventq message answered with an event at once, for ever: at most two of the line's events per eventq interrupt" \
+log "storm for 3 s: the device sent $events events; the irq core counted $g on the line (the handler $hard), the device $q interrupts; another line's get: $other; the consumer unloaded: $stopped"
+check_xfail_c "an eventq message answered with an event at once, for ever: at most two of the line's events per eventq interrupt" \
+	"its eventq callback takes the line's message back and requeues it (on unmask, after a hard handler) for as long as the device answers" \
 	eval '[ "${events:-0}" -ge 100 ] && [ $g -ge 100 ] && [ $g -le $((2 * q + 2)) ]'
-check "... and during the storm another line works, and the line's user can end it" \
+check "... and during the storm another line works, and the line's user can free it" \
 	eval '[ $other = 1 ] && [ $stopped = 1 ]'
 
 # --- a SET_IRQ_TYPE the device carried out but answered malformed ---

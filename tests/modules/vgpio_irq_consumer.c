@@ -2,14 +2,13 @@
 /*
  * A kernel consumer of a virtio-gpio line's interrupt, for the tests: finds
  * line @line of the chip labelled @label, takes its interrupt with
- * request_threaded_irq(IRQF_ONESHOT) and the given trigger, and counts.
+ * request_threaded_irq(IRQF_ONESHOT) and the given trigger (with
+ * @threaded=0: request_irq, a hard handler only), and counts.
  * The counts are read-only module parameters:
  *   hard     primary handler runs
  *   thread   thread handler runs (each sleeps @work_ms)
  *   overlap  primary handler runs while the thread was still running
- *            (0 for a level: a ONESHOT level line stays masked until the
- *            thread ends; an edge line is not masked, its edges meanwhile
- *            run the thread once more)
+ *            (0: a ONESHOT line stays masked until the thread ends)
  * Optionally @retype changes the trigger type once the interrupt is enabled,
  * and @stress_cycles runs that many disable_irq/enable_irq cycles at load.
  * Writing 1 to the parameter @disabled calls disable_irq(), 0 enable_irq().
@@ -50,6 +49,9 @@ static int stress_cycles;
 module_param(stress_cycles, int, 0444);
 static bool open_drain;
 module_param(open_drain, bool, 0444);
+/* false: a hard handler only (its line is unmasked as soon as it returns) */
+static bool threaded = true;
+module_param(threaded, bool, 0444);
 
 static unsigned int hard, thread, overlap;
 module_param(hard, uint, 0444);
@@ -135,6 +137,12 @@ static irqreturn_t consumer_hard(int irq, void *data)
 	if (atomic_read(&in_thread))
 		WRITE_ONCE(overlap, overlap + 1);
 	return IRQ_WAKE_THREAD;
+}
+
+static irqreturn_t consumer_hard_only(int irq, void *data)
+{
+	WRITE_ONCE(hard, hard + 1);
+	return IRQ_HANDLED;
 }
 
 static irqreturn_t consumer_thread(int irq, void *data)
@@ -231,8 +239,11 @@ static int __init consumer_init(void)
 		release_line();
 		return irq;
 	}
-	ret = request_threaded_irq(irq, consumer_hard, consumer_thread,
-				   IRQF_ONESHOT | flags, "vgpio-consumer", NULL);
+	if (threaded)
+		ret = request_threaded_irq(irq, consumer_hard, consumer_thread,
+					   IRQF_ONESHOT | flags, "vgpio-consumer", NULL);
+	else
+		ret = request_irq(irq, consumer_hard_only, flags, "vgpio-consumer", NULL);
 	if (ret) {
 		release_line();
 		return ret;
