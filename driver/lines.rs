@@ -282,7 +282,8 @@ impl gpio::IrqChip for VirtioGpio {
         // has it, stays there). The irq core counts the line as masked from
         // now on; so does the line, so that an event that comes meanwhile
         // (the core keeps it pending and replays an edge on enable_irq)
-        // leaves the message here, whichever flow handles the line.
+        // leaves the message here, also for a line still waiting for an
+        // eventq slot or for the end of the callback's pass.
         self.with_irq_line(hwirq, |eq, l| eq.lines[l].masked = true);
     }
 

@@ -19,9 +19,9 @@ line=5
 # edge at most every PERIOD_US, and only once the driver has taken the one
 # before (its eventq buffer is back), so that however slow the machine no
 # two edges are latched into one; with both edges, also only once the line
-# was read since (the character device reads it to tell the edge, in its
-# thread, which may still run when the buffer is back: an edge before that
-# read would be told wrong, or merged into the one before).
+# was read since (the character device reads it in its thread to tell the
+# edge; the buffer is back only after that thread, so this adds nothing
+# with a ONESHOT consumer, but an edge before the read would be told wrong).
 monitor() {
 	local want=$1 flags=$2 edges=$3 period=$4 n pid got g
 	n=$(echo $want | wc -w)

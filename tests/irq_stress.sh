@@ -51,8 +51,8 @@ check "the device holds one eventq buffer for the line, none twice" \
 before=$(consumer_param hard)
 # paced: each edge once the driver has taken the one before, so that none is
 # latched into another however slow the machine; counted once the four are
-# handled (or a minute passed) and the line settled (an edge line's buffer
-# is back before its handler runs: waiting for the count first)
+# handled (or a minute passed) and the line settled (its buffer is back
+# once the consumer's thread is done)
 ctl 0 edges $line 4 100000 paced >/dev/null
 WAIT_S=60 wait_for eval '[ "$(consumer_param hard)" -ge $((before + 4)) ]'
 WAIT_S=60 wait_for line_settled 0 $line

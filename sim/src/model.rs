@@ -652,8 +652,9 @@ impl Device {
     /// With `read`, the driver is ready only once it has also read the
     /// line since the last flip: for a consumer that reads the line for
     /// each event (gpiolib's character device on a line with both edges,
-    /// to tell a rising from a falling one), which may still be reading
-    /// when the buffer is back.
+    /// to tell a rising from a falling one), for a driver that could give
+    /// the buffer back before that read (the Rust driver did, d47f081 to
+    /// f0fbb08).
     pub fn edges_paced(&mut self, gpio: u16, count: u32, period: Duration, now: Instant, read: bool) {
         let bufs = self.lines[gpio as usize].bufs_in;
         self.timers.retain(|Reverse((_, _, t))| *t != Timer::Paced(gpio));
