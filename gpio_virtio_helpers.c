@@ -300,20 +300,6 @@ void vgpio_gpio_irq_chip_set_chip(struct gpio_chip *gc, const struct irq_chip *c
 	gc->irq.parents = NULL;
 }
 
-/*
- * From the irq_chip's irq_set_type, with the descriptor's lock held (as the
- * irq core calls it): the flow handler for the new trigger type.
- */
-void vgpio_irq_set_flow_locked(struct irq_data *d, bool edge)
-{
-	irq_set_handler_locked(d, edge ? handle_edge_irq : handle_level_irq);
-}
-
-bool vgpio_irqd_irq_masked(struct irq_data *d)
-{
-	return irqd_irq_masked(d);
-}
-
 struct gpio_chip *vgpio_irq_data_get_gpio_chip(struct irq_data *d)
 {
 	return irq_data_get_irq_chip_data(d);

@@ -85,8 +85,6 @@ void vgpio_assign_bit(unsigned long nr, unsigned long *addr, bool value);
 /* gpiolib */
 int vgpio_gpiochip_add_data(struct gpio_chip *gc, void *data);
 void vgpio_gpio_irq_chip_set_chip(struct gpio_chip *gc, const struct irq_chip *chip);
-void vgpio_irq_set_flow_locked(struct irq_data *d, bool edge);
-bool vgpio_irqd_irq_masked(struct irq_data *d);
 struct gpio_chip *vgpio_irq_data_get_gpio_chip(struct irq_data *d);
 
 #endif

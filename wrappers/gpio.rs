@@ -80,12 +80,7 @@ pub(crate) trait Chip: Sync + Send + Sized {
 /// enable_irq).
 ///
 /// The flow: `handle_level_irq` (mask, handle, unmask once the handlers,
-/// threads included, are done) for every type, unless the chip implements
-/// `irq_ack`: then a line whose trigger type is an edge is handled by
-/// `handle_edge_irq` (ack, then handle; an edge that comes while the
-/// handlers run is handled after them, not lost), the others still by
-/// `handle_level_irq`, which calls `irq_ack` too, after `irq_mask`. The
-/// switch is made when `irq_set_type` succeeds.
+/// threads included, are done) for every type.
 #[vtable]
 pub(crate) trait IrqChip: Chip {
     fn irq_enable(&self, _hwirq: u32) {
@@ -99,12 +94,6 @@ pub(crate) trait IrqChip: Chip {
     }
     fn irq_mask(&self, hwirq: u32);
     fn irq_unmask(&self, hwirq: u32);
-    /// `masked`: whether the irq core counts the line as masked (an ack
-    /// that follows a mask, as handle_level_irq's and a disabled line's
-    /// do, or not: handle_edge_irq's, before the handlers run).
-    fn irq_ack(&self, _hwirq: u32, _masked: bool) {
-        kernel::build_error!(VTABLE_DEFAULT_ERROR)
-    }
     /// `flow_type` is an `IRQ_TYPE_*` value.
     fn irq_set_type(&self, hwirq: u32, flow_type: u32) -> Result;
     fn irq_bus_sync_unlock(&self, _hwirq: u32) {
@@ -452,8 +441,8 @@ impl<T: Chip> Registration<T> {
 impl<T: IrqChip> Registration<T> {
     /// [`Registration::register`], with the chip's own irq chip: gpiolib
     /// then gives the chip an irq domain, `ngpio` interrupts handled by
-    /// `handle_level_irq` (or `handle_edge_irq`: see [`IrqChip`]), which
-    /// the driver raises with [`Registration::handle_irq`].
+    /// `handle_level_irq`, which the driver raises with
+    /// [`Registration::handle_irq`].
     pub(crate) fn register_with_irq(
         &self,
         vdev: &virtio::Device,
@@ -475,9 +464,6 @@ impl<T: IrqChip> Registration<T> {
                 (*ic).irq_shutdown = Some(irq_shutdown_callback::<T>);
                 (*ic).irq_mask = Some(irq_mask_callback::<T>);
                 (*ic).irq_unmask = Some(irq_unmask_callback::<T>);
-                if T::HAS_IRQ_ACK {
-                    (*ic).irq_ack = Some(irq_ack_callback::<T>);
-                }
                 (*ic).irq_set_type = Some(irq_set_type_callback::<T>);
                 if T::HAS_IRQ_BUS_SYNC_UNLOCK {
                     (*ic).irq_bus_sync_unlock = Some(irq_bus_sync_unlock_callback::<T>);
@@ -616,18 +602,6 @@ unsafe extern "C" fn irq_unmask_callback<T: IrqChip>(d: *mut bindings::irq_data)
 /// # Safety
 ///
 /// Called by the irq core only, with an irq of a chip registered by a
-/// `Registration<T>`.
-unsafe extern "C" fn irq_ack_callback<T: IrqChip>(d: *mut bindings::irq_data) {
-    // SAFETY: the irq core calls back with an irq of our chip.
-    let (reg, hwirq) = unsafe { irq_registration::<T>(d) };
-    // SAFETY: the irq core passes the irq's live data.
-    let masked = unsafe { bindings::vgpio_irqd_irq_masked(d) };
-    reg.data.irq_ack(hwirq, masked);
-}
-
-/// # Safety
-///
-/// Called by the irq core only, with an irq of a chip registered by a
 /// `Registration<T>`, and the irq's descriptor lock held.
 unsafe extern "C" fn irq_set_type_callback<T: IrqChip>(
     d: *mut bindings::irq_data,
@@ -637,15 +611,6 @@ unsafe extern "C" fn irq_set_type_callback<T: IrqChip>(
     let (reg, hwirq) = unsafe { irq_registration::<T>(d) };
     from_result(|| {
         reg.data.irq_set_type(hwirq, flow_type)?;
-        if T::HAS_IRQ_ACK {
-            let edge = flow_type & bindings::IRQ_TYPE_EDGE_BOTH != 0;
-            // SAFETY: the irq core calls irq_set_type (from
-            // __irq_set_trigger) with the descriptor's lock held, which
-            // irq_set_handler_locked needs; `d` is the irq's data. The
-            // chip has an irq_ack, which handle_edge_irq calls without
-            // checking.
-            unsafe { bindings::vgpio_irq_set_flow_locked(d, edge) };
-        }
         Ok(0)
     })
 }
