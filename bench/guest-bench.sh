@@ -290,19 +290,6 @@ probe_one() {
 # median NUMBERS...
 median() { printf '%s\n' "$@" | sort -n | sed -n "$((($# + 1) / 2))p"; }
 
-# irqs_of DEVICE: the interrupts of the PCI function under a virtio device:
-# its MSI-X vectors, or its INTx line (shared with other devices) if it has
-# none
-irqs_of() {
-	local pci irq
-	pci=/sys/bus/virtio/devices/$(vdev_of "$1")/..
-	if [ -d "$pci/msi_irqs" ]; then
-		for irq in "$pci"/msi_irqs/*; do echo "${irq##*/}"; done
-	else
-		cat "$pci/irq"
-	fi
-}
-
 # assign ROUND: give the Rust driver, the C driver and the floor one each of
 # devices 0, 1, 2 (the same shape), rotating every round, so that no
 # driver's figures are one device's (each has its own simulator process,

@@ -176,24 +176,20 @@ configure() {
 	# vng writes its minimal bootable config into .config (for arm64: the
 	# architecture's defconfig and vng's list, trimmed by the kernel's own
 	# virt.config to what QEMU's virt machine has)
-	local base=()
 	if [ "$VGPIO_ARCH" = x86_64 ]; then
 		vng --kconfig >"$top/config.log" 2>&1 || { cat "$top/config.log"; exit 1; }
 	else
 		vng --kconfig --arch "$VGPIO_ARCH" LLVM=$LLVM_ARG >"$top/config.log" 2>&1 ||
 			{ cat "$top/config.log"; exit 1; }
-		base=("arch/$VGPIO_ARCH/configs/virt.config")
-	fi
-	scripts/kconfig/merge_config.sh -m .config "${base[@]}" \
-		"${FRAGMENTS[@]}" >>"$top/config.log" 2>&1 || { tail -n 30 "$top/config.log"; exit 1; }
-	if [ "$VGPIO_ARCH" != x86_64 ]; then
+		scripts/kconfig/merge_config.sh -m .config "arch/$VGPIO_ARCH/configs/virt.config" \
+			>>"$top/config.log" 2>&1 || { tail -n 30 "$top/config.log"; exit 1; }
 		# defconfig builds hundreds of modules nothing here loads: none
-		# but the fragments' (the C driver's)
+		# but the fragments' (the C driver's, merged below)
 		# shellcheck disable=SC2046
 		make $(make_args) mod2noconfig >>"$top/config.log" 2>&1
-		scripts/kconfig/merge_config.sh -m .config "${FRAGMENTS[@]}" >>"$top/config.log" 2>&1 ||
-			{ tail -n 30 "$top/config.log"; exit 1; }
 	fi
+	scripts/kconfig/merge_config.sh -m .config "${FRAGMENTS[@]}" >>"$top/config.log" 2>&1 ||
+		{ tail -n 30 "$top/config.log"; exit 1; }
 	# shellcheck disable=SC2046
 	make $(make_args) olddefconfig >/dev/null
 	check_config

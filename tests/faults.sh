@@ -288,21 +288,15 @@ line_irqs() {
 	done
 	echo 0
 }
-# device_irqs: the interrupts of the virtio device's PCI function (its
-# MSI-X vectors, or its INTx line, which other devices may share: then
-# theirs count too, which can only loosen the bound below).
+# device_irqs: the interrupts of device 0 (irqs_of: an INTx line other
+# devices may share counts theirs too, which can only loosen the bound).
 device_irqs() {
-	local pci=/sys/bus/virtio/devices/$vdev/.. i s=0 n
-	if [ -d "$pci/msi_irqs" ]; then
-		for i in "$pci"/msi_irqs/*; do
-			n=$(irq_count "${i##*/}")
-			s=$((s + n))
-		done
-		echo $s
-	else
-		read -r i <"$pci/irq"
-		irq_count "$i"
-	fi
+	local i s=0 n
+	for i in $(irqs_of 0); do
+		n=$(irq_count "$i")
+		s=$((s + n))
+	done
+	echo $s
 }
 ctl 0 fault clear >/dev/null
 ctl 0 set 5 0 >/dev/null

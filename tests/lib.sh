@@ -457,3 +457,16 @@ consumer_param() { cat /sys/module/vgpio_irq_consumer/parameters/"$1"; }
 # would throw them away.
 vdev_of 0 >/dev/null
 port_of 0 >/dev/null
+
+# irqs_of DEVICE: the interrupts of the PCI function under a virtio device:
+# its MSI-X vectors, or its INTx line (shared with other devices) if it has
+# none
+irqs_of() {
+	local pci irq
+	pci=/sys/bus/virtio/devices/$(vdev_of "$1")/..
+	if [ -d "$pci/msi_irqs" ]; then
+		for irq in "$pci"/msi_irqs/*; do echo "${irq##*/}"; done
+	else
+		cat "$pci/irq"
+	fi
+}
