@@ -30,7 +30,9 @@
  *                                          (-o FILE_A,FILE_B,FILE_C)
  *   vgpio-bench count CHIP LINE SECONDS [N] [rising]
  *                                          count IN's edge events (until
- *                                          N): both edges, or rising ones
+ *                                          N): both edges, or rising ones;
+ *                                          a line "gone" first if the chip
+ *                                          went meanwhile
  *   vgpio-bench hammer CHIP LINE SECONDS   write pseudo-random values to an
  *                                          output, read each back; fails
  *                                          on any value not the one written
@@ -424,8 +426,10 @@ int main(int argc, char **argv)
 			p.fd = fd;
 			p.events = POLLIN;
 			if (poll(&p, 1, 100) == 1) {
-				if (p.revents & (POLLERR | POLLHUP))
-					break;	/* the chip is gone */
+				if (p.revents & (POLLERR | POLLHUP)) {
+					printf("gone\n");	/* the chip is */
+					break;
+				}
 				r = read(fd, ev, sizeof(ev));
 				if (r > 0)
 					count += r / sizeof(ev[0]);

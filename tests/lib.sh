@@ -439,6 +439,14 @@ running() {
 	[[ $s != Z* ]]
 }
 
+# stopped PID: is the process stopped by a signal (SIGSTOP)?
+stopped() {
+	local s
+	{ read -r s </proc/"$1"/stat; } 2>/dev/null || return 1
+	s=${s##*) }
+	[[ $s == T* ]]
+}
+
 # Slab in use, in kB, with reclaimable caches dropped and every cache shrunk
 # (which also empties KASAN's quarantine of freed objects).
 slab_kb() {
