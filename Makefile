@@ -13,6 +13,11 @@
 #                     production-configured kernel built from the same source
 #                     (BENCH_ARGS="--rounds N --kvm" to change the defaults;
 #                     BENCH_FLAVOUR=test: on the debug test kernel instead)
+#   ARCH=arm64        module, demo and check on an arm64 guest (QEMU's virt
+#                     machine, emulated): its kernel cross-built here, the
+#                     module, test modules and vgpio-bench built for it in
+#                     out/build-$(KERNEL)-arm64; devices on virtio-mmio
+#                     (VGPIO_TRANSPORT=pci for virtio-pci)
 
 TOP := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 export PATH := /usr/bin:$(or $(CARGO_HOME),$(HOME)/.cargo)/bin:$(HOME)/.cargo/bin:$(PATH)
@@ -32,16 +37,54 @@ endif
 KERNEL ?= 7.3
 export KERNEL
 KMAKE = env $$($(TOP)/scripts/kernel.sh env) $(MAKE) -C "$(KDIR_SH)" $$($(TOP)/scripts/kernel.sh make-args)
+# A command-line ARCH=arm64 goes to the scripts as VGPIO_ARCH (the
+# kernel's make gets ARCH from scripts/kernel.sh make-args, and from
+# MAKEFLAGS); it is kept out of the programs' environment (cargo builds
+# the simulator for this host).
+ifeq ($(origin ARCH),command line)
+ifeq ($(ARCH),arm64)
+export VGPIO_ARCH := arm64
+else ifneq ($(filter x86 x86_64,$(ARCH)),)
+export VGPIO_ARCH := x86_64
+else
+$(error ARCH=$(ARCH): x86_64 (default) or arm64)
+endif
+unexport ARCH
+endif
 # Where the module's sources are built: the work tree, or a copy of it
-# (scripts/lint.sh --copy, for a kernel the work tree's .ko is not for).
+# (scripts/lint.sh --copy, for a kernel the work tree's .ko is not for;
+# for arm64, a copy the guest finds them in: VGPIO_BUILD).
+ifeq ($(VGPIO_ARCH),arm64)
+ifeq ($(origin MODSRC),undefined)
+MODSRC := $(TOP)/out/build-$(KERNEL)-arm64
+SRCCOPY := srccopy
+endif
+export VGPIO_BUILD := $(MODSRC)
+# static: a process start in the guest reads nothing more over 9p
+BENCH_BIN := $(MODSRC)/bench/vgpio-bench
+BENCH_CC := aarch64-linux-gnu-gcc -static
+# (the cross compiler comes with the dependencies)
+BENCH_DEPS := deps
+LINT_COPY := $(TOP)/out/lint-$(KERNEL)-arm64
+ifneq ($(filter bench,$(MAKECMDGOALS)),)
+$(error make bench: x86_64 only)
+endif
+else
 MODSRC ?= $(TOP)
+BENCH_BIN := $(TOP)/bench/vgpio-bench
+BENCH_CC := gcc
+endif
 SIM := $(TOP)/sim/target/release/virtio-gpio-sim
 
-.PHONY: all modules deps kernel sim testmods tools demo check lint buildcheck soak bench clean
+.PHONY: all modules deps kernel sim testmods tools demo check lint buildcheck soak bench clean srccopy
 
 all: modules
 
-modules: $(KERNEL_DEP)
+# (once per make)
+srccopy:
+	$(TOP)/scripts/modsrc.sh $(MODSRC)
+
+modules: $(KERNEL_DEP) $(SRCCOPY)
 	$(KMAKE) M=$(MODSRC) CONFIG_GPIO_VIRTIO_RS=m modules
 
 deps:
@@ -53,13 +96,14 @@ kernel: deps
 sim: deps
 	cargo build --release --quiet --manifest-path $(TOP)/sim/Cargo.toml
 
-testmods: $(KERNEL_DEP)
+testmods: $(KERNEL_DEP) $(SRCCOPY)
 	$(KMAKE) M=$(MODSRC)/tests/modules modules
 
-tools: $(TOP)/bench/vgpio-bench
+tools: $(BENCH_BIN)
 
-$(TOP)/bench/vgpio-bench: $(TOP)/bench/vgpio-bench.c
-	gcc -O2 -Wall -pthread -o $@ $<
+$(BENCH_BIN): $(TOP)/bench/vgpio-bench.c | $(BENCH_DEPS)
+	mkdir -p $(dir $@)
+	$(BENCH_CC) -O2 -Wall -pthread -o $@ $<
 
 demo: deps kernel modules sim testmods
 	$(TOP)/scripts/demo.sh
@@ -68,11 +112,11 @@ check: deps kernel modules sim testmods tools
 	$(TOP)/scripts/check.sh
 
 lint: deps $(KERNEL_DEP)
-	KDIR="$(KDIR_SH)" $(TOP)/scripts/lint.sh
+	KDIR="$(KDIR_SH)" $(TOP)/scripts/lint.sh $(if $(LINT_COPY),--copy $(LINT_COPY))
 
 buildcheck: deps
 	$(TOP)/scripts/kernel.sh prepare
-	$(TOP)/scripts/lint.sh --copy $(TOP)/out/build-$(KERNEL)
+	$(TOP)/scripts/lint.sh --copy $(or $(LINT_COPY),$(TOP)/out/build-$(KERNEL))
 
 soak: deps kernel modules sim testmods tools
 	$(TOP)/scripts/check.sh --soak

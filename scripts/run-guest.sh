@@ -21,7 +21,13 @@
 #   --cpus N         guest CPUs (default 2)
 #   --kvm            use KVM instead of TCG (where KVM runs our kernels)
 # Environment: VGPIO_TIER (check or soak, for the tests' loop counts),
-# VGPIO_QEMU_OPTS (more QEMU options, e.g. "-cpu qemu64" to compare).
+# VGPIO_QEMU_OPTS (more QEMU options, e.g. "-cpu qemu64" to compare),
+# VGPIO_ARCH (x86_64, default, or arm64: QEMU's virt machine, emulated, with
+# a root of arm64 binaries from scripts/rootfs.sh), VGPIO_TRANSPORT (pci, or
+# mmio: arm64 only, its default), VGPIO_BUILD (where the guest finds the
+# module, the test modules and vgpio-bench built for its architecture;
+# arm64's default: out/build-$KERNEL-arm64), VGPIO_TIME_SCALE (multiplies
+# the tests' time bounds in the guest; arm64's default: 3).
 set -uo pipefail
 
 TOP=$(cd "$(dirname "$0")/.." && pwd)
@@ -56,8 +62,19 @@ done
 [ $# -gt 0 ] || { echo "run-guest: no guest command" >&2; exit 2; }
 guest_cmd=$*
 
+ARCH=${VGPIO_ARCH:-x86_64}
+case "$ARCH" in
+x86_64) image=arch/x86/boot/bzImage transport=${VGPIO_TRANSPORT:-pci} ;;
+arm64) image=arch/arm64/boot/Image transport=${VGPIO_TRANSPORT:-mmio} ;;
+*) echo "run-guest: VGPIO_ARCH=$ARCH: x86_64 or arm64" >&2; exit 2 ;;
+esac
+case "$ARCH:$transport" in
+*:pci | arm64:mmio) ;;
+*) echo "run-guest: no $transport transport on $ARCH" >&2; exit 2 ;;
+esac
+
 [ -x "$SIM" ] || { echo "run-guest: build the simulator first (make sim)" >&2; exit 2; }
-[ -e "$KDIR/arch/x86/boot/bzImage" ] || { echo "run-guest: no kernel at $KDIR (make kernel)" >&2; exit 2; }
+[ -e "$KDIR/$image" ] || { echo "run-guest: no kernel at $KDIR (make kernel)" >&2; exit 2; }
 
 out=${out:-$TOP/out/run-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$out"
@@ -78,14 +95,25 @@ start_sims() {
 	wait 2>/dev/null
 	pids=()
 	rm -f "$run"/*.sock
-	qopts="-device virtio-serial-pci,id=vgpioser"
+	# virtio-mmio (arm64's virt machine has 32 transports): each device
+	# pinned to its own, in order, so that device N is the Nth by address
+	# as the tests count them; the modern (virtio 1.0) transport, which
+	# vhost-user-gpio needs.
+	if [ "$transport" = mmio ]; then
+		qopts="-global virtio-mmio.force-legacy=false -device virtio-serial-device,id=vgpioser"
+		gpiodev=vhost-user-gpio-device
+	else
+		qopts="-device virtio-serial-pci,id=vgpioser"
+		gpiodev=vhost-user-gpio-pci
+	fi
 	for ((i = 0; i < devices; i++)); do
 		# shellcheck disable=SC2086
 		"$SIM" serve --socket "$run/vhost$i.sock" --ctl "$run/ctl$i.sock" \
 			--names "gen:d${i}l" $sim_all ${sim_one[$i]:-} >"$out/sim$i.log" 2>&1 &
 		pids+=($!)
 		qopts+=" -chardev socket,path=$run/vhost$i.sock,id=vgpio$i"
-		qopts+=" -device vhost-user-gpio-pci,chardev=vgpio$i,id=gpio$i"
+		qopts+=" -device $gpiodev,chardev=vgpio$i,id=gpio$i"
+		[ "$transport" = mmio ] && qopts+=",bus=virtio-mmio-bus.$i"
 		qopts+=" -chardev socket,path=$run/ctl$i.sock,id=vgpioctl$i"
 		qopts+=" -device virtserialport,bus=vgpioser.0,chardev=vgpioctl$i,name=vgpio-ctl$i"
 	done
@@ -122,18 +150,58 @@ start_sims() {
 # nothing untrusted). cache=loose on the 9p root: the host files do not
 # change during a run, and cached pages make each process start about 2x
 # cheaper (a process start is most of what a test costs in this guest).
+#
+# arm64: virtme-ng needs a root of the guest's architecture (--root, made
+# by scripts/rootfs.sh) and runs its shell init from it; what the tests
+# read from the host (the work tree, the kernel tree, the results folder)
+# is shared at the same paths, whose mount points must exist in that
+# read-only root. The shims live in the root (the init calls udevadm before
+# it mounts the shares), with a udevd that does nothing (the root has no
+# udev). The guest command goes in a file: virtme-ng's extra arguments
+# for an external root leave too little of arm64's 2048-byte command line.
+params="rootflags=version=9p2000.L,trans=virtio,access=any,msize=524288,cache=loose modprobe.blacklist=gpio_virtio,gpio_virtio_rs log_buf_len=32M loglevel=5 max_loop=0 8250.nr_uarts=1 mitigations=off"
+vargs=()
+if [ "$ARCH" = arm64 ]; then
+	export VGPIO_BUILD=${VGPIO_BUILD:-$TOP/out/build-${KERNEL:-7.3}-arm64}
+	export VGPIO_TIME_SCALE=${VGPIO_TIME_SCALE:-3}
+	# (an ELF for aarch64: e_machine 183)
+	[ "$(od -An -tu2 -j18 -N2 "$VGPIO_BUILD/gpio-virtio-rs.ko" 2>/dev/null | tr -d ' ')" = 183 ] ||
+		{ echo "run-guest: no arm64 build of the module in $VGPIO_BUILD (make ARCH=arm64 modules)" >&2; exit 2; }
+	case "$VGPIO_BUILD/" in "$TOP"/*) ;; *)
+		echo "run-guest: VGPIO_BUILD must be inside $TOP (shared with the guest)" >&2; exit 2 ;;
+	esac
+	root=$("$TOP"/scripts/rootfs.sh arm64) || exit 2
+	shims=$root/usr/local/vgpio-shims
+	# (and the folders virtme-ng's init mounts overlays on)
+	mkdir -p "$shims" "$root$TOP" "$root$KDIR" "$root/opt" "$root/srv" "$root/etc/lvm"
+	cp "$TOP"/scripts/guest-shims/* "$shims/"
+	printf '#!/bin/sh\nexit 0\n' >"$shims/udevd"
+	chmod +x "$shims"/*
+	params="PATH=/usr/local/vgpio-shims:/usr/sbin:/usr/bin:/sbin:/bin $params"
+	vargs=(--arch arm64 --root "$root" --rwdir "$TOP=$TOP" --rodir "$KDIR=$KDIR")
+	case "$out/" in "$TOP"/*) ;; *) mkdir -p "$root$out"; vargs+=(--rwdir "$out=$out") ;; esac
+else
+	params="PATH=$TOP/scripts/guest-shims $params no5lvl"
+	vargs=(--rwdir "$out")
+fi
 boot() {
 	timeout --foreground -k 10 "$timeout_s" \
-		vng $accel --run "$KDIR" --force-9p --user root --cpus "$cpus" \
-		-m "$mem" --numa "$mem" --rwdir "$out" --verbose \
-		--append "PATH=$TOP/scripts/guest-shims rootflags=version=9p2000.L,trans=virtio,access=any,msize=524288,cache=loose modprobe.blacklist=gpio_virtio,gpio_virtio_rs log_buf_len=32M no5lvl loglevel=5 max_loop=0 8250.nr_uarts=1 mitigations=off" \
+		vng $accel "${vargs[@]}" --run "$KDIR" --force-9p --user root --cpus "$cpus" \
+		-m "$mem" --numa "$mem" --verbose \
+		--append "$params" \
 		-o="$qopts ${VGPIO_QEMU_OPTS:-}" \
 		-- "$gcmd" \
 		>"$out/console.log" 2>&1 </dev/null
 }
 
 # VGPIO_TIER (check or soak) sizes the tests' loops (tier in tests/lib.sh).
-gcmd="touch $out/.started; export VGPIO_OUT=$out VGPIO_TOP=$TOP VGPIO_KDIR=$KDIR VGPIO_DEVICES=$devices VGPIO_TIER=${VGPIO_TIER:-check}; $guest_cmd"
+gcmd="touch $out/.started; export VGPIO_OUT=$out VGPIO_TOP=$TOP VGPIO_KDIR=$KDIR VGPIO_DEVICES=$devices VGPIO_TIER=${VGPIO_TIER:-check}${VGPIO_BUILD:+ VGPIO_BUILD=$VGPIO_BUILD}${VGPIO_TIME_SCALE:+ VGPIO_TIME_SCALE=$VGPIO_TIME_SCALE}; $guest_cmd"
+if [ "$ARCH" = arm64 ]; then
+	# (in the directory it was started from, as virtme-ng does for a guest
+	# on the host's root, when the guest sees it)
+	printf 'cd %q 2>/dev/null || cd %q\n%s\n' "$PWD" "$TOP" "$gcmd" >"$out/guest-cmd.sh"
+	gcmd="bash $out/guest-cmd.sh"
+fi
 # The command travels base64-encoded on the kernel command line, which x86
 # cuts at 2048 bytes; virtme-ng's own part takes about 750 plus the results
 # path. A cut command makes virtme-ng boot the full systemd instead (which
@@ -142,7 +210,7 @@ if [ $(((${#gcmd} + 2) / 3 * 4 + 850 + ${#out} + ${#TOP})) -gt 2000 ]; then
 	echo "run-guest: the guest command is too long for the kernel command line; put it in a script" >&2
 	exit 2
 fi
-echo "run-guest: booting $KDIR under $([ -n "$accel" ] && echo TCG || echo KVM) with $devices virtio-gpio device(s); results in $out"
+echo "run-guest: booting $KDIR ($ARCH) under $([ -n "$accel" ] && echo TCG || echo KVM) with $devices virtio-gpio device(s) on virtio-$transport; results in $out"
 start=$(date +%s)
 rm -f "$out/.started"
 start_sims

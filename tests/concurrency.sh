@@ -20,7 +20,6 @@
 ktap_print_header
 ktap_set_plan 5
 
-BENCH=$VGPIO_TOP/bench/vgpio-bench
 secs=${VGPIO_CONCURRENCY_S:-$(tier 10 120)}
 writers="0 1 2 3 4 5"
 watched="5 6 7"
@@ -107,7 +106,7 @@ for p in "${pids[@]}"; do
 	stuck=$((stuck + 1))
 	log "stuck: $(ps -o pid=,stat=,wchan:32=,args= -p "$p")"
 done
-dmesg_since "$mark" | grep -m1 -E 'is not a head|RIP: 0010:0x0' | sed 's/^/# /'
+dmesg_since "$mark" | grep -m1 -E 'is not a head|RIP: 0010:0x0|pc : (0x0|0{16})' | sed 's/^/# /'
 result() { check_c_known "$mark" "$@"; }
 result "6 writers: every value read back is the one written" \
 	all_match 'mismatches=0 errors=0' $(for l in $writers; do echo "$tmp/hammer.$l"; done)

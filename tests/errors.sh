@@ -26,7 +26,7 @@ check "the line works again once the device does" eval "gpioget $chip 3 >/dev/nu
 # place on any machine: it stops at the error, or is seen to write on after
 # it (the device counts its writes) and is stopped.
 ctl 0 reset-counters >/dev/null
-"$VGPIO_TOP/bench/vgpio-bench" set "$chip" 3 1000000 >/tmp/errors.set 2>&1 &
+"$BENCH" set "$chip" 3 1000000 >/tmp/errors.set 2>&1 &
 pid=$!
 wait_for eval '[ "$(field requests "$(ctl 0 counters 3)")" -ge 20 ]'
 ctl 0 fault err type=set_value line=3 count=1 >/dev/null

@@ -17,7 +17,6 @@
 ktap_print_header
 ktap_set_plan 5
 
-BENCH=$VGPIO_TOP/bench/vgpio-bench
 dev=2
 fuzz_s=${VGPIO_FUZZ_S:-$(tier 10 300)}
 if [ "$VGPIO_DEVICES" -le $dev ]; then

@@ -8,6 +8,7 @@
 # saves the kernel log for the host's log check.
 set -u
 : "${VGPIO_OUT:?}" "${VGPIO_TOP:?}"
+VGPIO_BUILD=${VGPIO_BUILD:-$VGPIO_TOP}
 drivers="rust c"
 # (a bound for a test that hangs, several times what the slowest test takes
 # on a slow machine: a test must not fail for being slow)
@@ -28,7 +29,8 @@ done
 # Each test's header, read in this shell (a process start costs about half a
 # second in this guest): "# drivers: ...", "# runs: last [RANK]" (after the
 # others, by rank, default 1: the C driver leaves stuck tasks and broken
-# queues behind them) and "# timeout: SECONDS".
+# queues behind them) and "# timeout: SECONDS" (times VGPIO_TIME_SCALE, the
+# runner's: slower guests).
 declare -A t_drivers t_rank t_limit
 last_rank=0
 for t in "$@"; do
@@ -51,16 +53,21 @@ for ((r = 0; r <= last_rank; r++)); do
 done
 export VGPIO_TOP VGPIO_KDIR VGPIO_DEVICES
 
+# jiffies: now, as kmemleak stamps the objects it reports
+jiffies() {
+	local key val
+	while read -r key val _; do
+		[ "$key" = jiffies: ] && { echo "$val"; return 0; }
+	done </proc/timer_list
+}
+
 mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
 kmemleak=/sys/kernel/debug/kmemleak
 if [ -w "$kmemleak" ]; then
 	# Boot-time suspects are not ours: the host's log check counts only
 	# objects allocated from now on (kmemleak reports each one's jiffies).
 	# A scan and clear here did the same at the cost of a scan (20 s).
-	start_jiffies=
-	while read -r key val _; do
-		[ "$key" = jiffies: ] && { start_jiffies=$val; break; }
-	done </proc/timer_list
+	start_jiffies=$(jiffies)
 	if [ -n "$start_jiffies" ]; then
 		echo "$start_jiffies" >"$VGPIO_OUT/kmemleak-start-jiffies"
 	else
@@ -84,6 +91,13 @@ n=0
 fails=0
 for drv in $drivers; do
 	export DRIVER=$drv
+	# Where each driver's tests begin: during the C driver's (begun with the
+	# Rust module unloaded), the host's log check knows that leaks
+	# allocated by code since unloaded (kmemleak prints bare addresses for
+	# it) are not ours.
+	if [ "$drv" = rust ] || [ ! -e /sys/module/gpio_virtio_rs ]; then
+		echo "$drv $(jiffies)" >>"$VGPIO_OUT/driver-jiffies"
+	fi
 	# shellcheck source=/dev/null
 	(. "$VGPIO_TOP/tests/lib.sh" && vgpio_load) || echo "# could not load the $drv driver"
 	for t in "${tests[@]}"; do
@@ -104,7 +118,7 @@ for drv in $drivers; do
 		start=$EPOCHSECONDS
 		# Markers let the host's log check tell which test a splat is in.
 		echo "vgpio-test: begin $name" >/dev/kmsg
-		limit=${t_limit[$t]}
+		limit=$((${t_limit[$t]} * ${VGPIO_TIME_SCALE:-1}))
 		timeout -k 5 "$limit" bash "$t" >/tmp/vgpio-test.out 2>&1
 		rc=$?
 		echo "vgpio-test: end $name" >/dev/kmsg
@@ -136,7 +150,7 @@ if [ "$selftest" = 1 ]; then
 	# its own section: after the last test's, a splat would be that test's
 	# (and excused there if it was a C test whose known bug oopsed)
 	echo "vgpio-test: begin selftest" >/dev/kmsg
-	insmod "$VGPIO_TOP/tests/modules/vgpio_warn_test.ko"
+	insmod "$VGPIO_BUILD/tests/modules/vgpio_warn_test.ko"
 	dmesg >"$VGPIO_OUT/dmesg-selftest.txt"
 fi
 [ "$fails" = 0 ]

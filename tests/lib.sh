@@ -4,14 +4,17 @@
 # Shared helpers for the in-guest kselftests. A test sources this, runs its
 # cases with the kernel's KTAP helpers and ends with vgpio_finished.
 # Environment (set by scripts/run-guest.sh and tests/guest-run.sh):
-#   VGPIO_TOP, VGPIO_KDIR, VGPIO_DEVICES, DRIVER (rust | c)
+#   VGPIO_TOP, VGPIO_KDIR, VGPIO_DEVICES, DRIVER (rust | c), VGPIO_BUILD
+#   (where the module, the test modules and vgpio-bench were built for the
+#   guest's architecture: the work tree, or a copy for arm64)
 
 : "${VGPIO_TOP:?}" "${VGPIO_KDIR:?}"
 # shellcheck source=/dev/null
 . "$VGPIO_KDIR/tools/testing/selftests/kselftest/ktap_helpers.sh"
 
-SIM=$VGPIO_TOP/sim/target/release/virtio-gpio-sim
+VGPIO_BUILD=${VGPIO_BUILD:-$VGPIO_TOP}
 KTOOLS=$VGPIO_KDIR/tools/gpio
+BENCH=${BENCH:-$VGPIO_BUILD/bench/vgpio-bench}
 DRIVER=${DRIVER:-rust}
 VGPIO_DEVICES=${VGPIO_DEVICES:-1}
 KTAP_CNT_XFAIL=0
@@ -19,7 +22,7 @@ KTAP_CNT_XFAIL=0
 case "$DRIVER" in
 # (VGPIO_RUST_KO: another build of the Rust module, e.g. an older commit's,
 # to show that a test fails on it)
-rust) MODULE=gpio_virtio_rs; MODULE_KO=${VGPIO_RUST_KO:-$VGPIO_TOP/gpio-virtio-rs.ko}; DRV_NAME=gpio-virtio-rs ;;
+rust) MODULE=gpio_virtio_rs; MODULE_KO=${VGPIO_RUST_KO:-$VGPIO_BUILD/gpio-virtio-rs.ko}; DRV_NAME=gpio-virtio-rs ;;
 c) MODULE=gpio_virtio; MODULE_KO=$VGPIO_KDIR/drivers/gpio/gpio-virtio.ko; DRV_NAME=gpio_virtio ;;
 *) echo "unknown DRIVER $DRIVER" >&2; exit 1 ;;
 esac
@@ -68,7 +71,7 @@ c_known_failure() {
 	l=$(dmesg_since "$1")
 	grep -qE 'is not a head|failed to add request' <<<"$l" &&
 		why+=("its requestq ring was corrupted under concurrent use (virtqueue_get_buf without the lock add_sgs holds): requests in flight never complete, later ones fail")
-	[ "$C_SHARED_IRQCHIP" = 1 ] && grep -qE 'RIP: 0010:0x0|kernel NULL pointer' <<<"$l" &&
+	[ "$C_SHARED_IRQCHIP" = 1 ] && grep -qE 'RIP: 0010:0x0|pc : (0x0|0{16})|kernel NULL pointer' <<<"$l" &&
 		why+=("one static irq_chip for all its chips: an interrupt on a chip that did not install gpiolib's hooks calls a NULL irq_enable")
 	# (guest-run.sh could not reload it before this test)
 	[ "${VGPIO_C_STALE:-0}" = 1 ] &&
@@ -111,7 +114,8 @@ tier() {
 }
 
 # The virtio device (virtioN) of simulator N: virtio-gpio devices (ID 0x0029)
-# in PCI order, which is the order the runner added them in. Cached: the
+# in the order of their places on the bus (PCI slot, virtio-mmio address),
+# which is the order the runner added them in. Cached: the
 # mapping does not change while the guest runs.
 # (Found without starting a process: each costs about half a second here.)
 declare -ga VDEVS=()
@@ -300,8 +304,10 @@ vgpio_unload() {
 # many times slower than the one the tests were written on (TCG, KASAN: a
 # process start-up can take 100+ ms, a gpioget seconds); a condition that
 # holds ends the wait at once, so only a failure costs the whole bound.
+# VGPIO_TIME_SCALE (the runner's, e.g. 3 for an emulated arm64 guest)
+# multiplies it.
 wait_for() {
-	local end=$((SECONDS + ${WAIT_S:-30}))
+	local end=$((SECONDS + ${WAIT_S:-30} * ${VGPIO_TIME_SCALE:-1}))
 	while [ "$SECONDS" -lt "$end" ]; do
 		"$@" && return 0
 		nap 0.05
@@ -457,7 +463,7 @@ slab_kb() {
 	awk '/^Slab:/ {print $2}' /proc/meminfo
 }
 
-CONSUMER_KO=$VGPIO_TOP/tests/modules/vgpio_irq_consumer.ko
+CONSUMER_KO=$VGPIO_BUILD/tests/modules/vgpio_irq_consumer.ko
 # consumer_param NAME: a count from the test consumer module
 consumer_param() { cat /sys/module/vgpio_irq_consumer/parameters/"$1"; }
 
@@ -466,15 +472,24 @@ consumer_param() { cat /sys/module/vgpio_irq_consumer/parameters/"$1"; }
 vdev_of 0 >/dev/null
 port_of 0 >/dev/null
 
-# irqs_of DEVICE: the interrupts of the PCI function under a virtio device:
-# its MSI-X vectors, or its INTx line (shared with other devices) if it has
-# none
+# irqs_of DEVICE: the interrupts of the transport under a virtio device: a
+# PCI function's MSI-X vectors, or its INTx line (shared with other
+# devices) if it has none; a virtio-mmio device's one interrupt (the one
+# with an action named after the virtio device: the GPIO lines' own
+# interrupts show that name too, as their irq_chip's)
 irqs_of() {
 	local pci irq
 	pci=/sys/bus/virtio/devices/$(vdev_of "$1")/..
 	if [ -d "$pci/msi_irqs" ]; then
 		for irq in "$pci"/msi_irqs/*; do echo "${irq##*/}"; done
-	else
+	elif [ -r "$pci/irq" ]; then
 		cat "$pci/irq"
+	else
+		local d a
+		d=$(vdev_of "$1")
+		for irq in /sys/kernel/irq/*; do
+			read -r a <"$irq/actions" 2>/dev/null || continue
+			[[ ,$a, == *",$d,"* ]] && echo "${irq##*/}"
+		done
 	fi
 }

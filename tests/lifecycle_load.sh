@@ -24,7 +24,6 @@
 ktap_print_header
 ktap_set_plan 8
 
-BENCH=$VGPIO_TOP/bench/vgpio-bench
 cycles=${VGPIO_LIFECYCLE_CYCLES:-$(tier 6 100)}
 # an edge burst every $every cycles
 every=$(tier 3 5)

@@ -21,7 +21,6 @@
 ktap_print_header
 ktap_set_plan 6
 
-BENCH=$VGPIO_TOP/bench/vgpio-bench
 n=$VGPIO_DEVICES
 last=$((n - 1))
 secs=$(tier 6 60)
@@ -76,16 +75,17 @@ busy() {
 	done
 }
 WAIT_S=60 wait_for busy || log "not every writer at work: $(for ((i = 0; i <= last; i++)); do printf '%s ' "$(field requests "$(ctl "$i" counters 4)")"; done)"
-held=
+held= sent=
 if watch $last && running "${watcher[last]}"; then
-	kill -STOP "${watcher[last]}"
-	wait_for stopped "${watcher[last]}" && held=${watcher[last]}
+	sent=${watcher[last]}
+	kill -STOP "$sent"
+	wait_for stopped "$sent" && held=$sent
 fi
 t0=$EPOCHSECONDS
 _vdev $last
 echo "$_VDEV" >/sys/bus/virtio/drivers/"$DRV_NAME"/unbind
 log "device $last unbound mid-run in $((EPOCHSECONDS - t0)) s"
-[ -n "$held" ] && kill -CONT "$held"
+[ -n "$sent" ] && kill -CONT "$sent"
 ctl $last stop 5 >/dev/null
 wait
 
