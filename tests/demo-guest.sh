@@ -11,7 +11,7 @@ echo "=== demo: virtio-gpio Rust driver in a $(uname -r) guest"
 step "insmod gpio-virtio-rs.ko"
 insmod "$MODULE_KO" && lsmod | grep "^$MODULE"
 wait_for driver_bound 0
-dmesg | grep -E 'gpio-virtio-rs|gpio_virtio_rs' | tail -n 5
+dmesg | grep -E 'gpio-virtio-rs|gpio_virtio_rs' | grep -v 'modprobe.blacklist' | tail -n 5
 if wait_chip 0; then
 	chip=$(chip_of 0)
 	step "gpiodetect"; gpiodetect
