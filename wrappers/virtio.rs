@@ -1026,6 +1026,16 @@ impl Notify {
 
 /// What the device reads and writes for one message: a device-readable part
 /// and a device-writable part, both inside the message's own memory.
+///
+/// DMA on a device that is not cache-coherent (arm64: ARCH_DMA_MINALIGN 128,
+/// virtio through the DMA API with VIRTIO_F_ACCESS_PLATFORM) stays correct
+/// because the queue owns the whole message while it is queued: nothing
+/// writes any byte of its allocation then (see [`Virtqueue`]), so no CPU
+/// store shares a cache line with what the device writes. And a writable
+/// part either is small (the DMA layer bounces small kmalloc buffers for
+/// such a device) or is a whole allocation of its own (the names block): a
+/// large writable part embedded at an offset next to other fields would
+/// need aligning to the DMA line.
 pub(crate) trait Buffer {
     fn readable(&self) -> &[u8];
     fn writable(&mut self) -> &mut [u8];
