@@ -453,6 +453,18 @@ stopped() {
 	[[ $s == T* ]]
 }
 
+# hold PID: stop a character-device watcher (SIGSTOP) for the length of an
+# unbind of its chip; the caller continues it (SIGCONT) once the unbind
+# returned and lets it end before the device binds again. gpiolib (6.12.117
+# and 7.3.4) frees the interrupts still requested in gpiochip_remove
+# (gpiochip_free_remaining_irqs) behind the character device's back, which
+# keeps the number and frees it again when its line request is closed:
+# closed before gpiochip_remove disposed the line's mapping (the request
+# sees the chip gone, POLLERR, in between), or after a new mapping took the
+# number, the second free_irq warns "Trying to free already-free IRQ",
+# whichever the driver (CI run of 1508f49). Succeeds once it is stopped.
+hold() { kill -STOP "$1" 2>/dev/null && wait_for stopped "$1"; }
+
 # Slab in use, in kB, with reclaimable caches dropped and every cache shrunk
 # (which also empties KASAN's quarantine of freed objects).
 slab_kb() {

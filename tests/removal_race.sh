@@ -11,10 +11,9 @@
 # its irq domain go. Each unbind completes, the watcher is told the chip
 # went, the device binds again; at the end it works. The runner fails any
 # splat in the kernel log (a use of the freed domain, a lockdep report).
-# The watcher is held (SIGSTOP) across the unbind and done before the
-# device binds again, as in multi_device: gpiolib's own double free_irq
-# when a line request is closed while the chip is being removed is not what
-# this test is about.
+# The watcher is held across the unbind and done before the device binds
+# again (hold in lib.sh: gpiolib's double free_irq is not what this test is
+# about).
 . "$VGPIO_TOP/tests/lib.sh"
 
 ktap_print_header
@@ -50,8 +49,7 @@ for ((r = 1; r <= rounds; r++)); do
 	ctl 0 set $line 1 >/dev/null
 	WAIT_S=30 wait_for eval '_ctl 0 counters $line; [ "$(field events "$_CTL_REPLY")" -ge 50 ]' &&
 		stormed=$((stormed + 1))
-	kill -STOP $w
-	wait_for stopped $w && held=$((held + 1))
+	hold $w && held=$((held + 1))
 	_ctl 0 counters $line
 	e0=$(field events "$_CTL_REPLY")
 	(echo "$vdev" >"$drv/unbind") &
