@@ -82,6 +82,8 @@ struct VirtioGpio {
     names_size: u32,
     #[pin]
     rq: SpinLockIrq<RequestQueue>,
+    /// Tells the device about requests, with the requestq lock dropped.
+    rq_notifier: virtio::Notifier,
     /// The eventq and the lines' interrupt state, when VIRTIO_GPIO_F_IRQ
     /// was negotiated.
     #[pin]
@@ -203,6 +205,7 @@ impl virtio::Driver for GpioVirtio {
                 GFP_KERNEL,
             )?;
         }
+        let rq_notifier = requestq.notifier();
         let rq = RequestQueue {
             vq: requestq,
             gone: false,
@@ -260,6 +263,7 @@ impl virtio::Driver for GpioVirtio {
             ngpio,
             names_size,
             rq <- SpinLockIrq::new(rq, cstr!(c"virtio_gpio_rs.requestq"), lock_class!()),
+            rq_notifier,
             eq <- RawSpinLockIrq::new(eq, cstr!(c"virtio_gpio_rs.eventq"), lock_class!()),
             probe_dirs <- SpinLockIrq::new(None, cstr!(c"virtio_gpio_rs.probe_dirs"), lock_class!()),
         }? Error);

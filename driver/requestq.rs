@@ -52,6 +52,10 @@ pub(crate) struct Slot {
     /// Somebody waits for the answer; if not (they were killed), the
     /// answer goes straight back to `free`.
     pub(crate) waiting: bool,
+    /// Tasks waiting in `claim` for the message to be free: only then does
+    /// freeing it wake anybody (a wake-up that finds nobody still costs a
+    /// hashed wait queue's look-up, on every request).
+    pub(crate) claimers: u32,
 }
 
 /// Everything the requestq lock guards.
@@ -148,7 +152,8 @@ impl VirtioGpio {
     }
 
     /// Take the messages of `lines` for our use, all or none, waiting until
-    /// they are all free.
+    /// they are all free. (Inlined: with one line, the loops fold away.)
+    #[inline(always)]
     pub(crate) fn claim(
         &self,
         q: &mut RqGuard<'_>,
@@ -171,14 +176,19 @@ impl VirtioGpio {
                 .find(|e| q.slots[e.slot].free.is_none())
                 .map_or(0, |e| e.slot);
             let key = q.key(busy);
-            sync::wait_var_killable(q, key, dl)?;
+            q.slots[busy].claimers += 1;
+            let r = sync::wait_var_killable(q, key, dl);
+            q.slots[busy].claimers -= 1;
+            r?;
         }
     }
 
     /// Give the device every message in `ents` and wait for all answers.
     /// Whatever happens, on return no message is lost: each is in its entry
     /// (answered), back in its free slot, or still with the device, which
-    /// will return it to the free slot.
+    /// will return it to the free slot. (Inlined: with one line, the loops
+    /// fold away.)
+    #[inline(always)]
     pub(crate) fn transact(
         &self,
         q: &mut RqGuard<'_>,
@@ -214,22 +224,22 @@ impl VirtioGpio {
             // The device is told with the lock dropped (a VM exit): as the
             // task goes to sleep (it is on the wait queue by then, so an
             // answer that comes at once is not missed), or before it stops.
-            let mut notify = added.then(|| q.vq.kick_prepare()).flatten();
+            let notify = added && q.vq.kick_prepare();
             if err.is_none() {
                 for e in ents.iter_mut().filter(|e| e.done.is_none()) {
                     e.done = q.slots[e.slot].done.take();
                 }
             }
             if err.is_some() || ents.iter().all(|e| e.done.is_some()) {
-                if let Some(n) = notify.take() {
-                    sync::unlocked(q, || n.notify());
+                if notify {
+                    sync::unlocked(q, || self.rq_notifier.notify());
                 }
                 break err.map_or(Ok(()), Err);
             }
             // Wait for what is missing: room in the ring for a message not
             // added yet (any answer makes some), else the first answer not
             // in yet (each answer wakes only its own line's waiters).
-            let before = notify.map(|n| move || n.notify());
+            let before = notify.then_some(|| self.rq_notifier.notify());
             let r = if full {
                 q.ring_waiters += 1;
                 let r = sync::wait_var_killable_then(q, self.ring_key(), dl, before);
@@ -259,7 +269,7 @@ impl VirtioGpio {
                     freed = true;
                 }
             }
-            if freed {
+            if freed && slot.claimers > 0 {
                 sync::wake_up_var(key);
             }
         }
@@ -305,6 +315,7 @@ impl VirtioGpio {
     /// end of a killed task's SET_IRQ_TYPE sequence: free_irq may run in
     /// its exit). A message left with the device comes back to its line
     /// when the device answers.
+    #[inline]
     pub(crate) fn deadline(q: &RqGuard<'_>, bound: Option<Moment>) -> Deadline {
         match (q.starting, bound) {
             // One bound for all of probe's requests, not one each (a device
@@ -373,10 +384,14 @@ impl VirtioGpio {
         // The message goes back at once; its answer is checked (and a bad
         // one logged) without the lock.
         let ans = Answer::of(&m, len);
-        q.slots[line as usize].free = Some(m);
+        let slot = &mut q.slots[line as usize];
+        slot.free = Some(m);
+        let wake = slot.claimers > 0;
         let key = q.key(line as usize);
         drop(q);
-        sync::wake_up_var(key);
+        if wake {
+            sync::wake_up_var(key);
+        }
         self.answer(type_, line, ans)
     }
 
@@ -400,10 +415,10 @@ impl VirtioGpio {
         Self::fill(&mut m, type_, line, value);
         match q.vq.add(m) {
             Ok(()) => {
-                let n = q.vq.kick_prepare();
+                let notify = q.vq.kick_prepare();
                 drop(q);
-                if let Some(n) = n {
-                    n.notify();
+                if notify {
+                    self.rq_notifier.notify();
                 }
                 Ok(())
             }
@@ -474,7 +489,9 @@ impl VirtioGpio {
             if let Some((m, len)) = e.done.take() {
                 e.ans = Some(Answer::of(&m, len));
                 q.slots[e.slot].free = Some(m);
-                sync::wake_up_var(q.key(e.slot));
+                if q.slots[e.slot].claimers > 0 {
+                    sync::wake_up_var(q.key(e.slot));
+                }
             }
         }
         drop(q);
@@ -517,13 +534,17 @@ impl VirtioGpio {
             let Some(slot) = q.slots.get_mut(m.slot as usize) else {
                 continue;
             };
-            if slot.waiting {
+            let wake = if slot.waiting {
                 slot.done = Some((m, len));
+                true
             } else {
                 slot.free = Some(m);
-            }
+                slot.claimers > 0
+            };
             // (the line's waiters only: a request for another line sleeps on)
-            sync::wake_up_var(key);
+            if wake {
+                sync::wake_up_var(key);
+            }
         }
         if any && q.ring_waiters > 0 {
             sync::wake_up_var(self.ring_key());

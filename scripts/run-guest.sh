@@ -22,6 +22,7 @@
 #   --kvm            use KVM instead of TCG (where KVM runs our kernels)
 # Environment: VGPIO_TIER (check or soak, for the tests' loop counts),
 # VGPIO_QEMU_OPTS (more QEMU options, e.g. "-cpu qemu64" to compare),
+# VGPIO_KERNEL_ARGS (more kernel command line, e.g. "nokaslr"),
 # VGPIO_ARCH (x86_64, default, or arm64: QEMU's virt machine, emulated, with
 # a root of arm64 binaries from scripts/rootfs.sh), VGPIO_TRANSPORT (pci, or
 # mmio: arm64 only, its default), VGPIO_BUILD (where the guest finds the
@@ -159,7 +160,7 @@ start_sims() {
 # it mounts the shares), with a udevd that does nothing (the root has no
 # udev). The guest command goes in a file: virtme-ng's extra arguments
 # for an external root leave too little of arm64's 2048-byte command line.
-params="rootflags=version=9p2000.L,trans=virtio,access=any,msize=524288,cache=loose modprobe.blacklist=gpio_virtio,gpio_virtio_rs log_buf_len=32M loglevel=5 max_loop=0 8250.nr_uarts=1 mitigations=off"
+params="rootflags=version=9p2000.L,trans=virtio,access=any,msize=524288,cache=loose modprobe.blacklist=gpio_virtio,gpio_virtio_rs log_buf_len=32M loglevel=5 max_loop=0 8250.nr_uarts=1 mitigations=off${VGPIO_KERNEL_ARGS:+ $VGPIO_KERNEL_ARGS}"
 vargs=()
 if [ "$ARCH" = arm64 ]; then
 	export VGPIO_BUILD=${VGPIO_BUILD:-$TOP/out/build-${KERNEL:-7.3}-arm64}

@@ -248,6 +248,7 @@ pub(crate) fn unlocked<T, U>(guard: &mut SpinLockIrqGuard<'_, T>, f: impl FnOnce
 /// queue already, so a wake-up that `before` brings about is not lost), or,
 /// if it does not sleep (killed, out of time), before this returns.
 /// `before` must not sleep (the task's state is set for the wait).
+#[inline]
 pub(crate) fn wait_var_killable_then<T, F: FnOnce()>(
     guard: &mut SpinLockIrqGuard<'_, T>,
     var: *const core::ffi::c_void,

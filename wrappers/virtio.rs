@@ -997,29 +997,38 @@ unsafe extern "C" fn vq_callback<T: Driver, const I: usize>(vq: *mut bindings::v
     }
 }
 
-/// A notification a device asked for ([`Virtqueue::kick_prepare`]).
+/// What tells a queue's device about buffers added to it
+/// ([`Virtqueue::notifier`]): kept outside the lock that serializes the
+/// queue's other operations, so that the notification (a VM exit, usually)
+/// is sent with that lock dropped, after [`Virtqueue::kick_prepare`] said
+/// the device wants one.
 ///
 /// # Invariants
 ///
 /// `vq` is a virtqueue of `set`'s device, which exists while `set` is live.
-#[must_use = "the device waits for this notification"]
-pub(crate) struct Notify {
+pub(crate) struct Notifier {
     vq: NonNull<bindings::virtqueue>,
     set: Arc<VqSet>,
 }
 
 // SAFETY: virtqueue_notify may be called from any thread, without the lock
-// that serializes the queue's other operations.
-unsafe impl Send for Notify {}
+// that serializes the queue's other operations; the set is shared by
+// counted references.
+unsafe impl Send for Notifier {}
+// SAFETY: as above: `notify` takes `&self` and needs no serialization.
+unsafe impl Sync for Notifier {}
 
-impl Notify {
+impl Notifier {
     /// Tell the device (no lock needed; nothing once the queues are gone).
-    pub(crate) fn notify(self) {
+    /// A notification the device did not ask for is harmless.
+    #[inline]
+    pub(crate) fn notify(&self) {
+        let vq = self.vq.as_ptr();
         self.set.with_live(|| {
             // SAFETY: the queue exists while the set is live (type
             // invariant, `with_live`); virtqueue_notify needs no
             // serialization with the queue's other operations.
-            unsafe { bindings::virtqueue_notify(self.vq.as_ptr()) };
+            unsafe { bindings::virtqueue_notify(vq) };
         });
     }
 }
@@ -1081,6 +1090,7 @@ impl<M: Buffer> Virtqueue<M> {
 
     /// Queue `msg`; on failure (the ring is full: `ENOSPC`; the queues are
     /// gone: `ENODEV`) it is handed back.
+    #[inline]
     pub(crate) fn add(&mut self, mut msg: KBox<M>) -> core::result::Result<(), (Error, KBox<M>)> {
         let mut out_sg = bindings::scatterlist::default();
         let mut in_sg = bindings::scatterlist::default();
@@ -1129,24 +1139,32 @@ impl<M: Buffer> Virtqueue<M> {
     }
 
     /// The first half of [`Virtqueue::kick`], under the queue's lock: does
-    /// the device want to be told about the buffers added? The notification
-    /// itself (a VM exit, usually) can then be sent with the lock dropped.
-    pub(crate) fn kick_prepare(&mut self) -> Option<Notify> {
+    /// the device want to be told about the buffers added? If so, tell it
+    /// with [`Notifier::notify`], which can be done with the lock dropped.
+    #[must_use = "the device waits for the notification this asks for"]
+    #[inline]
+    pub(crate) fn kick_prepare(&mut self) -> bool {
         let vq = self.vq.as_ptr();
         // SAFETY: the queue exists while the set is live (type invariant,
         // `with_live`); serialized with `add` by `&mut self`, as
         // virtqueue_kick_prepare requires.
-        let want = self
-            .set
-            .with_live(|| unsafe { bindings::virtqueue_kick_prepare(vq) });
+        self.set
+            .with_live(|| unsafe { bindings::virtqueue_kick_prepare(vq) })
+            .unwrap_or(false)
+    }
+
+    /// What notifies this queue's device without its lock (one counted
+    /// reference to the queues: take it once, not per request).
+    pub(crate) fn notifier(&self) -> Notifier {
         // INVARIANT: the same queue and set.
-        want.unwrap_or(false).then(|| Notify {
+        Notifier {
             vq: self.vq,
             set: self.set.clone(),
-        })
+        }
     }
 
     /// A message the device is done with, and the length it says it wrote.
+    #[inline]
     pub(crate) fn get_buf(&mut self) -> Option<(KBox<M>, u32)> {
         let mut len = 0u32;
         let vq = self.vq.as_ptr();
