@@ -187,11 +187,15 @@ impl EventQueue {
         };
         m.req = VirtioGpioIrqRequest::to_bytes(line as u16);
         m.res = [0xff];
-        match self.vq.add(m) {
+        // (the message and the kick in one look at the queue)
+        let r = match self.vq.live() {
+            Some(mut vq) => vq.add(m).map(|()| vq.kick()),
+            None => Err((ENODEV, m)),
+        };
+        match r {
             Ok(()) => {
                 // (only a message the device got counts for the pass)
                 self.lines[line].queued_pass = self.pass;
-                self.vq.kick();
                 self.unwait(line);
                 Ok(())
             }

@@ -202,29 +202,35 @@ impl VirtioGpio {
             if q.gone {
                 break Err(ENODEV);
             }
-            let mut added = false;
-            let mut err = None;
+            // The messages and the kick in one look at the queue. The device
+            // is told with the lock dropped (a VM exit): as the task goes to
+            // sleep (it is on the wait queue by then, so an answer that
+            // comes at once is not missed), or before it stops.
             let mut full = false;
-            for e in ents.iter_mut() {
-                let Some(m) = e.msg.take() else { continue };
-                match q.vq.add(m) {
-                    Ok(()) => added = true,
-                    Err((error, m)) => {
-                        e.msg = Some(m);
-                        // A full ring drains as answers come back.
-                        if error == ENOSPC {
-                            full = true;
-                        } else {
-                            err = Some(error);
+            let (err, notify) = match q.vq.live() {
+                Some(mut vq) => {
+                    let mut added = false;
+                    let mut err = None;
+                    for e in ents.iter_mut() {
+                        let Some(m) = e.msg.take() else { continue };
+                        match vq.add(m) {
+                            Ok(()) => added = true,
+                            Err((error, m)) => {
+                                e.msg = Some(m);
+                                // A full ring drains as answers come back.
+                                if error == ENOSPC {
+                                    full = true;
+                                } else {
+                                    err = Some(error);
+                                }
+                                break;
+                            }
                         }
-                        break;
                     }
+                    (err, added && vq.kick_prepare())
                 }
-            }
-            // The device is told with the lock dropped (a VM exit): as the
-            // task goes to sleep (it is on the wait queue by then, so an
-            // answer that comes at once is not missed), or before it stops.
-            let notify = added && q.vq.kick_prepare();
+                None => (Some(ENODEV), false),
+            };
             if err.is_none() {
                 for e in ents.iter_mut().filter(|e| e.done.is_none()) {
                     e.done = q.slots[e.slot].done.take();
@@ -450,7 +456,9 @@ impl VirtioGpio {
             answer(line, v);
             return Ok(());
         }
-        let mut ents = KVec::new();
+        // (one allocation, its size counted first: growing the list as it
+        // fills cost more than the rest of an 8-line request)
+        let mut ents = KVec::with_capacity(lines.clone().count(), GFP_KERNEL)?;
         for line in lines {
             ents.push(
                 Entry {
@@ -527,23 +535,28 @@ impl VirtioGpio {
     /// requestq callback (interrupt context): route answers to their lines.
     pub(crate) fn requestq_done(&self) {
         let mut q = self.rq.lock();
+        let RequestQueue { vq, slots, .. } = &mut *q;
+        // (every used buffer in one look at the queue)
         let mut any = false;
-        while let Some((m, len)) = q.vq.get_buf() {
-            any = true;
-            let key = q.key(m.slot as usize);
-            let Some(slot) = q.slots.get_mut(m.slot as usize) else {
-                continue;
-            };
-            let wake = if slot.waiting {
-                slot.done = Some((m, len));
-                true
-            } else {
-                slot.free = Some(m);
-                slot.claimers > 0
-            };
-            // (the line's waiters only: a request for another line sleeps on)
-            if wake {
-                sync::wake_up_var(key);
+        if let Some(mut vq) = vq.live() {
+            while let Some((m, len)) = vq.get_buf() {
+                any = true;
+                let key = RequestQueue::key_of(slots.as_ptr(), m.slot as usize);
+                let Some(slot) = slots.get_mut(m.slot as usize) else {
+                    continue;
+                };
+                let wake = if slot.waiting {
+                    slot.done = Some((m, len));
+                    true
+                } else {
+                    slot.free = Some(m);
+                    slot.claimers > 0
+                };
+                // (the line's waiters only: a request for another line
+                // sleeps on)
+                if wake {
+                    sync::wake_up_var(key);
+                }
             }
         }
         if any && q.ring_waiters > 0 {

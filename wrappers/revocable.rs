@@ -3,7 +3,8 @@
 //! Objects that can be revoked while others still hold handles to them:
 //! 7.x's `kernel::revocable::Revocable`. 6.12's crate has none: here the
 //! same type, with the part of its API the driver uses (`new`,
-//! `try_access_with`, `revoke`), on the same RCU scheme.
+//! `try_access_with`, `try_access_with_guard`, `revoke`), on the same RCU
+//! scheme.
 
 #[cfg(vgpio_k7)]
 pub(crate) use kernel::revocable::Revocable;
@@ -64,6 +65,20 @@ mod k612 {
             // only after a grace period that began after it cleared
             // `available`.
             Some(f(unsafe { &*self.data.get() }))
+        }
+
+        /// The `T`, if it has not been revoked, for as long as the caller's
+        /// RCU read-side section (`guard`) lasts.
+        #[inline]
+        pub(crate) fn try_access_with_guard<'a>(&'a self, _guard: &'a rcu::Guard) -> Option<&'a T> {
+            if !self.available.load(Acquire) {
+                return None;
+            }
+            // SAFETY: available, so the `T` is live (type invariant), and
+            // it stays live while `guard`'s read-side section lasts, which
+            // the returned borrow cannot outlive: `revoke` drops it only
+            // after a grace period that began after it cleared `available`.
+            Some(unsafe { &*self.data.get() })
         }
 
         /// Make the `T` unavailable, wait until no access to it is still

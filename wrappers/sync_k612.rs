@@ -288,6 +288,7 @@ pub(crate) mod rcu {
     pub(crate) struct Guard(PhantomData<*mut ()>);
 
     /// Begin a read-side critical section.
+    #[inline]
     pub(crate) fn read_lock() -> Guard {
         // SAFETY: callable from any context; the section ends in `drop`, on
         // this same task (the guard cannot move to another). Forgetting the
@@ -298,6 +299,7 @@ pub(crate) mod rcu {
     }
 
     impl Drop for Guard {
+        #[inline]
         fn drop(&mut self) {
             // SAFETY: ends the section `read_lock` began, on the same task.
             unsafe { bindings::vgpio_rcu_read_unlock() };

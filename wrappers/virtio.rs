@@ -45,6 +45,7 @@ use super::bindings;
 #[cfg(vgpio_k612)]
 use super::cstr::cstr;
 use super::revocable::Revocable;
+use super::sync::rcu;
 
 /// A virtio driver: what the bus calls when a matching device comes and goes.
 ///
@@ -446,8 +447,13 @@ impl Drop for Queues {
 impl VqSet {
     /// Run `f` if the queues still exist, in an RCU read-side section
     /// (during which they go on existing).
+    #[inline(always)]
     fn with_live<R>(&self, f: impl FnOnce() -> R) -> Option<R> {
-        self.queues.try_access_with(|_| f())
+        // (the section by hand rather than with `try_access_with`: that one
+        // is not inlined, and its callers' loops then do not fold)
+        let rcu = rcu::read_lock();
+        self.queues.try_access_with_guard(&rcu)?;
+        Some(f())
     }
 
     /// Are these (still existing) queues `vdev`'s?
@@ -997,6 +1003,98 @@ unsafe extern "C" fn vq_callback<T: Driver, const I: usize>(vq: *mut bindings::v
     }
 }
 
+/// A [`Virtqueue`]'s operations while its queues are known to exist
+/// ([`Virtqueue::live`]): an RCU read-side section lasts as long as the
+/// value.
+///
+/// # Invariants
+///
+/// `vq` exists while this value does (the queues' set was live when `_rcu`'s
+/// section began, and the set is deleted only after a grace period), and the
+/// `Virtqueue` it came from is mutably borrowed for `'a` (so its operations
+/// are serialized); every token in it came from `KBox::<M>::into_raw` in
+/// [`LiveQueue::add`].
+pub(crate) struct LiveQueue<'a, M: Buffer> {
+    vq: NonNull<bindings::virtqueue>,
+    _q: PhantomData<&'a mut Virtqueue<M>>,
+    _rcu: rcu::Guard,
+}
+
+impl<M: Buffer> LiveQueue<'_, M> {
+    /// Queue `msg`; on failure (the ring is full: `ENOSPC`) it is handed
+    /// back.
+    #[inline]
+    pub(crate) fn add(&mut self, mut msg: KBox<M>) -> core::result::Result<(), (Error, KBox<M>)> {
+        let mut out_sg = bindings::scatterlist::default();
+        let mut in_sg = bindings::scatterlist::default();
+        let r = msg.readable();
+        // SAFETY: the slices point into memory `msg` owns; it is handed to
+        // the queue below and not touched again until the queue gives it
+        // back, so the device has it to itself.
+        unsafe { bindings::sg_init_one(&mut out_sg, r.as_ptr().cast(), r.len() as u32) };
+        let w = msg.writable();
+        // SAFETY: as above.
+        unsafe { bindings::sg_init_one(&mut in_sg, w.as_mut_ptr().cast(), w.len() as u32) };
+        let mut sgs = [
+            core::ptr::from_mut(&mut out_sg),
+            core::ptr::from_mut(&mut in_sg),
+        ];
+        let token = KBox::into_raw(msg);
+        // SAFETY: the queue exists and its operations are serialized (type
+        // invariant); the scatterlists are copied into the ring before the
+        // call returns; GFP_ATOMIC because callers hold a spinlock.
+        let ret = unsafe {
+            bindings::virtqueue_add_sgs(
+                self.vq.as_ptr(),
+                sgs.as_mut_ptr(),
+                1,
+                1,
+                token.cast(),
+                kernel::bindings::GFP_ATOMIC,
+            )
+        };
+        if ret != 0 {
+            // SAFETY: the queue did not take the token; it is ours again.
+            return Err((Error::from_errno(ret), unsafe { KBox::from_raw(token) }));
+        }
+        Ok(())
+    }
+
+    /// See [`Virtqueue::kick_prepare`].
+    #[must_use = "the device waits for the notification this asks for"]
+    #[inline]
+    pub(crate) fn kick_prepare(&mut self) -> bool {
+        // SAFETY: the queue exists and its operations are serialized (type
+        // invariant), as virtqueue_kick_prepare requires.
+        unsafe { bindings::virtqueue_kick_prepare(self.vq.as_ptr()) }
+    }
+
+    /// Tell the device about newly added buffers (a VM exit, usually: with
+    /// the queue's lock held; see [`Virtqueue::kick_prepare`] for the other
+    /// way).
+    #[inline]
+    pub(crate) fn kick(&mut self) {
+        // SAFETY: the queue exists and its operations are serialized (type
+        // invariant), as virtqueue_kick requires.
+        unsafe { bindings::virtqueue_kick(self.vq.as_ptr()) };
+    }
+
+    /// See [`Virtqueue::get_buf`].
+    #[inline]
+    pub(crate) fn get_buf(&mut self) -> Option<(KBox<M>, u32)> {
+        let mut len = 0u32;
+        // SAFETY: the queue exists and its operations are serialized (type
+        // invariant).
+        let token = unsafe { bindings::virtqueue_get_buf(self.vq.as_ptr(), &mut len) };
+        if token.is_null() {
+            return None;
+        }
+        // SAFETY: every token came from `KBox::into_raw` in `add` (type
+        // invariant) and virtio returns each one once.
+        Some((unsafe { KBox::from_raw(token.cast::<M>()) }, len))
+    }
+}
+
 /// What tells a queue's device about buffers added to it
 /// ([`Virtqueue::notifier`]): kept outside the lock that serializes the
 /// queue's other operations, so that the notification (a VM exit, usually)
@@ -1063,7 +1161,7 @@ pub(crate) trait Buffer {
 ///
 /// `vq` is a virtqueue of `set`'s device, which exists while `set` is live.
 /// Every token in it was produced by `KBox::<M>::into_raw` in
-/// [`Virtqueue::add`].
+/// [`LiveQueue::add`].
 pub(crate) struct Virtqueue<M: Buffer> {
     vq: NonNull<bindings::virtqueue>,
     set: Arc<VqSet>,
@@ -1088,69 +1186,43 @@ impl<M: Buffer> Virtqueue<M> {
         })
     }
 
+    /// The queue's operations ([`LiveQueue`]) if the queues still exist,
+    /// for as long as the returned value lives: one RCU read-side section
+    /// for all of them (do not sleep while holding it); `None` once they
+    /// are gone. Several operations in a row (a request's messages and the
+    /// kick, or a callback's used buffers) cost one section instead of one
+    /// each.
+    #[inline]
+    pub(crate) fn live(&mut self) -> Option<LiveQueue<'_, M>> {
+        let rcu = rcu::read_lock();
+        self.set.queues.try_access_with_guard(&rcu)?;
+        // INVARIANT: the set is live, and the queue with it, for as long as
+        // `rcu`'s section lasts, which is as long as the value (it owns
+        // the guard); the value borrows `self` mutably.
+        Some(LiveQueue {
+            vq: self.vq,
+            _q: PhantomData,
+            _rcu: rcu,
+        })
+    }
+
     /// Queue `msg`; on failure (the ring is full: `ENOSPC`; the queues are
     /// gone: `ENODEV`) it is handed back.
     #[inline]
-    pub(crate) fn add(&mut self, mut msg: KBox<M>) -> core::result::Result<(), (Error, KBox<M>)> {
-        let mut out_sg = bindings::scatterlist::default();
-        let mut in_sg = bindings::scatterlist::default();
-        let r = msg.readable();
-        // SAFETY: the slices point into memory `msg` owns; it is handed to
-        // the queue below and not touched again until the queue gives it
-        // back, so the device has it to itself.
-        unsafe { bindings::sg_init_one(&mut out_sg, r.as_ptr().cast(), r.len() as u32) };
-        let w = msg.writable();
-        // SAFETY: as above.
-        unsafe { bindings::sg_init_one(&mut in_sg, w.as_mut_ptr().cast(), w.len() as u32) };
-        let mut sgs = [
-            core::ptr::from_mut(&mut out_sg),
-            core::ptr::from_mut(&mut in_sg),
-        ];
-        let token = KBox::into_raw(msg);
-        let vq = self.vq.as_ptr();
-        // SAFETY: the queue exists while the set is live (type invariant,
-        // `with_live`); the scatterlists are copied into the ring before
-        // the call returns; GFP_ATOMIC because callers hold a spinlock.
-        let ret = self.set.with_live(|| unsafe {
-            bindings::virtqueue_add_sgs(
-                vq,
-                sgs.as_mut_ptr(),
-                1,
-                1,
-                token.cast(),
-                kernel::bindings::GFP_ATOMIC,
-            )
-        });
-        let ret = ret.unwrap_or(ENODEV.to_errno());
-        if ret != 0 {
-            // SAFETY: the queue did not take the token; it is ours again.
-            return Err((Error::from_errno(ret), unsafe { KBox::from_raw(token) }));
+    pub(crate) fn add(&mut self, msg: KBox<M>) -> core::result::Result<(), (Error, KBox<M>)> {
+        match self.live() {
+            Some(mut q) => q.add(msg),
+            None => Err((ENODEV, msg)),
         }
-        Ok(())
     }
 
-    /// Tell the device about newly added buffers.
-    pub(crate) fn kick(&mut self) {
-        let vq = self.vq.as_ptr();
-        // SAFETY: the queue exists while the set is live (type invariant,
-        // `with_live`).
-        self.set
-            .with_live(|| unsafe { bindings::virtqueue_kick(vq) });
-    }
-
-    /// The first half of [`Virtqueue::kick`], under the queue's lock: does
+    /// The first half of [`LiveQueue::kick`], under the queue's lock: does
     /// the device want to be told about the buffers added? If so, tell it
     /// with [`Notifier::notify`], which can be done with the lock dropped.
     #[must_use = "the device waits for the notification this asks for"]
     #[inline]
     pub(crate) fn kick_prepare(&mut self) -> bool {
-        let vq = self.vq.as_ptr();
-        // SAFETY: the queue exists while the set is live (type invariant,
-        // `with_live`); serialized with `add` by `&mut self`, as
-        // virtqueue_kick_prepare requires.
-        self.set
-            .with_live(|| unsafe { bindings::virtqueue_kick_prepare(vq) })
-            .unwrap_or(false)
+        self.live().is_some_and(|mut q| q.kick_prepare())
     }
 
     /// What notifies this queue's device without its lock (one counted
@@ -1166,19 +1238,7 @@ impl<M: Buffer> Virtqueue<M> {
     /// A message the device is done with, and the length it says it wrote.
     #[inline]
     pub(crate) fn get_buf(&mut self) -> Option<(KBox<M>, u32)> {
-        let mut len = 0u32;
-        let vq = self.vq.as_ptr();
-        // SAFETY: the queue exists while the set is live (type invariant,
-        // `with_live`).
-        let token = self
-            .set
-            .with_live(|| unsafe { bindings::virtqueue_get_buf(vq, &mut len) })?;
-        if token.is_null() {
-            return None;
-        }
-        // SAFETY: every token came from `KBox::into_raw` in `add` (type
-        // invariant) and virtio returns each one once.
-        Some((unsafe { KBox::from_raw(token.cast::<M>()) }, len))
+        self.live()?.get_buf()
     }
 
     /// Take back a message the stopped device will never use.
