@@ -13,6 +13,9 @@
 #                     production-configured kernel built from the same source
 #                     (BENCH_ARGS="--rounds N --kvm" to change the defaults;
 #                     BENCH_FLAVOUR=test: on the debug test kernel instead)
+#   make profile      instructions the guest executes per operation with
+#                     each driver, and in which functions (a QEMU plugin;
+#                     the same kernel as make bench)
 #   ARCH=arm64        module, demo and check on an arm64 guest (QEMU's virt
 #                     machine, emulated): its kernel cross-built here, the
 #                     module, test modules and vgpio-bench built for it in
@@ -66,8 +69,8 @@ BENCH_CC := aarch64-linux-gnu-gcc -static
 # (the cross compiler comes with the dependencies)
 BENCH_DEPS := deps
 LINT_COPY := $(TOP)/out/lint-$(KERNEL)-arm64
-ifneq ($(filter bench,$(MAKECMDGOALS)),)
-$(error make bench: x86_64 only)
+ifneq ($(filter bench bench-build profile,$(MAKECMDGOALS)),)
+$(error make bench and make profile: x86_64 only)
 endif
 else
 MODSRC ?= $(TOP)
@@ -76,7 +79,7 @@ BENCH_CC := gcc
 endif
 SIM := $(TOP)/sim/target/release/virtio-gpio-sim
 
-.PHONY: all modules deps kernel sim testmods tools demo check lint buildcheck soak bench clean srccopy
+.PHONY: all modules deps kernel sim testmods tools demo check lint buildcheck soak bench bench-build profile clean srccopy
 
 all: modules
 
@@ -126,11 +129,18 @@ soak: deps kernel modules sim testmods tools
 # kernel's.
 BENCH_FLAVOUR ?= prod
 BENCH_BUILD = $(TOP)/out/build-$(KERNEL)-$(BENCH_FLAVOUR)
-bench: deps sim tools
+bench-build: deps sim tools
 	FLAVOUR=$(BENCH_FLAVOUR) $(TOP)/scripts/kernel.sh build
 	$(TOP)/scripts/modsrc.sh $(BENCH_BUILD)
 	FLAVOUR=$(BENCH_FLAVOUR) $(MAKE) -C $(TOP) MODSRC=$(BENCH_BUILD) modules testmods
+
+bench: bench-build
 	FLAVOUR=$(BENCH_FLAVOUR) $(TOP)/scripts/bench.sh --build $(BENCH_BUILD) $(BENCH_ARGS)
+
+# Instructions per operation, both drivers, on the benchmark kernel
+# (scripts/profile.sh; PROFILE_ARGS="--ops N").
+profile: bench-build
+	FLAVOUR=$(BENCH_FLAVOUR) $(TOP)/scripts/profile.sh --build $(BENCH_BUILD) $(PROFILE_ARGS)
 
 clean:
 	$(KMAKE) M=$(TOP) clean

@@ -22,7 +22,9 @@ pub(crate) struct IrqMsg {
     pub(crate) res: [u8; 1],
 }
 
-impl virtio::Buffer for IrqMsg {
+// SAFETY: both parts are arrays inside the message itself (its own `KBox`,
+// kmalloc'd), the same ones on every call.
+unsafe impl virtio::Buffer for IrqMsg {
     fn readable(&self) -> &[u8] {
         &self.req
     }

@@ -29,7 +29,12 @@ pub(crate) struct ReqMsg {
     pub(crate) res: Response,
 }
 
-impl virtio::Buffer for ReqMsg {
+// SAFETY: the readable part is an array inside the message itself (its own
+// `KBox`, kmalloc'd); the writable part too, or the names block, a `KVec`
+// (kmalloc'd) the message owns and that does not change while it is
+// queued (`res` is only replaced while the driver holds the message); the
+// same memory on every call.
+unsafe impl virtio::Buffer for ReqMsg {
     fn readable(&self) -> &[u8] {
         &self.req
     }

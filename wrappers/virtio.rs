@@ -405,7 +405,7 @@ pub(crate) struct Stopped<'a> {
 }
 
 /// The virtqueues of one device, as their handles ([`Virtqueue`],
-/// [`Notify`]) and the adapter share them. The adapter deletes them, once
+/// [`Notifier`]) and the adapter share them. The adapter deletes them, once
 /// the driver is done with the device (after remove, or a failed probe),
 /// whatever handles are left: it revokes them (the kernel crate's
 /// [`Revocable`]: every use of a handle is an RCU read-side section that
@@ -1009,8 +1009,9 @@ unsafe extern "C" fn vq_callback<T: Driver, const I: usize>(vq: *mut bindings::v
 ///
 /// # Invariants
 ///
-/// `vq` exists while this value does (the queues' set was live when `_rcu`'s
-/// section began, and the set is deleted only after a grace period), and the
+/// `vq` exists while this value does (the queues' set was found live inside
+/// `_rcu`'s section, after it began, and the set is deleted only after a
+/// grace period that follows its revocation), and the
 /// `Virtqueue` it came from is mutably borrowed for `'a` (so its operations
 /// are serialized); every token in it came from `KBox::<M>::into_raw` in
 /// [`LiveQueue::add`].
@@ -1028,9 +1029,10 @@ impl<M: Buffer> LiveQueue<'_, M> {
         let mut out_sg = bindings::scatterlist::default();
         let mut in_sg = bindings::scatterlist::default();
         let r = msg.readable();
-        // SAFETY: the slices point into memory `msg` owns; it is handed to
-        // the queue below and not touched again until the queue gives it
-        // back, so the device has it to itself.
+        // SAFETY: the slices lie in linear-map memory `msg` owns and nothing
+        // else reaches (`Buffer`'s contract); it is handed to the queue
+        // below and not touched again until the queue gives it back, so the
+        // device has it to itself.
         unsafe { bindings::sg_init_one(&mut out_sg, r.as_ptr().cast(), r.len() as u32) };
         let w = msg.writable();
         // SAFETY: as above.
@@ -1042,7 +1044,8 @@ impl<M: Buffer> LiveQueue<'_, M> {
         let token = KBox::into_raw(msg);
         // SAFETY: the queue exists and its operations are serialized (type
         // invariant); the scatterlists are copied into the ring before the
-        // call returns; GFP_ATOMIC because callers hold a spinlock.
+        // call returns; GFP_ATOMIC: this runs in an RCU read-side section
+        // (and the driver's callers hold a spinlock).
         let ret = unsafe {
             bindings::virtqueue_add_sgs(
                 self.vq.as_ptr(),
@@ -1143,7 +1146,17 @@ impl Notifier {
 /// such a device) or is a whole allocation of its own (the names block): a
 /// large writable part embedded at an offset next to other fields would
 /// need aligning to the DMA line.
-pub(crate) trait Buffer {
+///
+/// # Safety
+///
+/// Both slices lie in memory the value owns, inside its own `KBox`
+/// allocation or in kmalloc'd memory it owns (the kernel's linear map, as
+/// `sg_init_one` needs: not a static, not vmalloc'd or stack memory), which
+/// stays where it is when the `KBox` is turned into a raw pointer and which
+/// nothing else reaches: the device reads and writes it by its physical
+/// address while the queue holds the message. Each call returns the same
+/// memory.
+pub(crate) unsafe trait Buffer {
     fn readable(&self) -> &[u8];
     fn writable(&mut self) -> &mut [u8];
 }
