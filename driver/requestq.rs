@@ -212,7 +212,9 @@ impl VirtioGpio {
             // sleep (it is on the wait queue by then, so an answer that
             // comes at once is not missed), or before it stops.
             let mut full = false;
-            let (err, notify) = match q.vq.live() {
+            // (after a wake-up there is usually nothing left to add)
+            let to_add = ents.iter().any(|e| e.msg.is_some());
+            let (err, notify) = match q.vq.live().filter(|_| to_add) {
                 Some(mut vq) => {
                     let mut added = false;
                     let mut err = None;
@@ -234,7 +236,8 @@ impl VirtioGpio {
                     }
                     (err, added && vq.kick_prepare())
                 }
-                None => (Some(ENODEV), false),
+                None if to_add => (Some(ENODEV), false),
+                None => (None, false),
             };
             if err.is_none() {
                 for e in ents.iter_mut().filter(|e| e.done.is_none()) {
