@@ -16,7 +16,8 @@
 # names: make profile builds the production kernel's, as make bench does),
 # --ops N (operations per phase, default 3000).
 # Needs QEMU's plugin header for the QEMU in use (from Debian's source
-# tarball of that version, cached) and glib's headers (libglib2.0-dev).
+# tarball of that version, cached) and glib's headers (libglib2.0-dev):
+# installed here if missing, with curl and xz-utils to fetch the header.
 set -euo pipefail
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 build=$TOP
@@ -31,8 +32,12 @@ done
 SUDO=
 [ "$(id -u)" = 0 ] || SUDO=sudo
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/virtio-gpio-rs
-pkg-config --exists glib-2.0 ||
-	$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libglib2.0-dev >/dev/null
+need=()
+pkg-config --exists glib-2.0 2>/dev/null || need+=(libglib2.0-dev pkg-config)
+command -v curl >/dev/null || need+=(curl)
+command -v xz >/dev/null || need+=(xz-utils)
+[ ${#need[@]} = 0 ] ||
+	$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 # Debian's version of the QEMU in use (epoch and revision off: 10.0.2+ds),
 # and its upstream one (10.0.2)
 debver=$(dpkg-query -W -f='${Version}' qemu-system-x86)
