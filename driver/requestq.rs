@@ -169,16 +169,18 @@ impl VirtioGpio {
             if q.gone {
                 return Err(ENODEV);
             }
-            if ents.iter().all(|e| q.slots[e.slot].free.is_some()) {
+            // (the slots looked up once, not through the guard per line)
+            let slots = &mut q.slots;
+            if ents.iter().all(|e| slots[e.slot].free.is_some()) {
                 for e in ents.iter_mut() {
-                    e.msg = q.slots[e.slot].free.take();
+                    e.msg = slots[e.slot].free.take();
                 }
                 return Ok(());
             }
             // (one at a time: the first that is not free)
             let busy = ents
                 .iter()
-                .find(|e| q.slots[e.slot].free.is_none())
+                .find(|e| slots[e.slot].free.is_none())
                 .map_or(0, |e| e.slot);
             let key = q.key(busy);
             q.slots[busy].claimers += 1;
@@ -200,8 +202,9 @@ impl VirtioGpio {
         ents: &mut [Entry],
         dl: &mut Deadline,
     ) -> Result {
+        let slots = &mut q.slots;
         for e in ents.iter() {
-            q.slots[e.slot].waiting = true;
+            slots[e.slot].waiting = true;
         }
         let res = loop {
             if q.gone {
@@ -240,8 +243,9 @@ impl VirtioGpio {
                 None => (None, false),
             };
             if err.is_none() {
+                let slots = &mut q.slots;
                 for e in ents.iter_mut().filter(|e| e.done.is_none()) {
-                    e.done = q.slots[e.slot].done.take();
+                    e.done = slots[e.slot].done.take();
                 }
             }
             if err.is_some() || ents.iter().all(|e| e.done.is_some()) {
@@ -268,9 +272,10 @@ impl VirtioGpio {
                 break Err(error);
             }
         };
+        let slots = &mut q.slots;
         for e in ents.iter_mut() {
-            let key = q.key(e.slot);
-            let slot = &mut q.slots[e.slot];
+            let key = RequestQueue::key_of(slots.as_ptr(), e.slot);
+            let slot = &mut slots[e.slot];
             slot.waiting = false;
             let mut freed = false;
             if let Some(m) = e.msg.take() {
@@ -501,12 +506,15 @@ impl VirtioGpio {
         }
         // The messages go back at once; their answers are checked (and bad
         // ones logged) without the lock.
+        let slots = &mut q.slots;
         for e in ents.iter_mut() {
             if let Some((m, len)) = e.done.take() {
                 e.ans = Some(Answer::of(&m, len));
-                q.slots[e.slot].free = Some(m);
-                if q.slots[e.slot].claimers > 0 {
-                    sync::wake_up_var(q.key(e.slot));
+                let key = RequestQueue::key_of(slots.as_ptr(), e.slot);
+                let slot = &mut slots[e.slot];
+                slot.free = Some(m);
+                if slot.claimers > 0 {
+                    sync::wake_up_var(key);
                 }
             }
         }
