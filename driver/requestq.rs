@@ -432,9 +432,13 @@ impl VirtioGpio {
             return Err(EBUSY);
         };
         Self::fill(&mut m, type_, line, value);
-        match q.vq.add(m) {
-            Ok(()) => {
-                let notify = q.vq.kick_prepare();
+        // (the message and the kick in one look at the queue)
+        let r = match q.vq.live() {
+            Some(mut vq) => vq.add(m).map(|()| vq.kick_prepare()),
+            None => Err((ENODEV, m)),
+        };
+        match r {
+            Ok(notify) => {
                 drop(q);
                 if notify {
                     self.rq_notifier.notify();

@@ -445,14 +445,22 @@ impl Drop for Queues {
 }
 
 impl VqSet {
+    /// An RCU read-side section in which the queues were found to exist:
+    /// they go on existing as long as the guard lives. `None` once they are
+    /// gone. (By hand rather than with `try_access_with`: that one is not
+    /// inlined, and its callers' loops then do not fold.)
+    #[inline(always)]
+    fn live_section(&self) -> Option<rcu::Guard> {
+        let rcu = rcu::read_lock();
+        self.queues.try_access_with_guard(&rcu)?;
+        Some(rcu)
+    }
+
     /// Run `f` if the queues still exist, in an RCU read-side section
     /// (during which they go on existing).
     #[inline(always)]
     fn with_live<R>(&self, f: impl FnOnce() -> R) -> Option<R> {
-        // (the section by hand rather than with `try_access_with`: that one
-        // is not inlined, and its callers' loops then do not fold)
-        let rcu = rcu::read_lock();
-        self.queues.try_access_with_guard(&rcu)?;
+        let _rcu = self.live_section()?;
         Some(f())
     }
 
@@ -1063,7 +1071,9 @@ impl<M: Buffer> LiveQueue<'_, M> {
         Ok(())
     }
 
-    /// See [`Virtqueue::kick_prepare`].
+    /// The first half of [`LiveQueue::kick`], under the queue's lock: does
+    /// the device want to be told about the buffers added? If so, tell it
+    /// with [`Notifier::notify`], which can be done with the lock dropped.
     #[must_use = "the device waits for the notification this asks for"]
     #[inline]
     pub(crate) fn kick_prepare(&mut self) -> bool {
@@ -1073,7 +1083,7 @@ impl<M: Buffer> LiveQueue<'_, M> {
     }
 
     /// Tell the device about newly added buffers (a VM exit, usually: with
-    /// the queue's lock held; see [`Virtqueue::kick_prepare`] for the other
+    /// the queue's lock held; see [`LiveQueue::kick_prepare`] for the other
     /// way).
     #[inline]
     pub(crate) fn kick(&mut self) {
@@ -1101,7 +1111,7 @@ impl<M: Buffer> LiveQueue<'_, M> {
 /// What tells a queue's device about buffers added to it
 /// ([`Virtqueue::notifier`]): kept outside the lock that serializes the
 /// queue's other operations, so that the notification (a VM exit, usually)
-/// is sent with that lock dropped, after [`Virtqueue::kick_prepare`] said
+/// is sent with that lock dropped, after [`LiveQueue::kick_prepare`] said
 /// the device wants one.
 ///
 /// # Invariants
@@ -1207,8 +1217,7 @@ impl<M: Buffer> Virtqueue<M> {
     /// each.
     #[inline]
     pub(crate) fn live(&mut self) -> Option<LiveQueue<'_, M>> {
-        let rcu = rcu::read_lock();
-        self.set.queues.try_access_with_guard(&rcu)?;
+        let rcu = self.set.live_section()?;
         // INVARIANT: the set is live, and the queue with it, for as long as
         // `rcu`'s section lasts, which is as long as the value (it owns
         // the guard); the value borrows `self` mutably.
@@ -1217,25 +1226,6 @@ impl<M: Buffer> Virtqueue<M> {
             _q: PhantomData,
             _rcu: rcu,
         })
-    }
-
-    /// Queue `msg`; on failure (the ring is full: `ENOSPC`; the queues are
-    /// gone: `ENODEV`) it is handed back.
-    #[inline]
-    pub(crate) fn add(&mut self, msg: KBox<M>) -> core::result::Result<(), (Error, KBox<M>)> {
-        match self.live() {
-            Some(mut q) => q.add(msg),
-            None => Err((ENODEV, msg)),
-        }
-    }
-
-    /// The first half of [`LiveQueue::kick`], under the queue's lock: does
-    /// the device want to be told about the buffers added? If so, tell it
-    /// with [`Notifier::notify`], which can be done with the lock dropped.
-    #[must_use = "the device waits for the notification this asks for"]
-    #[inline]
-    pub(crate) fn kick_prepare(&mut self) -> bool {
-        self.live().is_some_and(|mut q| q.kick_prepare())
     }
 
     /// What notifies this queue's device without its lock (one counted
