@@ -88,6 +88,11 @@ struct VirtioGpio {
     /// was negotiated.
     #[pin]
     eq: RawSpinLockIrq<Option<EventQueue>>,
+    /// The eventq when it maps through the DMA API (see `EventQueue::vq`),
+    /// and whether it does. Taken before `eq`, never inside it.
+    #[pin]
+    eq_dma: SpinLockIrq<Option<virtio::Virtqueue<IrqMsg>>>,
+    eq_maps_dma: bool,
     /// Every line's direction, fetched in parallel just before the chip is
     /// registered: gpiolib asks for each line's direction one by one while
     /// it registers the chip, and these answer it. Dropped right after.
@@ -117,11 +122,19 @@ impl VirtioGpio {
                 }
             }
         }
+        let put_back = |eq: &mut EventQueue, m: KBox<IrqMsg>| {
+            if let Some(l) = eq.lines.get_mut(m.line as usize) {
+                l.buf = Some(m);
+            }
+        };
+        if let Some(vq) = &mut *self.eq_dma.lock() {
+            while let Some(m) = vq.detach_unused(&stopped) {
+                self.with_eq(|eq| put_back(eq, m));
+            }
+        }
         if let Some(eq) = &mut *self.eq.lock() {
-            while let Some(m) = eq.vq.detach_unused(&stopped) {
-                if let Some(l) = eq.lines.get_mut(m.line as usize) {
-                    l.buf = Some(m);
-                }
+            while let Some(m) = eq.vq.as_mut().and_then(|vq| vq.detach_unused(&stopped)) {
+                put_back(eq, m);
             }
         }
         // Everybody who waits on the device: every line's waiters and those
@@ -213,50 +226,55 @@ impl virtio::Driver for GpioVirtio {
             slots,
             ring_waiters: 0,
         };
-        let eq = match eventq {
-            Some(vq) => {
-                let mut lines = KVec::with_capacity(ngpio as usize, GFP_KERNEL)?;
-                for line in 0..ngpio {
-                    lines.push(
-                        IrqLine {
-                            type_: VIRTIO_GPIO_IRQ_TYPE_NONE,
-                            sent: Some(VIRTIO_GPIO_IRQ_TYPE_NONE),
-                            disabled: true,
-                            output: false,
-                            freed: 0,
-                            typing: false,
-                            masked: true,
-                            buf: Some(KBox::new(
-                                IrqMsg {
-                                    line,
-                                    req: [0; 2],
-                                    res: [0],
-                                },
-                                GFP_KERNEL,
-                            )?),
-                            want_slot: false,
-                            prev: None,
-                            next: None,
-                            unheard: 0,
-                            parked: false,
-                            queued_pass: 0,
-                            deferred: None,
-                        },
-                        GFP_KERNEL,
-                    )?;
-                }
-                Some(EventQueue {
-                    vq,
-                    gone: false,
-                    lines,
-                    first: None,
-                    last: None,
-                    pass: 0,
-                    in_pass: false,
-                    deferred: None,
-                })
+        let eq_maps_dma = eventq.as_ref().is_some_and(|q| q.maps_dma());
+        let (eventq, eq_dma) = if eq_maps_dma {
+            (None, eventq)
+        } else {
+            (eventq, None)
+        };
+        let eq = if eventq.is_some() || eq_dma.is_some() {
+            let mut lines = KVec::with_capacity(ngpio as usize, GFP_KERNEL)?;
+            for line in 0..ngpio {
+                lines.push(
+                    IrqLine {
+                        type_: VIRTIO_GPIO_IRQ_TYPE_NONE,
+                        sent: Some(VIRTIO_GPIO_IRQ_TYPE_NONE),
+                        disabled: true,
+                        output: false,
+                        freed: 0,
+                        typing: false,
+                        masked: true,
+                        buf: Some(KBox::new(
+                            IrqMsg {
+                                line,
+                                req: [0; 2],
+                                res: [0],
+                            },
+                            GFP_KERNEL,
+                        )?),
+                        want_slot: false,
+                        prev: None,
+                        next: None,
+                        unheard: 0,
+                        parked: false,
+                        queued_pass: 0,
+                        deferred: None,
+                    },
+                    GFP_KERNEL,
+                )?;
             }
-            None => None,
+            Some(EventQueue {
+                vq: eventq,
+                gone: false,
+                lines,
+                first: None,
+                last: None,
+                pass: 0,
+                in_pass: false,
+                deferred: None,
+            })
+        } else {
+            None
         };
         let data = try_pin_init!(VirtioGpio {
             vdev: vdev.into(),
@@ -265,6 +283,8 @@ impl virtio::Driver for GpioVirtio {
             rq <- SpinLockIrq::new(rq, cstr!(c"virtio_gpio_rs.requestq"), lock_class!()),
             rq_notifier,
             eq <- RawSpinLockIrq::new(eq, cstr!(c"virtio_gpio_rs.eventq"), lock_class!()),
+            eq_dma <- SpinLockIrq::new(eq_dma, cstr!(c"virtio_gpio_rs.eventq_dma"), lock_class!()),
+            eq_maps_dma,
             probe_dirs <- SpinLockIrq::new(None, cstr!(c"virtio_gpio_rs.probe_dirs"), lock_class!()),
         }? Error);
         Ok(gpio::Registration::new(data))

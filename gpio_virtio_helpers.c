@@ -31,6 +31,11 @@ void vgpio_synchronize_cbs(struct virtio_device *vdev)
 	virtio_synchronize_cbs(vdev);
 }
 
+void vgpio_init_irq_work(struct irq_work *work, void (*func)(struct irq_work *))
+{
+	init_irq_work(work, func);
+}
+
 void vgpio_del_vqs(struct virtio_device *vdev)
 {
 	vdev->config->del_vqs(vdev);

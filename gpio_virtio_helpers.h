@@ -14,6 +14,7 @@
 #include <linux/gpio/driver.h>
 #include <linux/irq.h>
 #include <linux/irqdomain.h>
+#include <linux/irq_work.h>
 #include <linux/ratelimit.h>
 #include <linux/rcupdate.h>
 #include <linux/scatterlist.h>
@@ -34,6 +35,9 @@ void vgpio_device_ready(struct virtio_device *vdev);
 void vgpio_synchronize_cbs(struct virtio_device *vdev);
 void vgpio_del_vqs(struct virtio_device *vdev);
 bool vgpio_log_ratelimit(void);
+
+/* deferred work for irq_chip callbacks */
+void vgpio_init_irq_work(struct irq_work *work, void (*func)(struct irq_work *));
 
 /* virtqueues */
 int vgpio_find_vqs(struct virtio_device *vdev, unsigned int nvqs,

@@ -129,7 +129,16 @@ impl IrqLine {
 
 /// Everything the eventq lock guards.
 pub(crate) struct EventQueue {
-    pub(crate) vq: virtio::Virtqueue<IrqMsg>,
+    /// The eventq, when adding a message to it and taking one back maps
+    /// nothing (the device sees guest-physical addresses): then the irq
+    /// core's callbacks queue under this raw lock themselves. `None` when
+    /// the queue maps through the DMA API (VIRTIO_F_ACCESS_PLATFORM:
+    /// swiotlb in a confidential guest, an IOMMU), whose locks may not be
+    /// taken inside a raw one: the queue is then `VirtioGpio::eq_dma`'s,
+    /// `queue` puts the line on the wait list, and
+    /// `VirtioGpio::flush_eventq` gives the device the waiting lines'
+    /// messages from where such locks may be taken.
+    pub(crate) vq: Option<virtio::Virtqueue<IrqMsg>>,
     pub(crate) gone: bool,
     pub(crate) lines: KVec<IrqLine>,
     /// The lines with `want_slot` set, oldest first (linked through
@@ -184,13 +193,18 @@ impl EventQueue {
             self.unwait(line);
             return Ok(());
         }
+        let Some(vq) = &mut self.vq else {
+            // (DMA: `VirtioGpio::flush_eventq` queues it)
+            self.wait(line);
+            return Ok(());
+        };
         let Some(mut m) = self.lines[line].buf.take() else {
             return Ok(());
         };
         m.req = VirtioGpioIrqRequest::to_bytes(line as u16);
         m.res = [0xff];
         // (the message and the kick in one look at the queue)
-        let r = match self.vq.live() {
+        let r = match vq.live() {
             Some(mut vq) => vq.add(m).map(|()| vq.kick()),
             None => Err((ENODEV, m)),
         };
@@ -249,6 +263,63 @@ impl EventQueue {
         l.next = None;
     }
 
+    /// Put the line at the head of the wait list (if not on it yet).
+    fn wait_first(&mut self, line: usize) {
+        if self.lines[line].want_slot {
+            return;
+        }
+        let n = line as u16;
+        let first = self.first.replace(n);
+        match first {
+            Some(f) => self.lines[usize::from(f)].prev = Some(n),
+            None => self.last = Some(n),
+        }
+        let l = &mut self.lines[line];
+        l.want_slot = true;
+        l.prev = None;
+        l.next = first;
+    }
+
+    /// Lines wait for `VirtioGpio::flush_eventq` (the queue maps through
+    /// the DMA API).
+    pub(crate) fn needs_flush(&self) -> bool {
+        self.vq.is_none() && self.first.is_some()
+    }
+
+    /// For `VirtioGpio::flush_eventq`: the message of the line that has
+    /// waited longest and should go to the device, ready to go, the line
+    /// off the wait list (lines that no longer want to be queued leave it).
+    pub(crate) fn take_waiting(&mut self) -> Option<KBox<IrqMsg>> {
+        while let Some(first) = self.first {
+            let line = usize::from(first);
+            self.unwait(line);
+            if !self.armed(line) {
+                continue;
+            }
+            let Some(mut m) = self.lines[line].buf.take() else {
+                continue;
+            };
+            m.req = VirtioGpioIrqRequest::to_bytes(first);
+            m.res = [0xff];
+            // (counted as the device's from here: see `untake`)
+            self.lines[line].queued_pass = self.pass;
+            return Some(m);
+        }
+        None
+    }
+
+    /// A message from `take_waiting` the queue did not take: the line's
+    /// again, first in line for the next flush if it should still go.
+    pub(crate) fn untake(&mut self, m: KBox<IrqMsg>) {
+        let line = usize::from(m.line);
+        if let Some(l) = self.lines.get_mut(line) {
+            l.buf = Some(m);
+            if self.armed(line) {
+                self.wait_first(line);
+            }
+        }
+    }
+
     /// Take the line off the wait list (if on it).
     pub(crate) fn unwait(&mut self, line: usize) {
         let l = &mut self.lines[line];
@@ -269,7 +340,8 @@ impl EventQueue {
     /// A slot freed: queue lines that waited for one, oldest first, while
     /// slots last.
     pub(crate) fn queue_waiting(&mut self) {
-        while self.vq.num_free() > 0 {
+        // (DMA: `VirtioGpio::flush_eventq` does this)
+        while self.vq.as_ref().is_some_and(|vq| vq.num_free() > 0) {
             let Some(first) = self.first else { return };
             let line = usize::from(first);
             if !self.armed(line) || self.lines[line].buf.is_none() {
@@ -365,6 +437,7 @@ impl VirtioGpio {
         self.with_irq_line(hwirq, |eq, l| {
             let _ = eq.queue(l);
         });
+        self.flush_eventq();
         r
     }
 
@@ -443,17 +516,34 @@ impl VirtioGpio {
 
     /// eventq callback (interrupt context): one returned message at a time,
     /// the lock dropped before the irq core runs the line's handlers (which
-    /// call back into irq_mask/irq_unmask).
+    /// call back into irq_mask/irq_unmask); then, with the DMA API, the
+    /// messages to requeue go back.
     pub(crate) fn eventq_done(&self, handle: impl Fn(u32) -> Result) {
+        self.eventq_drain(handle);
+        self.flush_eventq();
+    }
+
+    fn eventq_drain(&self, handle: impl Fn(u32) -> Result) {
         let mut first = true;
         loop {
             let (ev, parked) = {
+                // With the DMA API the message is unmapped before the raw
+                // lock (see `EventQueue::vq`).
+                let mut dq = self.eq_maps_dma.then(|| self.eq_dma.lock());
+                let got = dq.as_mut().map(|q| match &mut **q {
+                    Some(vq) => vq.get_buf(),
+                    None => None,
+                });
                 let mut g = self.eq.lock();
                 let Some(eq) = &mut *g else { return };
                 if core::mem::take(&mut first) {
                     eq.begin_pass();
                 }
-                let Some((m, len)) = eq.vq.get_buf() else {
+                let got = match got {
+                    Some(got) => got,
+                    None => eq.vq.as_mut().and_then(|vq| vq.get_buf()),
+                };
+                let Some((m, len)) = got else {
                     eq.end_pass();
                     return;
                 };
@@ -562,6 +652,59 @@ impl VirtioGpio {
             line,
             MAX_UNHEARD + 1
         );
+    }
+
+    /// Give the device the messages of the lines on the eventq's wait list,
+    /// if the queue maps through the DMA API (see `EventQueue::vq`; else
+    /// nothing to do): with no raw lock held, where a `spinlock_t` may be
+    /// taken (task context, the eventq callback, `irq_deferred`).
+    pub(crate) fn flush_eventq(&self) {
+        if !self.eq_maps_dma {
+            return;
+        }
+        let mut failed = None;
+        {
+            let mut dq = self.eq_dma.lock();
+            let Some(mut vq) = (match &mut *dq {
+                Some(vq) => vq.live(),
+                None => None,
+            }) else {
+                return;
+            };
+            let mut added = false;
+            while let Some(m) = self.with_eq(EventQueue::take_waiting).flatten() {
+                if let Err((e, m)) = vq.add(m) {
+                    if e != ENOSPC {
+                        failed = Some((m.line, e));
+                    }
+                    self.with_eq(|eq| eq.untake(m));
+                    break;
+                }
+                added = true;
+            }
+            if added {
+                vq.kick();
+            }
+        }
+        // (a full ring is no error: a returned message makes room, and the
+        // callback flushes again)
+        if let Some((line, e)) = failed {
+            dev_log_bad!(
+                self.vdev,
+                ERR,
+                "line {}: eventq message not queued: {:?}; tried again when the eventq is next served\n",
+                line,
+                e
+            );
+        }
+    }
+
+    /// Run `f` on the interrupt state, if the chip has interrupts.
+    pub(crate) fn with_eq<R>(&self, f: impl FnOnce(&mut EventQueue) -> R) -> Option<R> {
+        match &mut *self.eq.lock() {
+            Some(eq) => Some(f(eq)),
+            None => None,
+        }
     }
 
     /// Run `f` on a line's interrupt state, if the chip has interrupts.

@@ -265,7 +265,8 @@ impl gpio::Chip for VirtioGpio {
 
 #[vtable]
 impl gpio::IrqChip for VirtioGpio {
-    fn irq_enable(&self, hwirq: u32) {
+    fn irq_enable(&self, hwirq: u32) -> gpio::Then {
+        let mut then = gpio::Then::Done;
         self.with_irq_line(hwirq, |eq, l| {
             let il = &mut eq.lines[l];
             il.disabled = false;
@@ -274,7 +275,11 @@ impl gpio::IrqChip for VirtioGpio {
             // Queued now if the device already has the type; else after
             // irq_bus_sync_unlock sent it.
             let _ = eq.queue(l);
+            if eq.needs_flush() {
+                then = gpio::Then::Defer;
+            }
         });
+        then
     }
 
     fn irq_disable(&self, hwirq: u32) {
@@ -300,16 +305,26 @@ impl gpio::IrqChip for VirtioGpio {
         self.with_irq_line(hwirq, |eq, l| eq.lines[l].masked = true);
     }
 
-    fn irq_unmask(&self, hwirq: u32) {
+    fn irq_unmask(&self, hwirq: u32) -> gpio::Then {
+        let mut then = gpio::Then::Done;
         self.with_irq_line(hwirq, |eq, l| {
             let il = &mut eq.lines[l];
             il.masked = false;
             // The irq core unmasks after it handled an interrupt: the line
             // works.
             il.unheard = 0;
-            // Requeueing the message is what unmasks the line on the device.
+            // Requeueing the message is what unmasks the line on the device
+            // (with the DMA API: from irq_deferred).
             let _ = eq.queue(l);
+            if eq.needs_flush() {
+                then = gpio::Then::Defer;
+            }
         });
+        then
+    }
+
+    fn irq_deferred(&self) {
+        self.flush_eventq();
     }
 
     fn irq_set_type(&self, hwirq: u32, flow_type: u32) -> Result {
@@ -348,6 +363,7 @@ impl gpio::IrqChip for VirtioGpio {
             }
         });
         if done {
+            self.flush_eventq();
             return;
         }
         // Failures are logged by `request` where they are the device's; a

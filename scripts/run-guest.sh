@@ -20,6 +20,11 @@
 #   --no-logcheck    do not check the kernel log
 #   --cpus N         guest CPUs (default 2)
 #   --kvm            use KVM instead of TCG (where KVM runs our kernels)
+#   --dma            every device offers VIRTIO_F_ACCESS_PLATFORM (QEMU's
+#                    iommu_platform=on, the simulator's --access-platform)
+#                    and the guest bounces all DMA through swiotlb
+#                    (swiotlb=force): the virtqueues then map each buffer
+#                    through the DMA API, as in a confidential guest
 # Environment: VGPIO_TIER (check or soak, for the tests' loop counts),
 # VGPIO_QEMU_OPTS (more QEMU options, e.g. "-cpu qemu64" to compare),
 # VGPIO_KERNEL_ARGS (more kernel command line, e.g. "nokaslr"),
@@ -45,6 +50,7 @@ mem=2G
 logcheck=1
 accel=--disable-kvm
 cpus=2
+dma=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--devices) devices=$2; shift 2 ;;
@@ -56,6 +62,7 @@ while [ $# -gt 0 ]; do
 	--no-logcheck) logcheck=0; shift ;;
 	--cpus) cpus=$2; shift 2 ;;
 	--kvm) accel=""; shift ;;
+	--dma) dma=1; shift ;;
 	--) shift; break ;;
 	*) echo "run-guest: unknown option $1" >&2; exit 2 ;;
 	esac
@@ -110,10 +117,10 @@ start_sims() {
 	for ((i = 0; i < devices; i++)); do
 		# shellcheck disable=SC2086
 		"$SIM" serve --socket "$run/vhost$i.sock" --ctl "$run/ctl$i.sock" \
-			--names "gen:d${i}l" $sim_all ${sim_one[$i]:-} >"$out/sim$i.log" 2>&1 &
+			--names "gen:d${i}l" ${dma_sim:-} $sim_all ${sim_one[$i]:-} >"$out/sim$i.log" 2>&1 &
 		pids+=($!)
 		qopts+=" -chardev socket,path=$run/vhost$i.sock,id=vgpio$i"
-		qopts+=" -device $gpiodev,chardev=vgpio$i,id=gpio$i"
+		qopts+=" -device $gpiodev,chardev=vgpio$i,id=gpio$i${dma_dev:-}"
 		[ "$transport" = mmio ] && qopts+=",bus=virtio-mmio-bus.$i"
 		qopts+=" -chardev socket,path=$run/ctl$i.sock,id=vgpioctl$i"
 		qopts+=" -device virtserialport,bus=vgpioser.0,chardev=vgpioctl$i,name=vgpio-ctl$i"
@@ -160,7 +167,11 @@ start_sims() {
 # it mounts the shares), with a udevd that does nothing (the root has no
 # udev). The guest command goes in a file: virtme-ng's extra arguments
 # for an external root leave too little of arm64's 2048-byte command line.
-params="rootflags=version=9p2000.L,trans=virtio,access=any,msize=524288,cache=loose modprobe.blacklist=gpio_virtio,gpio_virtio_rs log_buf_len=32M loglevel=5 max_loop=0 8250.nr_uarts=1 mitigations=off${VGPIO_KERNEL_ARGS:+ $VGPIO_KERNEL_ARGS}"
+dma_sim="" dma_dev="" dma_arg=""
+if [ "$dma" = 1 ]; then
+	dma_sim=--access-platform dma_dev=,iommu_platform=on dma_arg=" swiotlb=force"
+fi
+params="rootflags=version=9p2000.L,trans=virtio,access=any,msize=524288,cache=loose modprobe.blacklist=gpio_virtio,gpio_virtio_rs log_buf_len=32M loglevel=5 max_loop=0 8250.nr_uarts=1 mitigations=off$dma_arg${VGPIO_KERNEL_ARGS:+ $VGPIO_KERNEL_ARGS}"
 vargs=()
 if [ "$ARCH" = arm64 ]; then
 	export VGPIO_BUILD=${VGPIO_BUILD:-$TOP/out/build-${KERNEL:-7.3}-arm64}

@@ -79,11 +79,18 @@ pub(crate) trait Chip: Sync + Send + Sized {
 /// (the core keeps the interrupt pending and replays an edge on
 /// enable_irq).
 ///
+/// `irq_enable` and `irq_unmask` may leave work for
+/// [`IrqChip::irq_deferred`] (returning [`Then::Defer`]): what may not be
+/// done under a raw lock (take a `spinlock_t`: map a buffer through the DMA
+/// API, for one). An unmask does not always come with a sync: the flow
+/// handler unmasks in hard interrupt context after a handler without a
+/// thread, and in a softirq when the core replays an edge.
+///
 /// The flow: `handle_level_irq` (mask, handle, unmask once the handlers,
 /// threads included, are done) for every type.
 #[vtable]
 pub(crate) trait IrqChip: Chip {
-    fn irq_enable(&self, _hwirq: u32) {
+    fn irq_enable(&self, _hwirq: u32) -> Then {
         kernel::build_error!(VTABLE_DEFAULT_ERROR)
     }
     fn irq_disable(&self, _hwirq: u32) {
@@ -93,12 +100,29 @@ pub(crate) trait IrqChip: Chip {
         kernel::build_error!(VTABLE_DEFAULT_ERROR)
     }
     fn irq_mask(&self, hwirq: u32);
-    fn irq_unmask(&self, hwirq: u32);
+    fn irq_unmask(&self, hwirq: u32) -> Then;
     /// `flow_type` is an `IRQ_TYPE_*` value.
     fn irq_set_type(&self, hwirq: u32, flow_type: u32) -> Result;
     fn irq_bus_sync_unlock(&self, _hwirq: u32) {
         kernel::build_error!(VTABLE_DEFAULT_ERROR)
     }
+    /// What `irq_enable` or `irq_unmask` left for later: run by an
+    /// irq_work soon after either returned [`Then::Defer`] (once for any
+    /// number of asks meanwhile), with no lock of the irq core held, where
+    /// a `spinlock_t` may be taken (hard interrupt context on most kernels,
+    /// the irq_work thread on PREEMPT_RT). It may run after the chip is
+    /// unregistered, until the registration is dropped (which waits for it).
+    fn irq_deferred(&self) {}
+}
+
+/// What an irq_chip callback that runs under the irq descriptor's raw lock
+/// leaves to [`IrqChip::irq_deferred`].
+#[must_use]
+pub(crate) enum Then {
+    /// Nothing.
+    Done,
+    /// Run `irq_deferred` soon.
+    Defer,
 }
 
 /// Line names for a chip: a block of NUL-terminated names and the pointer
@@ -188,6 +212,10 @@ pub(crate) struct Registration<T: Chip> {
     synced: CondVar,
     state: Atomic<i8>,
     names: UnsafeCell<Option<LineNames>>,
+    /// Runs [`IrqChip::irq_deferred`]; all zero (never queued) until
+    /// [`Registration::register_with_irq`] sets it up.
+    #[pin]
+    irq_work: Opaque<bindings::irq_work>,
     #[pin]
     data: T,
 }
@@ -245,6 +273,7 @@ impl<T: Chip> Registration<T> {
             synced <- CondVar::new(cstr!(c"virtio_gpio_rs.irq_synced"), lock_class!()),
             state: Atomic::new(IDLE),
             names: UnsafeCell::new(None),
+            irq_work <- zeroed(),
             data <- data,
         }? Error)
     }
@@ -451,7 +480,12 @@ impl<T: IrqChip> Registration<T> {
         names: Option<LineNames>,
     ) -> Result {
         let name = vdev.name().as_char_ptr();
+        let work = self.irq_work.get();
         let setup = |gc: *mut bindings::gpio_chip, ic: *mut bindings::irq_chip| {
+            // SAFETY: the registration's own irq_work, all zero (so idle):
+            // nothing queues it before the irq chip is installed below, and
+            // `register_inner` calls this once per registration, ever.
+            unsafe { bindings::vgpio_init_irq_work(work, Some(irq_work_callback::<T>)) };
             // SAFETY: `register_inner` passes the registration's own gpio
             // and irq chips, not registered yet; the name lives as long as
             // the device, so as the registration; the callbacks match the
@@ -476,6 +510,16 @@ impl<T: IrqChip> Registration<T> {
         };
         // SAFETY: `setup` sets up the irq chip and installs it, as asked.
         unsafe { self.register_inner(vdev, module, ngpio, names, setup) }
+    }
+
+    /// Have [`IrqChip::irq_deferred`] run soon.
+    fn defer(&self) {
+        // SAFETY: only the callbacks of the registered irq chip call this,
+        // and `register_with_irq` set the irq_work up before it installed
+        // them; the registration outlives the work (dropping it waits for
+        // the work first). Queueing an irq_work already pending does
+        // nothing, from any context.
+        unsafe { bindings::irq_work_queue(self.irq_work.get()) };
     }
 
     /// Run the chip's irq_bus_sync_unlock for `hwirq` unless the chip is
@@ -507,7 +551,26 @@ impl<T: IrqChip> Registration<T> {
 impl<T: Chip> PinnedDrop for Registration<T> {
     fn drop(self: Pin<&mut Self>) {
         self.unregister();
+        // The chip is gone, so nothing queues the irq_work any more: wait
+        // for a queued or running one before the data goes.
+        // SAFETY: the registration's own irq_work: set up, or all zero
+        // (never queued; idle, so the call returns at once). It may sleep,
+        // as dropping a registration may (`unregister`).
+        unsafe { bindings::irq_work_sync(self.irq_work.get()) };
     }
+}
+
+/// # Safety
+///
+/// Called by the irq_work core only, with the irq_work of a
+/// `Registration<T>` that `register_with_irq` set up.
+unsafe extern "C" fn irq_work_callback<T: IrqChip>(work: *mut bindings::irq_work) {
+    let off = core::mem::offset_of!(Registration<T>, irq_work);
+    // SAFETY: `work` is the `irq_work` field of a `Registration<T>` (the
+    // caller's guarantee; `Opaque` is transparent, so the field's address
+    // is the C struct's), which is alive: dropping it waits for the work.
+    let reg = unsafe { &*work.cast::<u8>().sub(off).cast::<Registration<T>>() };
+    reg.data.irq_deferred();
 }
 
 /// The registration behind an irq_data of our chip.
@@ -546,7 +609,9 @@ unsafe extern "C" fn irq_enable_callback<T: IrqChip>(d: *mut bindings::irq_data)
     // tell gpiolib themselves that the line is in use as an interrupt.
     unsafe { bindings::gpiochip_enable_irq(reg.gc.get(), hwirq) };
     if T::HAS_IRQ_ENABLE {
-        reg.data.irq_enable(hwirq);
+        if let Then::Defer = reg.data.irq_enable(hwirq) {
+            reg.defer();
+        }
     }
 }
 
@@ -596,7 +661,9 @@ unsafe extern "C" fn irq_mask_callback<T: IrqChip>(d: *mut bindings::irq_data) {
 unsafe extern "C" fn irq_unmask_callback<T: IrqChip>(d: *mut bindings::irq_data) {
     // SAFETY: the irq core calls back with an irq of our chip.
     let (reg, hwirq) = unsafe { irq_registration::<T>(d) };
-    reg.data.irq_unmask(hwirq);
+    if let Then::Defer = reg.data.irq_unmask(hwirq) {
+        reg.defer();
+    }
 }
 
 /// # Safety

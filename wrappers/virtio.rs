@@ -1264,6 +1264,20 @@ impl<M: Buffer> Virtqueue<M> {
         Some(unsafe { KBox::from_raw(token.cast::<M>()) })
     }
 
+    /// Does the queue map its buffers through the DMA API (the device
+    /// negotiated VIRTIO_F_ACCESS_PLATFORM, or the platform wants it)? Then
+    /// adding a buffer and taking it back may take the DMA layer's locks
+    /// (swiotlb's, an IOMMU's), which are `spinlock_t`: not under a raw
+    /// spinlock. Fixed for the queue's life.
+    pub(crate) fn maps_dma(&self) -> bool {
+        let vq = self.vq.as_ptr();
+        // SAFETY: the queue exists while the set is live (type invariant,
+        // `with_live`); the call only reads how the ring was set up.
+        self.set
+            .with_live(|| !unsafe { bindings::virtqueue_dma_dev(vq) }.is_null())
+            .unwrap_or(false)
+    }
+
     /// The ring's size, in descriptors (0 once the queues are gone).
     pub(crate) fn size(&self) -> u32 {
         let vq = self.vq.as_ptr();

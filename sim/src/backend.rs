@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use vhost::vhost_user::message::{VhostUserProtocolFeatures, VhostUserVirtioFeatures};
 use vhost_user_backend::{VhostUserBackend, VringRwLock, VringT};
-use virtio_bindings::virtio_config::VIRTIO_F_VERSION_1;
+use virtio_bindings::virtio_config::{VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_VERSION_1};
 use virtio_bindings::virtio_ring::{VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC};
 use vm_memory::{GuestAddressSpace, GuestMemoryAtomic, GuestMemoryMmap};
 use vmm_sys_util::epoll::EventSet;
@@ -47,7 +47,10 @@ pub struct GpioBackend {
 impl GpioBackend {
     pub fn new(dev: Device) -> io::Result<Self> {
         Ok(GpioBackend {
-            state: Mutex::new(State { dev, outbox: Vec::new() }),
+            state: Mutex::new(State {
+                dev,
+                outbox: Vec::new(),
+            }),
             mem: Mutex::new(None),
             event_idx: AtomicBool::new(false),
             kick: EventFd::new(EFD_NONBLOCK)?,
@@ -149,16 +152,30 @@ impl VhostUserBackend for GpioBackend {
     }
 
     fn features(&self) -> u64 {
-        let irq = if self.lock().dev.cfg.irq { 1 << VIRTIO_GPIO_F_IRQ } else { 0 };
+        let cfg = &self.lock().dev.cfg;
+        let irq = if cfg.irq { 1 << VIRTIO_GPIO_F_IRQ } else { 0 };
+        let dma = if cfg.access_platform {
+            1 << VIRTIO_F_ACCESS_PLATFORM
+        } else {
+            0
+        };
         (1 << VIRTIO_F_VERSION_1)
             | (1 << VIRTIO_RING_F_INDIRECT_DESC)
             | (1 << VIRTIO_RING_F_EVENT_IDX)
             | VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits()
             | irq
+            | dma
     }
 
     fn protocol_features(&self) -> VhostUserProtocolFeatures {
-        VhostUserProtocolFeatures::CONFIG | VhostUserProtocolFeatures::REPLY_ACK
+        let base = VhostUserProtocolFeatures::CONFIG | VhostUserProtocolFeatures::REPLY_ACK;
+        // QEMU's iommu_platform=on wants the backend request channel (for
+        // IOTLB misses under a vIOMMU; there is none here, so it stays idle).
+        if self.lock().dev.cfg.access_platform {
+            base | VhostUserProtocolFeatures::BACKEND_REQ
+        } else {
+            base
+        }
     }
 
     fn set_event_idx(&self, enabled: bool) {
@@ -236,7 +253,13 @@ fn nonblocking(t: TimerFd) -> io::Result<TimerFd> {
     use std::os::fd::AsRawFd;
     let fd = t.as_raw_fd();
     // SAFETY: fcntl on a descriptor this TimerFd owns; no memory is passed.
-    let r = unsafe { libc::fcntl(fd, libc::F_SETFL, libc::fcntl(fd, libc::F_GETFL) | libc::O_NONBLOCK) };
+    let r = unsafe {
+        libc::fcntl(
+            fd,
+            libc::F_SETFL,
+            libc::fcntl(fd, libc::F_GETFL) | libc::O_NONBLOCK,
+        )
+    };
     if r < 0 {
         return Err(io::Error::last_os_error());
     }

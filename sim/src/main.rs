@@ -31,7 +31,7 @@ use model::{Config, Device};
 
 const USAGE: &str = "usage:
   virtio-gpio-sim serve --socket PATH --ctl PATH [--lines N] [--names gen|gen:PREFIX|none|A,B,..]
-                  [--no-irq] [--levels 0101..] [--wire OUT:IN].. [--loopback]
+                  [--no-irq] [--access-platform] [--levels 0101..] [--wire OUT:IN].. [--loopback]
                   [--seed N] [--fault 'KIND ARGS'].. [--verbose]
   virtio-gpio-sim ctl (--socket PATH | --port DEV) [--timeout S] (CMD.. | -)
   virtio-gpio-sim bench [--requests N] [--batch N]";
@@ -67,6 +67,7 @@ fn parse_serve(args: &[String]) -> Result<ServeOpts, String> {
     let mut lines: u16 = 8;
     let mut names = "gen".to_string();
     let mut irq = true;
+    let mut access_platform = false;
     let mut levels = String::new();
     let mut wires = Vec::new();
     let mut loopback = false;
@@ -82,11 +83,15 @@ fn parse_serve(args: &[String]) -> Result<ServeOpts, String> {
             "--lines" => lines = val()?.parse().map_err(|_| "bad --lines")?,
             "--names" => names = val()?,
             "--no-irq" => irq = false,
+            "--access-platform" => access_platform = true,
             "--levels" => levels = val()?,
             "--wire" => {
                 let v = val()?;
                 let (o, i) = v.split_once(':').ok_or("--wire OUT:IN")?;
-                wires.push((o.parse().map_err(|_| "bad --wire")?, i.parse().map_err(|_| "bad --wire")?));
+                wires.push((
+                    o.parse().map_err(|_| "bad --wire")?,
+                    i.parse().map_err(|_| "bad --wire")?,
+                ));
             }
             "--loopback" => loopback = true,
             "--seed" => seed = val()?.parse().map_err(|_| "bad --seed")?,
@@ -101,6 +106,7 @@ fn parse_serve(args: &[String]) -> Result<ServeOpts, String> {
     }
     let mut cfg = Config::new(lines);
     cfg.irq = irq;
+    cfg.access_platform = access_platform;
     cfg.seed = seed;
     cfg.names = match names.as_str() {
         "gen" => cfg.names,
@@ -116,7 +122,10 @@ fn parse_serve(args: &[String]) -> Result<ServeOpts, String> {
     if loopback {
         wires.extend((0..lines / 2).map(|k| (2 * k, 2 * k + 1)));
     }
-    if let Some(w) = wires.iter().find(|w| w.0 >= lines || w.1 >= lines || w.0 == w.1) {
+    if let Some(w) = wires
+        .iter()
+        .find(|w| w.0 >= lines || w.1 >= lines || w.0 == w.1)
+    {
         return Err(format!("bad wire {}:{}", w.0, w.1));
     }
     cfg.wires = wires;
@@ -169,7 +178,9 @@ fn serve(args: &[String]) -> Result<(), String> {
             .map_err(|e| format!("timer listener: {e}"))?;
     }
     eprintln!("virtio-gpio-sim: serving {} (control {})", o.socket, o.ctl);
-    daemon.serve(&o.socket).map_err(|e| format!("serve: {e:?}"))?;
+    daemon
+        .serve(&o.socket)
+        .map_err(|e| format!("serve: {e:?}"))?;
     eprintln!("virtio-gpio-sim: front-end disconnected, exiting");
     Ok(())
 }
