@@ -4,6 +4,8 @@
  * virtio-gpio driver (see gpio_virtio_helpers.h).
  */
 
+#include <xen/xen.h>
+
 #include "gpio_virtio_helpers.h"
 
 u16 vgpio_cread16(struct virtio_device *vdev, unsigned int offset)
@@ -34,6 +36,16 @@ void vgpio_synchronize_cbs(struct virtio_device *vdev)
 void vgpio_init_irq_work(struct irq_work *work, void (*func)(struct irq_work *))
 {
 	init_irq_work(work, func);
+}
+
+/*
+ * Does the ring map its buffers (the DMA API, or 7.x's map ops: VDUSE)? The
+ * ring's own test (vring_use_dma_api, 7.x's vring_use_map_api) is static:
+ * the same test, and the exported query, either saying yes is enough.
+ */
+bool vgpio_vq_maps(struct virtqueue *vq)
+{
+	return virtqueue_dma_dev(vq) || !virtio_has_dma_quirk(vq->vdev) || xen_domain();
 }
 
 void vgpio_del_vqs(struct virtio_device *vdev)

@@ -40,6 +40,7 @@ bool vgpio_log_ratelimit(void);
 void vgpio_init_irq_work(struct irq_work *work, void (*func)(struct irq_work *));
 
 /* virtqueues */
+bool vgpio_vq_maps(struct virtqueue *vq);
 int vgpio_find_vqs(struct virtio_device *vdev, unsigned int nvqs,
 		   struct virtqueue *vqs[], vq_callback_t *callbacks[],
 		   const char *const names[], const bool direct[]);

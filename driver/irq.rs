@@ -280,16 +280,17 @@ impl EventQueue {
         l.next = first;
     }
 
-    /// Lines wait for `VirtioGpio::flush_eventq` (the queue maps through
-    /// the DMA API).
-    pub(crate) fn needs_flush(&self) -> bool {
-        self.vq.is_none() && self.first.is_some()
+    /// The line waits for `VirtioGpio::flush_eventq` (the queue maps
+    /// through the DMA API).
+    pub(crate) fn needs_flush(&self, line: usize) -> bool {
+        self.vq.is_none() && self.lines[line].want_slot
     }
 
     /// For `VirtioGpio::flush_eventq`: the message of the line that has
     /// waited longest and should go to the device, ready to go, the line
-    /// off the wait list (lines that no longer want to be queued leave it).
-    pub(crate) fn take_waiting(&mut self) -> Option<KBox<IrqMsg>> {
+    /// off the wait list (lines that no longer want to be queued leave it),
+    /// with the line's `queued_pass` before (for `untake`).
+    pub(crate) fn take_waiting(&mut self) -> Option<(KBox<IrqMsg>, u32)> {
         while let Some(first) = self.first {
             let line = usize::from(first);
             self.unwait(line);
@@ -302,22 +303,27 @@ impl EventQueue {
             m.req = VirtioGpioIrqRequest::to_bytes(first);
             m.res = [0xff];
             // (counted as the device's from here: see `untake`)
-            self.lines[line].queued_pass = self.pass;
-            return Some(m);
+            let before = core::mem::replace(&mut self.lines[line].queued_pass, self.pass);
+            return Some((m, before));
         }
         None
     }
 
     /// A message from `take_waiting` the queue did not take: the line's
-    /// again, first in line for the next flush if it should still go.
-    pub(crate) fn untake(&mut self, m: KBox<IrqMsg>) {
+    /// again, first in line for the next flush if it should still go (then
+    /// true).
+    pub(crate) fn untake(&mut self, m: KBox<IrqMsg>, queued_pass: u32) -> bool {
         let line = usize::from(m.line);
-        if let Some(l) = self.lines.get_mut(line) {
-            l.buf = Some(m);
-            if self.armed(line) {
-                self.wait_first(line);
-            }
+        let Some(l) = self.lines.get_mut(line) else {
+            return false;
+        };
+        l.buf = Some(m);
+        l.queued_pass = queued_pass;
+        let armed = self.armed(line);
+        if armed {
+            self.wait_first(line);
         }
+        armed
     }
 
     /// Take the line off the wait list (if on it).
@@ -484,7 +490,7 @@ impl VirtioGpio {
         let hwirq = seq.line;
         let mut freed = 0;
         let mut unknown = false;
-        self.with_irq_line(hwirq, |eq, l| {
+        self.with_irq_line_flushed(hwirq, |eq, l| {
             unknown = eq.lines[l].sent.is_none();
             eq.lines[l].sent = None;
             freed = eq.lines[l].freed;
@@ -672,12 +678,13 @@ impl VirtioGpio {
                 return;
             };
             let mut added = false;
-            while let Some(m) = self.with_eq(EventQueue::take_waiting).flatten() {
+            while let Some((m, before)) = self.with_eq(EventQueue::take_waiting).flatten() {
                 if let Err((e, m)) = vq.add(m) {
-                    if e != ENOSPC {
-                        failed = Some((m.line, e));
+                    let line = m.line;
+                    let waits = self.with_eq(|eq| eq.untake(m, before));
+                    if e != ENOSPC && waits == Some(true) {
+                        failed = Some((line, e));
                     }
-                    self.with_eq(|eq| eq.untake(m));
                     break;
                 }
                 added = true;
@@ -686,25 +693,34 @@ impl VirtioGpio {
                 vq.kick();
             }
         }
-        // (a full ring is no error: a returned message makes room, and the
-        // callback flushes again)
+        // A full ring is no error: a returned message makes room, and the
+        // callback flushes again. Anything else (the DMA layer out of bounce
+        // buffers) is retried at the next flush: any line's event, unmask
+        // or trigger-type change; nothing retries it on a timer.
         if let Some((line, e)) = failed {
             dev_log_bad!(
                 self.vdev,
                 ERR,
-                "line {}: eventq message not queued: {:?}; tried again when the eventq is next served\n",
+                "line {}: eventq message not queued: {:?}; tried again at the eventq's next event, unmask or type change\n",
                 line,
                 e
             );
         }
     }
 
+    /// [`Self::with_irq_line`], ordered against a `flush_eventq` in
+    /// progress (which checks that a line should be queued, then queues
+    /// it, with the raw lock dropped between): for the changes after which
+    /// the device may not get the line's message (its type is unknown,
+    /// it was deactivated). Task context.
+    pub(crate) fn with_irq_line_flushed(&self, hwirq: u32, f: impl FnOnce(&mut EventQueue, usize)) {
+        let _flush = self.eq_maps_dma.then(|| self.eq_dma.lock());
+        self.with_irq_line(hwirq, f);
+    }
+
     /// Run `f` on the interrupt state, if the chip has interrupts.
     pub(crate) fn with_eq<R>(&self, f: impl FnOnce(&mut EventQueue) -> R) -> Option<R> {
-        match &mut *self.eq.lock() {
-            Some(eq) => Some(f(eq)),
-            None => None,
-        }
+        (*self.eq.lock()).as_mut().map(f)
     }
 
     /// Run `f` on a line's interrupt state, if the chip has interrupts.

@@ -48,7 +48,7 @@ impl gpio::Chip for VirtioGpio {
         // would park a healthy line). If the message does not go, unknown is
         // still safe: the next type change sends none first. (After
         // free_irq, the usual case, the type is none and stays known.)
-        self.with_irq_line(offset, |eq, l| {
+        self.with_irq_line_flushed(offset, |eq, l| {
             let il = &mut eq.lines[l];
             if il.sent != Some(VIRTIO_GPIO_IRQ_TYPE_NONE) {
                 il.sent = None;
@@ -275,7 +275,7 @@ impl gpio::IrqChip for VirtioGpio {
             // Queued now if the device already has the type; else after
             // irq_bus_sync_unlock sent it.
             let _ = eq.queue(l);
-            if eq.needs_flush() {
+            if eq.needs_flush(l) {
                 then = gpio::Then::Defer;
             }
         });
@@ -316,7 +316,7 @@ impl gpio::IrqChip for VirtioGpio {
             // Requeueing the message is what unmasks the line on the device
             // (with the DMA API: from irq_deferred).
             let _ = eq.queue(l);
-            if eq.needs_flush() {
+            if eq.needs_flush(l) {
                 then = gpio::Then::Defer;
             }
         });

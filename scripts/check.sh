@@ -8,6 +8,10 @@
 #     reference driver, with the guest's kernel log checked for splats (two
 #     guests at once, one vCPU each, were tried: each ran 1.5-1.8x slower
 #     than one guest with two vCPUs, which left little gain);
+#     Then, in a second guest whose devices map every buffer through the
+#     DMA API (run-guest.sh --dma: VIRTIO_F_ACCESS_PLATFORM, swiotlb=force,
+#     as in a confidential guest), the tests of the interrupt path, whose
+#     locking that changes, on both drivers;
 #  3. the log check's self-test: the guest, after the suite and its log,
 #     loads a module that WARNs; the log check must fail that log, quoting
 #     the splat.
@@ -16,6 +20,8 @@
 set -uo pipefail
 # the functional tests, run on arm64's second transport
 PCI_TESTS="module_load chip_info names get_set directions multi_line edges errors irq_edges irq_many_lines irq_consumer"
+# the tests run again with the DMA API
+DMA_TESTS="get_set irq_edges irq_consumer irq_many_lines removal_race"
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 export PATH=/usr/bin:${CARGO_HOME:-$HOME/.cargo}/bin:$HOME/.cargo/bin:$PATH
 tier=check
@@ -71,7 +77,8 @@ result "driver lint (rustfmt, clippy)" $st
 suite() {
 	local name=$1 s=$(date +%s)
 	shift
-	VGPIO_TIER=$tier "$TOP/scripts/run-guest.sh" --out "$out/$name" --devices 4 \
+	# shellcheck disable=SC2086
+	VGPIO_TIER=$tier "$TOP/scripts/run-guest.sh" ${RUN_OPTS:-} --out "$out/$name" --devices 4 \
 		--timeout "$guest_timeout" \
 		--sim0 "--lines 8 --wire 0:1 --wire 2:3" --sim1 "--lines 96" \
 		--sim2 "--lines 16" --sim3 "--lines 16" -- \
@@ -90,6 +97,11 @@ if [ "$arch" = arm64 ] && [ "${VGPIO_TRANSPORT:-mmio}" = mmio ]; then
 	VGPIO_TRANSPORT=pci suite pci "${tests[@]}"
 	suites+=(pci)
 fi
+echo "check: [2/3] again with the DMA API (swiotlb), the interrupt path's tests"
+tests=()
+for t in $DMA_TESTS; do tests+=("$TOP/tests/$t.sh"); done
+RUN_OPTS=--dma suite dma "${tests[@]}"
+suites+=(dma)
 for drv in "${suites[@]}"; do
 	rc=$(cat "$out/$drv.rc" 2>/dev/null || echo 1)
 	ktap=$out/$drv/ktap.txt
@@ -112,6 +124,7 @@ for drv in "${suites[@]}"; do
 		where=" (arm64, virtio-${VGPIO_TRANSPORT:-mmio})"
 		[ "$drv" = pci ] && where=" (arm64, virtio-pci)"
 	fi
+	[ "$drv" = dma ] && where="$where (DMA API)"
 	result "kselftests on the Rust and the C driver, kernel log clean$where" "$rc"
 	if [ "$rc" != 0 ]; then
 		summary+=("$(grep -E '^not ok ' "$ktap" 2>/dev/null)")

@@ -480,7 +480,15 @@ impl<T: IrqChip> Registration<T> {
         names: Option<LineNames>,
     ) -> Result {
         let name = vdev.name().as_char_ptr();
-        let work = self.irq_work.get();
+        // (from a pointer to the whole registration, which the callback
+        // steps back to)
+        let this = core::ptr::from_ref(self);
+        // SAFETY: a field of the registration `this` points to, in bounds;
+        // no reference is made. (`Opaque` is transparent: the C struct's
+        // address.)
+        let work = unsafe { core::ptr::addr_of!((*this).irq_work) }
+            .cast::<bindings::irq_work>()
+            .cast_mut();
         let setup = |gc: *mut bindings::gpio_chip, ic: *mut bindings::irq_chip| {
             // SAFETY: the registration's own irq_work, all zero (so idle):
             // nothing queues it before the irq chip is installed below, and
@@ -552,11 +560,17 @@ impl<T: Chip> PinnedDrop for Registration<T> {
     fn drop(self: Pin<&mut Self>) {
         self.unregister();
         // The chip is gone, so nothing queues the irq_work any more: wait
-        // for a queued or running one before the data goes.
-        // SAFETY: the registration's own irq_work: set up, or all zero
-        // (never queued; idle, so the call returns at once). It may sleep,
-        // as dropping a registration may (`unregister`).
-        unsafe { bindings::irq_work_sync(self.irq_work.get()) };
+        // for a queued or running one before the data goes (if it was set
+        // up: irq_work_sync costs an RCU grace period on PREEMPT_RT).
+        let work = self.irq_work.get();
+        // SAFETY: the registration's own irq_work, set up or all zero;
+        // `func` is written once, before the chip that queues the work is
+        // registered, and nothing else runs on it now (`unregister`).
+        if unsafe { (*work).func.is_some() } {
+            // SAFETY: set up; it may sleep, as dropping a registration may
+            // (`unregister`).
+            unsafe { bindings::irq_work_sync(work) };
+        }
     }
 }
 

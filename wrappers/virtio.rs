@@ -1264,18 +1264,20 @@ impl<M: Buffer> Virtqueue<M> {
         Some(unsafe { KBox::from_raw(token.cast::<M>()) })
     }
 
-    /// Does the queue map its buffers through the DMA API (the device
-    /// negotiated VIRTIO_F_ACCESS_PLATFORM, or the platform wants it)? Then
-    /// adding a buffer and taking it back may take the DMA layer's locks
-    /// (swiotlb's, an IOMMU's), which are `spinlock_t`: not under a raw
-    /// spinlock. Fixed for the queue's life.
+    /// Does the queue map its buffers (the DMA API: the device negotiated
+    /// VIRTIO_F_ACCESS_PLATFORM, or a Xen guest; 7.x's map ops: VDUSE)?
+    /// Then adding a buffer and taking it back may take the mapping layer's
+    /// locks (swiotlb's, an IOMMU's, VDUSE's), none of them raw: not under
+    /// a raw spinlock. Fixed for the queue's life; `true` once the queues
+    /// are gone (the careful answer).
     pub(crate) fn maps_dma(&self) -> bool {
         let vq = self.vq.as_ptr();
         // SAFETY: the queue exists while the set is live (type invariant,
-        // `with_live`); the call only reads how the ring was set up.
+        // `with_live`); the call only reads how the ring and its device
+        // were set up.
         self.set
-            .with_live(|| !unsafe { bindings::virtqueue_dma_dev(vq) }.is_null())
-            .unwrap_or(false)
+            .with_live(|| unsafe { bindings::vgpio_vq_maps(vq) })
+            .unwrap_or(true)
     }
 
     /// The ring's size, in descriptors (0 once the queues are gone).
