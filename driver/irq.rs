@@ -247,37 +247,35 @@ impl EventQueue {
 
     /// Put the line at the end of the wait list (if not on it yet).
     pub(crate) fn wait(&mut self, line: usize) {
-        if self.lines[line].want_slot {
-            return;
-        }
-        // Lines are numbered by u16 (the protocol's line field).
-        let n = line as u16;
-        let last = self.last.replace(n);
-        match last {
-            Some(l) => self.lines[usize::from(l)].next = Some(n),
-            None => self.first = Some(n),
-        }
-        let l = &mut self.lines[line];
-        l.want_slot = true;
-        l.prev = last;
-        l.next = None;
+        self.link(line, false);
     }
 
     /// Put the line at the head of the wait list (if not on it yet).
     fn wait_first(&mut self, line: usize) {
+        self.link(line, true);
+    }
+
+    fn link(&mut self, line: usize, head: bool) {
         if self.lines[line].want_slot {
             return;
         }
-        let n = line as u16;
-        let first = self.first.replace(n);
-        match first {
-            Some(f) => self.lines[usize::from(f)].prev = Some(n),
-            None => self.last = Some(n),
+        // Lines are numbered by u16 (the protocol's line field).
+        let n = Some(line as u16);
+        // (the end it joins, and its neighbour there)
+        let (end, other) = if head {
+            (&mut self.first, &mut self.last)
+        } else {
+            (&mut self.last, &mut self.first)
+        };
+        let old = core::mem::replace(end, n);
+        match old {
+            Some(o) if head => self.lines[usize::from(o)].prev = n,
+            Some(o) => self.lines[usize::from(o)].next = n,
+            None => *other = n,
         }
         let l = &mut self.lines[line];
         l.want_slot = true;
-        l.prev = None;
-        l.next = first;
+        (l.prev, l.next) = if head { (None, old) } else { (old, None) };
     }
 
     /// The line waits for `VirtioGpio::flush_eventq` (the queue maps

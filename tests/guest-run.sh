@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Runs inside the guest: guest-run.sh [--drivers "rust c"] [--selftest] [TEST.sh...]
+# Runs inside the guest: guest-run.sh [--drivers "rust c"] [--not DRIVER:TEST]..
+#     [--selftest] [TEST.sh...]
 # For each driver: load its module, run every test that declares the driver
 # ("# drivers: ..." line), unload it. Prints KTAP: one case per test and
 # driver, the test's own KTAP nested under it. Then scans for leaks and
@@ -14,9 +15,12 @@ drivers="rust c"
 # on a slow machine: a test must not fail for being slow)
 per_test_timeout=900
 selftest=0
+# DRIVER:TEST pairs left out of the plan (not run, not listed)
+declare -A not_run
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--drivers) drivers=$2; shift 2 ;;
+	--not) not_run[$2]=1; shift 2 ;;
 	# after the suite and its log: a module that WARNs, and the log again
 	# in dmesg-selftest.txt, which the host's log check must fail
 	--selftest) selftest=1; shift ;;
@@ -83,7 +87,10 @@ fi
 # Everything below goes to the console and to ktap.txt for the host.
 exec > >(tee "$VGPIO_OUT/ktap.txt") 2>&1
 
-declares() { [[ ${t_drivers[$1]} == *" $2 "* ]]; }
+declares() {
+	local name=${1##*/}
+	[[ ${t_drivers[$1]} == *" $2 "* ]] && [ -z "${not_run[$2:${name%.sh}]:-}" ]
+}
 
 plan=0
 for drv in $drivers; do
