@@ -255,6 +255,8 @@ impl EventQueue {
         self.link(line, true);
     }
 
+    /// Put the line at the head or the end of the wait list (if not on it
+    /// yet).
     fn link(&mut self, line: usize, head: bool) {
         if self.lines[line].want_slot {
             return;

@@ -20,7 +20,7 @@ declare -A not_run
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--drivers) drivers=$2; shift 2 ;;
-	--not) not_run[$2]=1; shift 2 ;;
+	--not) not_run[${2:?--not DRIVER:TEST}]=1; shift 2 ;;
 	# after the suite and its log: a module that WARNs, and the log again
 	# in dmesg-selftest.txt, which the host's log check must fail
 	--selftest) selftest=1; shift ;;

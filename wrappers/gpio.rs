@@ -264,6 +264,18 @@ fn zeroed<S>() -> impl PinInit<Opaque<S>> {
 }
 
 impl<T: Chip> Registration<T> {
+    /// The irq_work, through a pointer to the whole registration: the
+    /// callback steps back from it to the registration.
+    fn irq_work_ptr(&self) -> *mut bindings::irq_work {
+        let this = core::ptr::from_ref(self);
+        // SAFETY: `this` comes from a reference, so it points to a live
+        // registration; the field is in bounds and no reference is made.
+        // (`Opaque` is transparent: the C struct's address.)
+        unsafe { core::ptr::addr_of!((*this).irq_work) }
+            .cast::<bindings::irq_work>()
+            .cast_mut()
+    }
+
     pub(crate) fn new(data: impl PinInit<T, Error>) -> impl PinInit<Self, Error> {
         try_pin_init!(Registration {
             // (all zero: the C "nothing set" state)
@@ -480,15 +492,7 @@ impl<T: IrqChip> Registration<T> {
         names: Option<LineNames>,
     ) -> Result {
         let name = vdev.name().as_char_ptr();
-        // (from a pointer to the whole registration, which the callback
-        // steps back to)
-        let this = core::ptr::from_ref(self);
-        // SAFETY: a field of the registration `this` points to, in bounds;
-        // no reference is made. (`Opaque` is transparent: the C struct's
-        // address.)
-        let work = unsafe { core::ptr::addr_of!((*this).irq_work) }
-            .cast::<bindings::irq_work>()
-            .cast_mut();
+        let work = self.irq_work_ptr();
         let setup = |gc: *mut bindings::gpio_chip, ic: *mut bindings::irq_chip| {
             // SAFETY: the registration's own irq_work, all zero (so idle):
             // nothing queues it before the irq chip is installed below, and
@@ -527,7 +531,7 @@ impl<T: IrqChip> Registration<T> {
         // them; the registration outlives the work (dropping it waits for
         // the work first). Queueing an irq_work already pending does
         // nothing, from any context.
-        unsafe { bindings::irq_work_queue(self.irq_work.get()) };
+        unsafe { bindings::irq_work_queue(self.irq_work_ptr()) };
     }
 
     /// Run the chip's irq_bus_sync_unlock for `hwirq` unless the chip is
@@ -562,10 +566,13 @@ impl<T: Chip> PinnedDrop for Registration<T> {
         // The chip is gone, so nothing queues the irq_work any more: wait
         // for a queued or running one before the data goes (if it was set
         // up: irq_work_sync costs an RCU grace period on PREEMPT_RT).
-        let work = self.irq_work.get();
-        // SAFETY: the registration's own irq_work, set up or all zero;
-        // `func` is written once, before the chip that queues the work is
-        // registered, and nothing else runs on it now (`unregister`).
+        let work = self.irq_work_ptr();
+        // SAFETY: the registration's own irq_work, set up or all zero. Only
+        // `init_irq_work`, in `register_with_irq`, writes `func`, before
+        // the chip that queues the work exists and so before this drop
+        // could begin; the irq_work core, which may still have the work
+        // queued or running, only reads it (it writes the flags, the list
+        // node and the rcuwait).
         if unsafe { (*work).func.is_some() } {
             // SAFETY: set up; it may sleep, as dropping a registration may
             // (`unregister`).
