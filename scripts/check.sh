@@ -101,12 +101,16 @@ if [ "$arch" = arm64 ] && [ "${VGPIO_TRANSPORT:-mmio}" = mmio ]; then
 	VGPIO_TRANSPORT=pci suite pci "${tests[@]}"
 	suites+=(pci)
 fi
-echo "check: [2/3] again with the DMA API (swiotlb), the interrupt path's tests"
-tests=()
-for t in $DMA_TESTS; do tests+=("$TOP/tests/$t.sh"); done
-# shellcheck disable=SC2086
-RUN_OPTS=--dma suite dma $DMA_NOT "${tests[@]}"
-suites+=(dma)
+# (x86_64 only so far: arm64's virtio-mmio with iommu_platform=on has not
+# been run yet)
+if [ "$arch" = x86_64 ]; then
+	echo "check: [2/3] again with the DMA API (swiotlb), the interrupt path's tests"
+	tests=()
+	for t in $DMA_TESTS; do tests+=("$TOP/tests/$t.sh"); done
+	# shellcheck disable=SC2086
+	RUN_OPTS=--dma suite dma $DMA_NOT "${tests[@]}"
+	suites+=(dma)
+fi
 for drv in "${suites[@]}"; do
 	rc=$(cat "$out/$drv.rc" 2>/dev/null || echo 1)
 	ktap=$out/$drv/ktap.txt
