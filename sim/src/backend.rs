@@ -47,10 +47,7 @@ pub struct GpioBackend {
 impl GpioBackend {
     pub fn new(dev: Device) -> io::Result<Self> {
         Ok(GpioBackend {
-            state: Mutex::new(State {
-                dev,
-                outbox: Vec::new(),
-            }),
+            state: Mutex::new(State { dev, outbox: Vec::new() }),
             mem: Mutex::new(None),
             event_idx: AtomicBool::new(false),
             kick: EventFd::new(EFD_NONBLOCK)?,
@@ -154,11 +151,7 @@ impl VhostUserBackend for GpioBackend {
     fn features(&self) -> u64 {
         let cfg = &self.lock().dev.cfg;
         let irq = if cfg.irq { 1 << VIRTIO_GPIO_F_IRQ } else { 0 };
-        let dma = if cfg.access_platform {
-            1 << VIRTIO_F_ACCESS_PLATFORM
-        } else {
-            0
-        };
+        let dma = if cfg.access_platform { 1 << VIRTIO_F_ACCESS_PLATFORM } else { 0 };
         (1 << VIRTIO_F_VERSION_1)
             | (1 << VIRTIO_RING_F_INDIRECT_DESC)
             | (1 << VIRTIO_RING_F_EVENT_IDX)
@@ -253,13 +246,7 @@ fn nonblocking(t: TimerFd) -> io::Result<TimerFd> {
     use std::os::fd::AsRawFd;
     let fd = t.as_raw_fd();
     // SAFETY: fcntl on a descriptor this TimerFd owns; no memory is passed.
-    let r = unsafe {
-        libc::fcntl(
-            fd,
-            libc::F_SETFL,
-            libc::fcntl(fd, libc::F_GETFL) | libc::O_NONBLOCK,
-        )
-    };
+    let r = unsafe { libc::fcntl(fd, libc::F_SETFL, libc::fcntl(fd, libc::F_GETFL) | libc::O_NONBLOCK) };
     if r < 0 {
         return Err(io::Error::last_os_error());
     }

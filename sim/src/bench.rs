@@ -46,8 +46,7 @@ impl<'a> Ring<'a> {
             let ra = REQ_BASE + 64 * i as u64;
             let wa = RESP_BASE + 0x1000 * i as u64;
             mem.write_slice(r, GuestAddress(ra)).unwrap();
-            mem.write_slice(&vec![0xee; *wlen as usize], GuestAddress(wa))
-                .unwrap();
+            mem.write_slice(&vec![0xee; *wlen as usize], GuestAddress(wa)).unwrap();
             let n = descs.len() as u16;
             descs.push(RawDescriptor::from(SplitDescriptor::new(
                 ra,
@@ -55,12 +54,7 @@ impl<'a> Ring<'a> {
                 VRING_DESC_F_NEXT as u16,
                 n + 1,
             )));
-            descs.push(RawDescriptor::from(SplitDescriptor::new(
-                wa,
-                *wlen,
-                VRING_DESC_F_WRITE as u16,
-                0,
-            )));
+            descs.push(RawDescriptor::from(SplitDescriptor::new(wa, *wlen, VRING_DESC_F_WRITE as u16, 0)));
             wr.push(wa);
         }
         self.mock.add_desc_chains(&descs, 0).unwrap();
@@ -73,13 +67,7 @@ impl<'a> Ring<'a> {
         let idx = self.mock.used().idx().load();
         (from..idx)
             .map(|i| {
-                let e = self
-                    .mock
-                    .used()
-                    .ring()
-                    .ref_at((i % QSIZE) as usize)
-                    .unwrap()
-                    .load();
+                let e = self.mock.used().ring().ref_at((i % QSIZE) as usize).unwrap().load();
                 (e.id() as u16, e.len())
             })
             .collect()
@@ -100,18 +88,8 @@ pub fn main(args: &[String]) -> Result<(), String> {
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--requests" => {
-                total = it
-                    .next()
-                    .and_then(|s| s.parse().ok())
-                    .ok_or("bad --requests")?
-            }
-            "--batch" => {
-                batch = it
-                    .next()
-                    .and_then(|s| s.parse().ok())
-                    .ok_or("bad --batch")?
-            }
+            "--requests" => total = it.next().and_then(|s| s.parse().ok()).ok_or("bad --requests")?,
+            "--batch" => batch = it.next().and_then(|s| s.parse().ok()).ok_or("bad --batch")?,
             _ => return Err(format!("unknown option {a}")),
         }
     }
@@ -121,11 +99,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
     let mut dev = Device::new(Config::new(batch as u16));
     let bufs: Vec<(Vec<u8>, u32)> = (0..batch)
         .map(|i| {
-            let msg = if i % 2 == 0 {
-                MSG_SET_VALUE
-            } else {
-                MSG_GET_VALUE
-            };
+            let msg = if i % 2 == 0 { MSG_SET_VALUE } else { MSG_GET_VALUE };
             (request(msg, i as u16, 1), RESPONSE_SIZE)
         })
         .collect();

@@ -44,11 +44,7 @@ fn wait_readable(fd: i32, deadline: Instant) -> bool {
         if left.is_zero() {
             return false;
         }
-        let mut p = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
+        let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
         // SAFETY: one valid pollfd on the stack, count 1.
         let r = unsafe { libc::poll(&mut p, 1, left.as_millis().min(i32::MAX as u128) as i32 + 1) };
         if r > 0 {
@@ -109,12 +105,7 @@ pub fn main(args: &[String]) -> ExitCode {
         }
     }
     let cmds: Vec<String> = if cmds.len() == 1 && cmds[0] == "-" {
-        io::stdin()
-            .lock()
-            .lines()
-            .map_while(Result::ok)
-            .filter(|l| !l.trim().is_empty())
-            .collect()
+        io::stdin().lock().lines().map_while(Result::ok).filter(|l| !l.trim().is_empty()).collect()
     } else if cmds.is_empty() {
         eprintln!("ctl: no command");
         return ExitCode::from(2);

@@ -116,12 +116,8 @@ fn run(dev: &mut Device, cmd: &str, now: Instant, out: &mut Vec<Completion>) -> 
             let period: u64 = num(w.next(), "period")?;
             match w.next() {
                 None => dev.edges(l, count, Duration::from_micros(period), now, out),
-                Some("paced") => {
-                    dev.edges_paced(l, count, Duration::from_micros(period), now, false)
-                }
-                Some("paced-read") => {
-                    dev.edges_paced(l, count, Duration::from_micros(period), now, true)
-                }
+                Some("paced") => dev.edges_paced(l, count, Duration::from_micros(period), now, false),
+                Some("paced-read") => dev.edges_paced(l, count, Duration::from_micros(period), now, true),
                 Some(x) => return Err(format!("expected paced or paced-read, not {x}")),
             }
             Ok(String::new())
@@ -158,18 +154,7 @@ fn run(dev: &mut Device, cmd: &str, now: Instant, out: &mut Vec<Completion>) -> 
         Some("values") => Ok(dev
             .lines
             .iter()
-            .map(|l| {
-                if (if l.dir == DIR_OUT {
-                    l.out_value
-                } else {
-                    l.level
-                }) != 0
-                {
-                    '1'
-                } else {
-                    '0'
-                }
-            })
+            .map(|l| if (if l.dir == DIR_OUT { l.out_value } else { l.level }) != 0 { '1' } else { '0' })
             .collect()),
         Some("levels") => {
             let bits = w.next().ok_or("missing levels")?;
@@ -192,9 +177,7 @@ fn run(dev: &mut Device, cmd: &str, now: Instant, out: &mut Vec<Completion>) -> 
             }
             None => {
                 let s = dev.stats;
-                let mut r: Vec<String> = (1..7)
-                    .map(|i| format!("{}={}", MSG_NAMES[i], s.msgs[i]))
-                    .collect();
+                let mut r: Vec<String> = (1..7).map(|i| format!("{}={}", MSG_NAMES[i], s.msgs[i])).collect();
                 r.push(format!("bad_type={}", s.msgs[0]));
                 r.push(format!("errors={}", s.errors));
                 r.push(format!("evbufs={}", s.evbufs));
@@ -209,11 +192,7 @@ fn run(dev: &mut Device, cmd: &str, now: Instant, out: &mut Vec<Completion>) -> 
                 // median, 99th percentile and slowest, in microseconds.
                 let mut c = dev.cycles.clone();
                 c.sort_unstable();
-                let at = |q: usize| {
-                    c.get((c.len() * q / 100).min(c.len().saturating_sub(1)))
-                        .copied()
-                        .unwrap_or(0)
-                };
+                let at = |q: usize| c.get((c.len() * q / 100).min(c.len().saturating_sub(1))).copied().unwrap_or(0);
                 r.push(format!("cycles={}", c.len()));
                 r.push(format!("cycle_p50_us={}", at(50)));
                 r.push(format!("cycle_p99_us={}", at(99)));

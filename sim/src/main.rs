@@ -88,10 +88,7 @@ fn parse_serve(args: &[String]) -> Result<ServeOpts, String> {
             "--wire" => {
                 let v = val()?;
                 let (o, i) = v.split_once(':').ok_or("--wire OUT:IN")?;
-                wires.push((
-                    o.parse().map_err(|_| "bad --wire")?,
-                    i.parse().map_err(|_| "bad --wire")?,
-                ));
+                wires.push((o.parse().map_err(|_| "bad --wire")?, i.parse().map_err(|_| "bad --wire")?));
             }
             "--loopback" => loopback = true,
             "--seed" => seed = val()?.parse().map_err(|_| "bad --seed")?,
@@ -122,10 +119,7 @@ fn parse_serve(args: &[String]) -> Result<ServeOpts, String> {
     if loopback {
         wires.extend((0..lines / 2).map(|k| (2 * k, 2 * k + 1)));
     }
-    if let Some(w) = wires
-        .iter()
-        .find(|w| w.0 >= lines || w.1 >= lines || w.0 == w.1)
-    {
+    if let Some(w) = wires.iter().find(|w| w.0 >= lines || w.1 >= lines || w.0 == w.1) {
         return Err(format!("bad wire {}:{}", w.0, w.1));
     }
     cfg.wires = wires;
@@ -178,9 +172,7 @@ fn serve(args: &[String]) -> Result<(), String> {
             .map_err(|e| format!("timer listener: {e}"))?;
     }
     eprintln!("virtio-gpio-sim: serving {} (control {})", o.socket, o.ctl);
-    daemon
-        .serve(&o.socket)
-        .map_err(|e| format!("serve: {e:?}"))?;
+    daemon.serve(&o.socket).map_err(|e| format!("serve: {e:?}"))?;
     eprintln!("virtio-gpio-sim: front-end disconnected, exiting");
     Ok(())
 }

@@ -5,8 +5,8 @@
 //! a virtqueue and go out as [`Completion`]s that the caller writes back and
 //! marks used. Time is passed in, so the rules can be tested step by step.
 
-use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
+use std::cmp::Reverse;
 use std::time::{Duration, Instant};
 
 use crate::proto::*;
@@ -54,10 +54,7 @@ pub struct Rule {
 
 impl Rule {
     pub fn always() -> Self {
-        Rule {
-            ppm: 1_000_000,
-            ..Default::default()
-        }
+        Rule { ppm: 1_000_000, ..Default::default() }
     }
 }
 
@@ -324,15 +321,8 @@ impl Device {
         let old = self.lines.len();
         self.lines.truncate(n as usize);
         for i in old..n as usize {
-            let name = if prefix.is_empty() {
-                String::new()
-            } else {
-                format!("{prefix}{i}")
-            };
-            self.lines.push(Line {
-                name,
-                ..Default::default()
-            });
+            let name = if prefix.is_empty() { String::new() } else { format!("{prefix}{i}") };
+            self.lines.push(Line { name, ..Default::default() });
         }
         self.cfg.ngpio = n;
         self.cfg.wires.retain(|&(o, i)| o < n && i < n);
@@ -342,10 +332,7 @@ impl Device {
     /// Does a rule in `rules` apply to this message? Consumes one use of it.
     fn hit(rules: &mut [Rule], rng: &mut Rng, msg: u16, line: u16) -> bool {
         for r in rules.iter_mut() {
-            if r.msg.is_some_and(|m| m != msg)
-                || r.line.is_some_and(|l| l != line)
-                || r.count == Some(0)
-            {
+            if r.msg.is_some_and(|m| m != msg) || r.line.is_some_and(|l| l != line) || r.count == Some(0) {
                 continue;
             }
             if r.skip > 0 {
@@ -392,11 +379,7 @@ impl Device {
         if self.cfg.names.is_empty() {
             return Vec::new();
         }
-        let mut names: Vec<Vec<u8>> = self
-            .lines
-            .iter()
-            .map(|l| l.name.clone().into_bytes())
-            .collect();
+        let mut names: Vec<Vec<u8>> = self.lines.iter().map(|l| l.name.clone().into_bytes()).collect();
         match self.faults.names {
             NamesFault::Duplicate if names.len() >= 2 => names[1] = names[0].clone(),
             NamesFault::NonAscii if !names.is_empty() => names[0].extend_from_slice(&[0xc3, 0xa9]),
@@ -421,11 +404,7 @@ impl Device {
 
     /// The config space: le16 ngpio, u8 padding[2], le32 gpio_names_size.
     pub fn config_space(&self) -> [u8; 8] {
-        let ngpio = if self.faults.ngpio0 {
-            0
-        } else {
-            self.cfg.ngpio
-        };
+        let ngpio = if self.faults.ngpio0 { 0 } else { self.cfg.ngpio };
         let size = self.names_block().len() as u32;
         let mut c = [0u8; 8];
         c[0..2].copy_from_slice(&ngpio.to_le_bytes());
@@ -445,11 +424,7 @@ impl Device {
                 out.push(answer(chain, vec![STATUS_ERR, 0], RESPONSE_SIZE));
                 continue;
             };
-            self.stats.msgs[if (1..=6).contains(&msg) {
-                msg as usize
-            } else {
-                0
-            }] += 1;
+            self.stats.msgs[if (1..=6).contains(&msg) { msg as usize } else { 0 }] += 1;
             let line = if msg == MSG_GET_LINE_NAMES { 0 } else { gpio };
             if !(1..=6).contains(&msg) || line >= self.cfg.ngpio {
                 self.stats.bad += 1;
@@ -475,21 +450,9 @@ impl Device {
             let due = now + delay.unwrap_or_default();
             let l = &mut self.lines[line as usize];
             let idle = l.pending.is_empty();
-            l.pending.push_back(Pending {
-                chain,
-                msg,
-                gpio,
-                value,
-                due,
-                held,
-                len_fault,
-            });
+            l.pending.push_back(Pending { chain, msg, gpio, value, due, held, len_fault });
             if delay.is_some() || !idle {
-                let at = self.lines[line as usize]
-                    .pending
-                    .back()
-                    .map(|p| p.due)
-                    .unwrap_or(due);
+                let at = self.lines[line as usize].pending.back().map(|p| p.due).unwrap_or(due);
                 self.schedule(at, Timer::Line(line));
             }
             if idle {
@@ -524,23 +487,12 @@ impl Device {
     }
 
     /// Carry out one request; interrupts it causes go to `out` too.
-    fn execute(
-        &mut self,
-        msg: u16,
-        gpio: u16,
-        value: u32,
-        chain: Chain,
-        out: &mut Vec<Completion>,
-    ) -> Completion {
+    fn execute(&mut self, msg: u16, gpio: u16, value: u32, chain: Chain, out: &mut Vec<Completion>) -> Completion {
         let irq_allowed = self.cfg.irq;
         let line = gpio as usize;
         let ok = |v: u8| (vec![STATUS_OK, v], RESPONSE_SIZE);
         let err = (vec![STATUS_ERR, 0], RESPONSE_SIZE);
-        let forced_err = self.fault(
-            |f| &mut f.err,
-            msg,
-            if msg == MSG_GET_LINE_NAMES { 0 } else { gpio },
-        );
+        let forced_err = self.fault(|f| &mut f.err, msg, if msg == MSG_GET_LINE_NAMES { 0 } else { gpio });
         let (data, len) = if forced_err {
             err
         } else {
@@ -590,10 +542,7 @@ impl Device {
                     }
                 }
                 MSG_SET_IRQ_TYPE => {
-                    if !irq_allowed
-                        || !valid_irq_type(value)
-                        || self.lines[line].dir == DIR_OUT && value != 0
-                    {
+                    if !irq_allowed || !valid_irq_type(value) || self.lines[line].dir == DIR_OUT && value != 0 {
                         err
                     } else {
                         self.set_irq_type(gpio, value as u8, out);
@@ -648,13 +597,7 @@ impl Device {
     /// lines wired to it.
     fn drive(&mut self, gpio: u16, out: &mut Vec<Completion>) {
         let v = self.lines[gpio as usize].out_value;
-        let targets: Vec<u16> = self
-            .cfg
-            .wires
-            .iter()
-            .filter(|w| w.0 == gpio)
-            .map(|w| w.1)
-            .collect();
+        let targets: Vec<u16> = self.cfg.wires.iter().filter(|w| w.0 == gpio).map(|w| w.1).collect();
         for t in targets {
             self.set_level(t, v, out);
         }
@@ -693,14 +636,7 @@ impl Device {
     }
 
     /// Flip a line's level `count` times, one flip every `period`.
-    pub fn edges(
-        &mut self,
-        gpio: u16,
-        count: u32,
-        period: Duration,
-        now: Instant,
-        out: &mut Vec<Completion>,
-    ) {
+    pub fn edges(&mut self, gpio: u16, count: u32, period: Duration, now: Instant, out: &mut Vec<Completion>) {
         if period.is_zero() {
             for _ in 0..count {
                 let v = 1 - self.lines[gpio as usize].level;
@@ -723,32 +659,17 @@ impl Device {
     /// to tell a rising from a falling one), for a driver that could give
     /// the buffer back before that read (the Rust driver did, d47f081 to
     /// f0fbb08).
-    pub fn edges_paced(
-        &mut self,
-        gpio: u16,
-        count: u32,
-        period: Duration,
-        now: Instant,
-        read: bool,
-    ) {
+    pub fn edges_paced(&mut self, gpio: u16, count: u32, period: Duration, now: Instant, read: bool) {
         let bufs = self.lines[gpio as usize].bufs_in;
-        self.timers
-            .retain(|Reverse((_, _, t))| *t != Timer::Paced(gpio));
+        self.timers.retain(|Reverse((_, _, t))| *t != Timer::Paced(gpio));
         self.paced_lines.retain(|&l| l != gpio);
         self.lines[gpio as usize].paced = None;
         if count == 0 {
             return;
         }
         let next = now + period;
-        self.lines[gpio as usize].paced = Some(Paced {
-            left: count,
-            period,
-            next,
-            bufs_at_flip: bufs,
-            read,
-            reads_at_flip: None,
-            waiting: false,
-        });
+        self.lines[gpio as usize].paced =
+            Some(Paced { left: count, period, next, bufs_at_flip: bufs, read, reads_at_flip: None, waiting: false });
         self.paced_lines.push(gpio);
         self.schedule(next, Timer::Paced(gpio));
     }
@@ -760,10 +681,7 @@ impl Device {
     fn paced_ready(&self, gpio: u16) -> bool {
         let l = &self.lines[gpio as usize];
         let since = l.paced.as_ref().is_some_and(|p| l.bufs_in > p.bufs_at_flip);
-        let read = l
-            .paced
-            .as_ref()
-            .is_none_or(|p| !p.read || p.reads_at_flip.is_none_or(|r| l.reads > r));
+        let read = l.paced.as_ref().is_none_or(|p| !p.read || p.reads_at_flip.is_none_or(|r| l.reads > r));
         let no_irq = l.irq_type == IRQ_NONE || l.dir == DIR_OUT || !self.cfg.irq;
         no_irq || ((l.held.is_some() || since) && read)
     }
@@ -832,16 +750,8 @@ impl Device {
 
     /// Flips still to come on the line, of all its edge trains.
     pub fn edges_left(&self, gpio: u16) -> usize {
-        let timed = self
-            .timers
-            .iter()
-            .filter(|Reverse((_, _, t))| *t == Timer::Toggle(gpio))
-            .count();
-        timed
-            + self.lines[gpio as usize]
-                .paced
-                .as_ref()
-                .map_or(0, |p| p.left as usize)
+        let timed = self.timers.iter().filter(|Reverse((_, _, t))| *t == Timer::Toggle(gpio)).count();
+        timed + self.lines[gpio as usize].paced.as_ref().map_or(0, |p| p.left as usize)
     }
 
     /// Return a line's held eventq buffer VALID, whatever its state.
@@ -888,8 +798,7 @@ impl Device {
     // ---- eventq ----
 
     fn level_active(l: &Line) -> bool {
-        (l.irq_type == IRQ_LEVEL_HIGH && l.level != 0)
-            || (l.irq_type == IRQ_LEVEL_LOW && l.level == 0)
+        (l.irq_type == IRQ_LEVEL_HIGH && l.level != 0) || (l.irq_type == IRQ_LEVEL_LOW && l.level == 0)
     }
 
     /// Deliver what is pending for a line that has a buffer: a latched edge
@@ -935,9 +844,7 @@ impl Device {
                 continue;
             };
             self.stats.evbufs += 1;
-            if self.lines[gpio as usize].irq_type != IRQ_NONE
-                && self.fault(|f| &mut f.ev_invalid, 0, gpio)
-            {
+            if self.lines[gpio as usize].irq_type != IRQ_NONE && self.fault(|f| &mut f.ev_invalid, 0, gpio) {
                 self.stats.invalid += 1;
                 self.lines[gpio as usize].stats.invalid += 1;
                 out.push(answer_event(chain, IRQ_STATUS_INVALID));
@@ -958,9 +865,7 @@ impl Device {
             }
             self.lines[gpio as usize].held = Some(chain);
             self.lines[gpio as usize].bufs_in += 1;
-            if self.lines[gpio as usize].irq_type != IRQ_NONE
-                && self.fault(|f| &mut f.ev_storm, 0, gpio)
-            {
+            if self.lines[gpio as usize].irq_type != IRQ_NONE && self.fault(|f| &mut f.ev_storm, 0, gpio) {
                 self.lines[gpio as usize].latched = true;
             }
             self.check_event(gpio, &mut out);
@@ -984,9 +889,7 @@ impl Device {
             l.pending.clear();
         }
         self.dropped.clear();
-        self.timers.retain(|Reverse((_, _, t))| {
-            matches!(t, Timer::Toggle(_) | Timer::Paced(_) | Timer::FuzzEnd)
-        });
+        self.timers.retain(|Reverse((_, _, t))| matches!(t, Timer::Toggle(_) | Timer::Paced(_) | Timer::FuzzEnd));
     }
 
     /// Start the fuzz mode for `d`: until then every answer may be mangled.
@@ -1023,8 +926,7 @@ impl Device {
                 12 => c.used_len = self.rng.next() as u32,
                 13 | 14 => c.data.iter_mut().for_each(|b| *b = self.rng.next() as u8),
                 _ => {
-                    c.data
-                        .truncate(self.rng.below(c.data.len() as u64 + 1) as usize);
+                    c.data.truncate(self.rng.below(c.data.len() as u64 + 1) as usize);
                     c.used_len = c.data.len() as u32;
                 }
             }
@@ -1062,12 +964,7 @@ impl Device {
     /// Requests the device holds unanswered: swallowed by drop faults, or
     /// held by hold faults.
     pub fn held_count(&self) -> usize {
-        self.dropped.len()
-            + self
-                .lines
-                .iter()
-                .map(|l| l.pending.iter().filter(|p| p.held).count())
-                .sum::<usize>()
+        self.dropped.len() + self.lines.iter().map(|l| l.pending.iter().filter(|p| p.held).count()).sum::<usize>()
     }
 
     /// Answer the requests that drop faults swallowed, as if they had just
@@ -1078,24 +975,13 @@ impl Device {
 
     /// `release_dropped` for the requests of one line (GET_LINE_NAMES is
     /// line 0's, as for faults), or of all.
-    fn release_dropped_of(
-        &mut self,
-        line: Option<u16>,
-        now: Instant,
-        out: &mut Vec<Completion>,
-    ) -> usize {
-        let (chains, keep): (Vec<Chain>, Vec<Chain>) = std::mem::take(&mut self.dropped)
-            .into_iter()
-            .partition(|c| {
-                line.is_none()
-                    || parse_request(&c.readable).map(|(msg, gpio, _)| {
-                        if msg == MSG_GET_LINE_NAMES {
-                            0
-                        } else {
-                            gpio
-                        }
-                    }) == line
-            });
+    fn release_dropped_of(&mut self, line: Option<u16>, now: Instant, out: &mut Vec<Completion>) -> usize {
+        let (chains, keep): (Vec<Chain>, Vec<Chain>) = std::mem::take(&mut self.dropped).into_iter().partition(|c| {
+            line.is_none()
+                || parse_request(&c.readable)
+                    .map(|(msg, gpio, _)| if msg == MSG_GET_LINE_NAMES { 0 } else { gpio })
+                    == line
+        });
         self.dropped = keep;
         let n = chains.len();
         let rules = std::mem::take(&mut self.faults.drop);
@@ -1151,22 +1037,12 @@ fn answer(chain: Chain, data: Vec<u8>, len: u32) -> Completion {
             *s = STATUS_ERR;
         }
     }
-    Completion {
-        queue: REQUESTQ,
-        chain,
-        data,
-        used_len,
-    }
+    Completion { queue: REQUESTQ, chain, data, used_len }
 }
 
 fn answer_event(chain: Chain, status: u8) -> Completion {
     let used_len = IRQ_RESPONSE_SIZE.min(chain.wcap());
-    Completion {
-        queue: EVENTQ,
-        chain,
-        data: vec![status],
-        used_len,
-    }
+    Completion { queue: EVENTQ, chain, data: vec![status], used_len }
 }
 
 /// The out-of-order mode: answers for different lines come back in the

@@ -77,11 +77,6 @@ pub fn irq_name(t: u8) -> &'static str {
 pub fn valid_irq_type(t: u32) -> bool {
     matches!(
         t as u8,
-        IRQ_NONE
-            | IRQ_EDGE_RISING
-            | IRQ_EDGE_FALLING
-            | IRQ_EDGE_BOTH
-            | IRQ_LEVEL_HIGH
-            | IRQ_LEVEL_LOW
+        IRQ_NONE | IRQ_EDGE_RISING | IRQ_EDGE_FALLING | IRQ_EDGE_BOTH | IRQ_LEVEL_HIGH | IRQ_LEVEL_LOW
     ) && t <= 0xff
 }

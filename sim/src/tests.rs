@@ -17,19 +17,11 @@ fn dev(n: u16) -> Device {
 }
 
 fn chain(head: u16, msg: u16, gpio: u16, value: u32) -> Chain {
-    Chain {
-        head,
-        readable: request(msg, gpio, value),
-        writable: vec![(0x1000 * head as u64, 2)],
-    }
+    Chain { head, readable: request(msg, gpio, value), writable: vec![(0x1000 * head as u64, 2)] }
 }
 
 fn ev(head: u16, gpio: u16) -> Chain {
-    Chain {
-        head,
-        readable: gpio.to_le_bytes().to_vec(),
-        writable: vec![(0x1000 * head as u64, 1)],
-    }
+    Chain { head, readable: gpio.to_le_bytes().to_vec(), writable: vec![(0x1000 * head as u64, 1)] }
 }
 
 fn req(d: &mut Device, msg: u16, gpio: u16, value: u32) -> Completion {
@@ -52,12 +44,7 @@ fn is_err(c: &Completion) -> bool {
 fn events(out: &[Completion]) -> Vec<(u16, u8)> {
     out.iter()
         .filter(|c| c.queue == EVENTQ)
-        .map(|c| {
-            (
-                u16::from_le_bytes([c.chain.readable[0], c.chain.readable[1]]),
-                c.data[0],
-            )
-        })
+        .map(|c| (u16::from_le_bytes([c.chain.readable[0], c.chain.readable[1]]), c.data[0]))
         .collect()
 }
 
@@ -106,10 +93,7 @@ fn virtqueue_set_get_round_trip() {
 fn virtqueue_line_names_fill_the_buffer() {
     let mem = memory();
     let mut ring = Ring::new(&mem);
-    let mut d = Device::new(Config {
-        names: vec!["a".into(), "".into(), "ccc".into()],
-        ..Config::new(3)
-    });
+    let mut d = Device::new(Config { names: vec!["a".into(), "".into(), "ccc".into()], ..Config::new(3) });
     let size = u32::from_le_bytes(d.config_space()[4..8].try_into().unwrap());
     assert_eq!(size, 7);
     let wa = ring.add(&mem, &[(request(MSG_GET_LINE_NAMES, 0, 0), 1 + size)]);
@@ -141,10 +125,7 @@ fn virtqueue_short_request_gets_err() {
 
 #[test]
 fn config_space_layout() {
-    let mut d = Device::new(Config {
-        names: vec!["x".into(), "yy".into()],
-        ..Config::new(2)
-    });
+    let mut d = Device::new(Config { names: vec!["x".into(), "yy".into()], ..Config::new(2) });
     assert_eq!(d.config_space(), [2, 0, 0, 0, 5, 0, 0, 0]);
     ctl(&mut d, "fault ngpio0 on");
     assert_eq!(&d.config_space()[0..2], &[0, 0]);
@@ -153,21 +134,12 @@ fn config_space_layout() {
 #[test]
 fn bad_requests_get_err() {
     let mut d = dev(4);
-    assert!(
-        is_err(&req(&mut d, MSG_GET_VALUE, 4, 0)),
-        "gpio out of range"
-    );
+    assert!(is_err(&req(&mut d, MSG_GET_VALUE, 4, 0)), "gpio out of range");
     assert!(is_err(&req(&mut d, 9, 0, 0)), "unknown type");
     assert!(is_err(&req(&mut d, MSG_SET_VALUE, 0, 2)), "value not 0/1");
-    assert!(
-        is_err(&req(&mut d, MSG_SET_DIRECTION, 0, 3)),
-        "bad direction"
-    );
+    assert!(is_err(&req(&mut d, MSG_SET_DIRECTION, 0, 3)), "bad direction");
     assert!(is_err(&req(&mut d, MSG_SET_IRQ_TYPE, 0, 5)), "bad irq type");
-    assert!(
-        is_err(&req(&mut d, MSG_GET_LINE_NAMES, 1, 0)),
-        "names for gpio 1"
-    );
+    assert!(is_err(&req(&mut d, MSG_GET_LINE_NAMES, 1, 0)), "names for gpio 1");
     // A response buffer too small for the answer.
     let mut c = chain(0, MSG_GET_VALUE, 0, 0);
     c.writable = vec![(0, 1)];
@@ -189,17 +161,9 @@ fn set_direction_none_deactivates() {
 
 #[test]
 fn no_irq_messages_without_the_feature() {
-    let mut d = Device::new(Config {
-        irq: false,
-        ..Config::new(2)
-    });
+    let mut d = Device::new(Config { irq: false, ..Config::new(2) });
     ok(&mut d, MSG_SET_DIRECTION, 0, DIR_IN as u32);
-    assert!(is_err(&req(
-        &mut d,
-        MSG_SET_IRQ_TYPE,
-        0,
-        IRQ_EDGE_BOTH as u32
-    )));
+    assert!(is_err(&req(&mut d, MSG_SET_IRQ_TYPE, 0, IRQ_EDGE_BOTH as u32)));
     let out = d.on_events(vec![ev(1, 0)]);
     assert_eq!(events(&out), vec![(0, IRQ_STATUS_INVALID)]);
 }
@@ -208,12 +172,7 @@ fn no_irq_messages_without_the_feature() {
 fn output_lines_take_no_irq_type() {
     let mut d = dev(2);
     ok(&mut d, MSG_SET_DIRECTION, 0, DIR_OUT as u32);
-    assert!(is_err(&req(
-        &mut d,
-        MSG_SET_IRQ_TYPE,
-        0,
-        IRQ_EDGE_RISING as u32
-    )));
+    assert!(is_err(&req(&mut d, MSG_SET_IRQ_TYPE, 0, IRQ_EDGE_RISING as u32)));
     ok(&mut d, MSG_SET_IRQ_TYPE, 0, IRQ_NONE as u32);
 }
 
@@ -227,15 +186,9 @@ fn answers_per_line_in_order_and_reversed_across_lines() {
         chain(13, MSG_GET_VALUE, 2, 0),
     ];
     let heads = |v: Vec<Completion>| v.iter().map(|c| c.chain.head).collect::<Vec<_>>();
-    assert_eq!(
-        heads(d.on_requests(chains.clone(), Instant::now())),
-        vec![10, 11, 12, 13]
-    );
+    assert_eq!(heads(d.on_requests(chains.clone(), Instant::now())), vec![10, 11, 12, 13]);
     ctl(&mut d, "fault reverse on");
-    assert_eq!(
-        heads(d.on_requests(chains, Instant::now())),
-        vec![13, 11, 12, 10]
-    );
+    assert_eq!(heads(d.on_requests(chains, Instant::now())), vec![13, 11, 12, 10]);
 }
 
 // ---- interrupts ----
@@ -250,28 +203,15 @@ fn edges_latched_while_masked_are_delivered_once_on_unmask() {
     }
     assert!(out.is_empty(), "masked: nothing delivered");
     assert_eq!(d.lines[1].stats.latched, 3);
-    assert_eq!(
-        events(&d.on_events(vec![ev(1, 1)])),
-        vec![(1, IRQ_STATUS_VALID)]
-    );
-    assert!(
-        d.on_events(vec![ev(2, 1)]).is_empty(),
-        "latch cleared by delivery"
-    );
+    assert_eq!(events(&d.on_events(vec![ev(1, 1)])), vec![(1, IRQ_STATUS_VALID)]);
+    assert!(d.on_events(vec![ev(2, 1)]).is_empty(), "latch cleared by delivery");
     d.set_level(1, 0, &mut out);
-    assert_eq!(
-        events(&out),
-        vec![(1, IRQ_STATUS_VALID)],
-        "unmasked: delivered at once"
-    );
+    assert_eq!(events(&out), vec![(1, IRQ_STATUS_VALID)], "unmasked: delivered at once");
 }
 
 #[test]
 fn edge_types_select_the_edges() {
-    for (t, expect) in [
-        (IRQ_EDGE_RISING, [true, false]),
-        (IRQ_EDGE_FALLING, [false, true]),
-    ] {
+    for (t, expect) in [(IRQ_EDGE_RISING, [true, false]), (IRQ_EDGE_FALLING, [false, true])] {
         let mut d = dev(1);
         input_with_irq(&mut d, 0, t);
         let mut got = Vec::new();
@@ -293,25 +233,16 @@ fn levels_are_not_latched_while_masked() {
     let mut out = Vec::new();
     d.set_level(0, 1, &mut out);
     d.set_level(0, 0, &mut out);
-    assert!(
-        d.on_events(vec![ev(1, 0)]).is_empty(),
-        "level gone before unmask"
-    );
+    assert!(d.on_events(vec![ev(1, 0)]).is_empty(), "level gone before unmask");
     d.set_level(0, 1, &mut out);
     assert_eq!(events(&out), vec![(0, IRQ_STATUS_VALID)]);
     // Still high on requeue: reported again at once.
-    assert_eq!(
-        events(&d.on_events(vec![ev(2, 0)])),
-        vec![(0, IRQ_STATUS_VALID)]
-    );
+    assert_eq!(events(&d.on_events(vec![ev(2, 0)])), vec![(0, IRQ_STATUS_VALID)]);
 }
 
 #[test]
 fn level_low_fires_on_low() {
-    let mut d = Device::new(Config {
-        levels: vec![1],
-        ..Config::new(1)
-    });
+    let mut d = Device::new(Config { levels: vec![1], ..Config::new(1) });
     input_with_irq(&mut d, 0, IRQ_LEVEL_LOW);
     assert!(d.on_events(vec![ev(1, 0)]).is_empty());
     let mut out = Vec::new();
@@ -357,20 +288,13 @@ fn fuzz_mangles_for_a_while_then_releases_and_stops() {
     for i in 0..400u16 {
         for c in d.on_requests(vec![chain(i, MSG_GET_VALUE, i % 4, 0)], t0) {
             answered += 1;
-            if c.used_len != RESPONSE_SIZE
-                || c.data.len() != 2
-                || c.data[0] != STATUS_OK
-                || c.data[1] > 1
-            {
+            if c.used_len != RESPONSE_SIZE || c.data.len() != 2 || c.data[0] != STATUS_OK || c.data[1] > 1 {
                 mangled += 1;
             }
         }
     }
     let held = d.dropped_count();
-    assert!(
-        held > 0 && mangled > 40 && answered - mangled > 100,
-        "{held} {mangled} {answered}"
-    );
+    assert!(held > 0 && mangled > 40 && answered - mangled > 100, "{held} {mangled} {answered}");
     assert_eq!(answered + held, 400);
     // Time is up: the held requests are answered, then answers are normal.
     let out = d.tick(t0 + Duration::from_secs(2));
@@ -395,10 +319,7 @@ fn second_buffer_for_a_line_is_returned_invalid() {
     let mut d = dev(1);
     input_with_irq(&mut d, 0, IRQ_EDGE_BOTH);
     assert!(d.on_events(vec![ev(1, 0)]).is_empty());
-    assert_eq!(
-        events(&d.on_events(vec![ev(2, 0)])),
-        vec![(0, IRQ_STATUS_INVALID)]
-    );
+    assert_eq!(events(&d.on_events(vec![ev(2, 0)])), vec![(0, IRQ_STATUS_INVALID)]);
     assert_eq!(d.stats.double_queue, 1);
     assert_eq!(d.lines[0].held.as_ref().map(|c| c.head), Some(1));
 }
@@ -406,27 +327,18 @@ fn second_buffer_for_a_line_is_returned_invalid() {
 #[test]
 fn eventq_buffer_for_bad_line_is_invalid() {
     let mut d = dev(2);
-    assert_eq!(
-        events(&d.on_events(vec![ev(1, 7)])),
-        vec![(7, IRQ_STATUS_INVALID)]
-    );
+    assert_eq!(events(&d.on_events(vec![ev(1, 7)])), vec![(7, IRQ_STATUS_INVALID)]);
 }
 
 #[test]
 fn loopback_wire_makes_edges() {
-    let mut d = Device::new(Config {
-        wires: vec![(0, 1)],
-        ..Config::new(2)
-    });
+    let mut d = Device::new(Config { wires: vec![(0, 1)], ..Config::new(2) });
     input_with_irq(&mut d, 1, IRQ_EDGE_BOTH);
     assert!(d.on_events(vec![ev(1, 1)]).is_empty());
     ok(&mut d, MSG_SET_VALUE, 0, 1);
     // Not an output yet: nothing driven.
     assert_eq!(d.lines[1].level, 0);
-    let out = d.on_requests(
-        vec![chain(2, MSG_SET_DIRECTION, 0, DIR_OUT as u32)],
-        Instant::now(),
-    );
+    let out = d.on_requests(vec![chain(2, MSG_SET_DIRECTION, 0, DIR_OUT as u32)], Instant::now());
     assert_eq!(events(&out), vec![(1, IRQ_STATUS_VALID)]);
     assert_eq!(ok(&mut d, MSG_GET_VALUE, 1, 0), 1);
 }
@@ -453,22 +365,14 @@ fn edge_train_runs_on_the_clock() {
 
 #[test]
 fn reset_forgets_buffers_and_settings_but_not_levels() {
-    let mut d = Device::new(Config {
-        levels: vec![1, 0],
-        ..Config::new(2)
-    });
+    let mut d = Device::new(Config { levels: vec![1, 0], ..Config::new(2) });
     input_with_irq(&mut d, 1, IRQ_EDGE_BOTH);
     assert!(d.on_events(vec![ev(1, 1)]).is_empty());
     ctl(&mut d, "fault drop type=get_value");
-    assert!(d
-        .on_requests(vec![chain(2, MSG_GET_VALUE, 0, 0)], Instant::now())
-        .is_empty());
+    assert!(d.on_requests(vec![chain(2, MSG_GET_VALUE, 0, 0)], Instant::now()).is_empty());
     d.reset();
     assert!(d.lines[1].held.is_none());
-    assert_eq!(
-        (d.lines[1].dir, d.lines[1].irq_type, d.lines[0].level),
-        (DIR_NONE, IRQ_NONE, 1)
-    );
+    assert_eq!((d.lines[1].dir, d.lines[1].irq_type, d.lines[0].level), (DIR_NONE, IRQ_NONE, 1));
     assert_eq!(d.dropped_count(), 0);
 }
 
@@ -493,9 +397,7 @@ fn fault_err_by_type_line_and_count() {
 fn fault_err_with_probability() {
     let mut d = dev(1);
     ctl(&mut d, "fault err prob=0.5");
-    let errs = (0..2000)
-        .filter(|_| is_err(&req(&mut d, MSG_GET_VALUE, 0, 0)))
-        .count();
+    let errs = (0..2000).filter(|_| is_err(&req(&mut d, MSG_GET_VALUE, 0, 0))).count();
     assert!((800..1200).contains(&errs), "{errs} of 2000");
 }
 
@@ -503,25 +405,17 @@ fn fault_err_with_probability() {
 fn fault_drop_never_answers() {
     let mut d = dev(2);
     ctl(&mut d, "fault drop line=1");
-    assert!(d
-        .on_requests(vec![chain(1, MSG_GET_VALUE, 1, 0)], Instant::now())
-        .is_empty());
+    assert!(d.on_requests(vec![chain(1, MSG_GET_VALUE, 1, 0)], Instant::now()).is_empty());
     assert_eq!(d.tick(Instant::now() + Duration::from_secs(100)).len(), 0);
     assert_eq!(d.stats.dropped, 1);
-    assert_eq!(
-        d.on_requests(vec![chain(2, MSG_GET_VALUE, 0, 0)], Instant::now())
-            .len(),
-        1
-    );
+    assert_eq!(d.on_requests(vec![chain(2, MSG_GET_VALUE, 0, 0)], Instant::now()).len(), 1);
     let (reply, out) = ctl(&mut d, "release");
     assert_eq!(reply, "ok released=1");
     assert_eq!(out.len(), 1);
     assert!(!is_err(&out[0]));
     assert_eq!(d.dropped_count(), 0);
     // The rule still swallows new requests.
-    assert!(d
-        .on_requests(vec![chain(3, MSG_GET_VALUE, 1, 0)], Instant::now())
-        .is_empty());
+    assert!(d.on_requests(vec![chain(3, MSG_GET_VALUE, 1, 0)], Instant::now()).is_empty());
 }
 
 #[test]
@@ -530,19 +424,11 @@ fn fault_delay_holds_the_line_in_order() {
     ctl(&mut d, "fault delay 50 type=set_value count=1");
     let t0 = Instant::now();
     let out = d.on_requests(
-        vec![
-            chain(1, MSG_SET_VALUE, 0, 1),
-            chain(2, MSG_GET_VALUE, 0, 0),
-            chain(3, MSG_GET_VALUE, 1, 0),
-        ],
+        vec![chain(1, MSG_SET_VALUE, 0, 1), chain(2, MSG_GET_VALUE, 0, 0), chain(3, MSG_GET_VALUE, 1, 0)],
         t0,
     );
     let heads: Vec<u16> = out.iter().map(|c| c.chain.head).collect();
-    assert_eq!(
-        heads,
-        vec![3],
-        "line 1 answers, line 0 waits behind its delayed request"
-    );
+    assert_eq!(heads, vec![3], "line 1 answers, line 0 waits behind its delayed request");
     assert_eq!(d.pending(0), 2);
     assert!(d.tick(t0 + Duration::from_millis(49)).is_empty());
     let out = d.tick(t0 + Duration::from_millis(50));
@@ -555,10 +441,7 @@ fn fault_skip_lets_the_first_matches_through() {
     let mut d = dev(2);
     ctl(&mut d, "fault err type=get_value skip=2 count=1");
     let st = |d: &mut Device| req(d, MSG_GET_VALUE, 1, 0).data[0];
-    assert_eq!(
-        [st(&mut d), st(&mut d), st(&mut d), st(&mut d)],
-        [STATUS_OK, STATUS_OK, STATUS_ERR, STATUS_OK]
-    );
+    assert_eq!([st(&mut d), st(&mut d), st(&mut d), st(&mut d)], [STATUS_OK, STATUS_OK, STATUS_ERR, STATUS_OK]);
 }
 
 #[test]
@@ -627,12 +510,7 @@ fn fault_event_storm_answers_at_once_while_typed() {
 
 #[test]
 fn fault_names_blocks() {
-    let base = || {
-        Device::new(Config {
-            names: vec!["ab".into(), "cd".into()],
-            ..Config::new(2)
-        })
-    };
+    let base = || Device::new(Config { names: vec!["ab".into(), "cd".into()], ..Config::new(2) });
     let cases = [
         ("ok", b"ab\0cd\0".to_vec()),
         ("unterminated", b"ab\0cdX".to_vec()),
@@ -644,22 +522,13 @@ fn fault_names_blocks() {
         let mut d = base();
         assert!(ctl(&mut d, &format!("fault names {f}")).0.starts_with("ok"));
         assert_eq!(d.names_block(), block, "{f}");
-        assert_eq!(
-            u32::from_le_bytes(d.config_space()[4..8].try_into().unwrap()) as usize,
-            block.len()
-        );
+        assert_eq!(u32::from_le_bytes(d.config_space()[4..8].try_into().unwrap()) as usize, block.len());
     }
-    let mut d = Device::new(Config {
-        names: vec![],
-        ..Config::new(2)
-    });
+    let mut d = Device::new(Config { names: vec![], ..Config::new(2) });
     assert_eq!(d.config_space()[4..8], [0, 0, 0, 0]);
     let mut c = chain(0, MSG_GET_LINE_NAMES, 0, 0);
     c.writable = vec![(0, 1)];
-    assert_eq!(
-        d.on_requests(vec![c], Instant::now())[0].data,
-        vec![STATUS_ERR]
-    );
+    assert_eq!(d.on_requests(vec![c], Instant::now())[0].data, vec![STATUS_ERR]);
 }
 
 // ---- control channel ----
@@ -670,27 +539,15 @@ fn control_commands_and_tags() {
     assert_eq!(ctl(&mut d, "@t1 ping").0, "@t1 ok pong");
     assert_eq!(ctl(&mut d, "info").0, "ok ngpio=4 names_size=28 irq=1");
     assert_eq!(ctl(&mut d, "set 2 1").0, "ok");
-    assert!(ctl(&mut d, "get 2")
-        .0
-        .starts_with("ok dir=none value=1 level=1 irq=none queued=0 masked=1"));
-    assert!(ctl(&mut d, "set 9 1")
-        .0
-        .starts_with("err line 9 out of range"));
+    assert!(ctl(&mut d, "get 2").0.starts_with("ok dir=none value=1 level=1 irq=none queued=0 masked=1"));
+    assert!(ctl(&mut d, "set 9 1").0.starts_with("err line 9 out of range"));
     assert!(ctl(&mut d, "bogus").0.starts_with("err unknown command"));
-    assert!(ctl(&mut d, "fault err type=nope")
-        .0
-        .starts_with("err unknown type"));
+    assert!(ctl(&mut d, "fault err type=nope").0.starts_with("err unknown type"));
     ok(&mut d, MSG_GET_VALUE, 2, 0);
     assert!(ctl(&mut d, "counters").0.contains("get_value=1"));
-    assert_eq!(
-        ctl(&mut d, "counters 2").0,
-        "ok requests=1 events=0 latched=0 invalid=0"
-    );
+    assert_eq!(ctl(&mut d, "counters 2").0, "ok requests=1 events=0 latched=0 invalid=0");
     ctl(&mut d, "reset-counters");
-    assert_eq!(
-        ctl(&mut d, "counters 2").0,
-        "ok requests=0 events=0 latched=0 invalid=0"
-    );
+    assert_eq!(ctl(&mut d, "counters 2").0, "ok requests=0 events=0 latched=0 invalid=0");
     assert_eq!(ctl(&mut d, "levels 1001").0, "ok");
     ok(&mut d, MSG_SET_VALUE, 1, 1);
     ok(&mut d, MSG_SET_DIRECTION, 1, DIR_OUT as u32);
@@ -707,10 +564,7 @@ fn control_set_raises_interrupt() {
     let (r, out) = ctl(&mut d, "set 0 1");
     assert_eq!(r, "ok");
     assert_eq!(events(&out), vec![(0, IRQ_STATUS_VALID)]);
-    assert_eq!(
-        ctl(&mut d, "counters 0").0,
-        "ok requests=2 events=1 latched=0 invalid=0"
-    );
+    assert_eq!(ctl(&mut d, "counters 0").0, "ok requests=2 events=1 latched=0 invalid=0");
 }
 
 #[test]
@@ -735,18 +589,10 @@ fn fault_hold_keeps_its_line_in_order_until_released() {
     ctl(&mut d, "fault hold type=get_value line=1 count=1");
     let t0 = Instant::now();
     let out = d.on_requests(
-        vec![
-            chain(1, MSG_GET_VALUE, 1, 0),
-            chain(2, MSG_GET_DIRECTION, 1, 0),
-            chain(3, MSG_GET_VALUE, 2, 0),
-        ],
+        vec![chain(1, MSG_GET_VALUE, 1, 0), chain(2, MSG_GET_DIRECTION, 1, 0), chain(3, MSG_GET_VALUE, 2, 0)],
         t0,
     );
-    assert_eq!(
-        heads(&out),
-        vec![3],
-        "line 2 answers, line 1 waits behind its held request"
-    );
+    assert_eq!(heads(&out), vec![3], "line 2 answers, line 1 waits behind its held request");
     assert!(ctl(&mut d, "get 1").0.contains("pending=2"));
     assert!(ctl(&mut d, "counters").0.ends_with("held=1"));
     // No time lets it out.
@@ -754,19 +600,12 @@ fn fault_hold_keeps_its_line_in_order_until_released() {
     // The count is used up: the next request of the line is not held.
     ctl(&mut d, "set 1 1");
     let (reply, out) = ctl(&mut d, "release 0");
-    assert_eq!(
-        (reply.as_str(), out.len()),
-        ("ok released=0", 0),
-        "another line's release"
-    );
+    assert_eq!((reply.as_str(), out.len()), ("ok released=0", 0), "another line's release");
     let (reply, out) = ctl(&mut d, "release 1");
     assert_eq!(reply, "ok released=1");
     assert_eq!(heads(&out), vec![1, 2], "in the line's order");
     // A valid answer, carried out when released: the level set meanwhile.
-    assert_eq!(
-        (out[0].data.clone(), out[0].used_len),
-        (vec![STATUS_OK, 1], RESPONSE_SIZE)
-    );
+    assert_eq!((out[0].data.clone(), out[0].used_len), (vec![STATUS_OK, 1], RESPONSE_SIZE));
     assert!(ctl(&mut d, "counters").0.ends_with("held=0"));
     assert!(ctl(&mut d, "get 1").0.contains("pending=0"));
     assert_eq!(ok(&mut d, MSG_GET_VALUE, 1, 0), 1);
@@ -780,11 +619,7 @@ fn release_of_one_line_answers_only_its_requests() {
     ctl(&mut d, "fault hold type=get_value line=3 count=1");
     let t0 = Instant::now();
     let out = d.on_requests(
-        vec![
-            chain(1, MSG_GET_VALUE, 1, 0),
-            chain(2, MSG_GET_VALUE, 2, 0),
-            chain(3, MSG_GET_VALUE, 3, 0),
-        ],
+        vec![chain(1, MSG_GET_VALUE, 1, 0), chain(2, MSG_GET_VALUE, 2, 0), chain(3, MSG_GET_VALUE, 3, 0)],
         t0,
     );
     assert!(out.is_empty());
@@ -870,10 +705,7 @@ fn paced_edges_run_on_the_clock_without_an_interrupt() {
     assert_eq!(events(&d.tick(t0 + Duration::from_millis(10))).len(), 1);
     assert!(d.tick(t0 + Duration::from_millis(50)).is_empty());
     assert_eq!(d.edges_left(1), 2);
-    let out = d.on_requests(
-        vec![chain(7, MSG_SET_IRQ_TYPE, 1, IRQ_NONE as u32)],
-        t0 + Duration::from_millis(60),
-    );
+    let out = d.on_requests(vec![chain(7, MSG_SET_IRQ_TYPE, 1, IRQ_NONE as u32)], t0 + Duration::from_millis(60));
     assert_eq!(heads(&out), vec![7]);
     let at = d.next_deadline().unwrap();
     d.tick(at);
@@ -891,21 +723,10 @@ fn paced_edges_on_an_active_level_are_not_starved() {
     assert!(d.on_events(vec![ev(1, 0)]).is_empty());
     let t0 = Instant::now();
     d.edges_paced(0, 2, Duration::from_millis(10), t0, false);
-    assert_eq!(
-        events(&d.tick(t0 + Duration::from_millis(10))).len(),
-        1,
-        "high: delivered"
-    );
-    assert!(
-        d.tick(t0 + Duration::from_millis(30)).is_empty(),
-        "waits for the driver"
-    );
+    assert_eq!(events(&d.tick(t0 + Duration::from_millis(10))).len(), 1, "high: delivered");
+    assert!(d.tick(t0 + Duration::from_millis(30)).is_empty(), "waits for the driver");
     assert_eq!(d.lines[0].level, 1);
-    assert_eq!(
-        events(&d.on_events(vec![ev(2, 0)])).len(),
-        1,
-        "still high: taken again"
-    );
+    assert_eq!(events(&d.on_events(vec![ev(2, 0)])).len(), 1, "still high: taken again");
     let at = d.next_deadline().unwrap();
     d.tick(at);
     assert_eq!((d.lines[0].level, d.edges_left(0)), (0, 0));
@@ -935,9 +756,7 @@ fn control_lines_resizes_the_device() {
     assert_eq!(d.lines[65534].name, "vgpio65534");
     ok(&mut d, MSG_GET_VALUE, 65534, 0);
     assert_eq!(ctl(&mut d, "lines 2").0, "ok");
-    assert!(ctl(&mut d, "get 3")
-        .0
-        .starts_with("err line 3 out of range"));
+    assert!(ctl(&mut d, "get 3").0.starts_with("err line 3 out of range"));
     assert!(ctl(&mut d, "lines 0").0.starts_with("err"));
 }
 
@@ -948,29 +767,16 @@ fn event_cycles_time_the_buffer_away() {
     assert!(d.on_events(vec![ev(1, 0)]).is_empty());
     // no event yet: a buffer given is no cycle
     assert!(ctl(&mut d, "counters").0.contains("cycles=0 "));
-    assert_eq!(
-        events(&ctl(&mut d, "set 0 1").1),
-        vec![(0, IRQ_STATUS_VALID)]
-    );
+    assert_eq!(events(&ctl(&mut d, "set 0 1").1), vec![(0, IRQ_STATUS_VALID)]);
     std::thread::sleep(Duration::from_millis(2));
     assert!(d.on_events(vec![ev(1, 0)]).is_empty());
     let (r, _) = ctl(&mut d, "counters");
     assert!(r.contains("cycles=1 "), "{r}");
-    let p50: u32 = r
-        .split("cycle_p50_us=")
-        .nth(1)
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let p50: u32 = r.split("cycle_p50_us=").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
     assert!(p50 >= 2000, "{r}");
     assert!(r.contains(&format!("cycle_max_us={p50}")), "{r}");
     ctl(&mut d, "reset-counters");
-    assert!(ctl(&mut d, "counters")
-        .0
-        .contains("cycles=0 cycle_p50_us=0"));
+    assert!(ctl(&mut d, "counters").0.contains("cycles=0 cycle_p50_us=0"));
 }
 
 #[test]

@@ -28,11 +28,7 @@ pub fn pop_chains<M: GuestMemory>(q: &mut Queue, mem: &M) -> Vec<Chain> {
                 }
             }
         }
-        out.push(Chain {
-            head,
-            readable,
-            writable,
-        });
+        out.push(Chain { head, readable, writable });
     }
     out
 }
