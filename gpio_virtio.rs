@@ -161,7 +161,7 @@ impl virtio::Driver for GpioVirtio {
         // 16- and 32-bit accesses, as the spec's access-width rules want.
         let ngpio = vdev.cread16(CONFIG_NGPIO);
         let names_size = vdev.cread32(CONFIG_GPIO_NAMES_SIZE);
-        if ngpio == 0 || ngpio == u16::MAX {
+        if ngpio == 0 {
             dev_log!(
                 vdev,
                 ERR,
@@ -293,6 +293,11 @@ impl virtio::Driver for GpioVirtio {
     fn init(&self, vdev: &virtio::Device<virtio::Core<'_>>) -> Result {
         let chip = self;
         let this = chip.data();
+        // Probe's bound counts from its first request: allocating the
+        // state of 65535 lines takes seconds on a slow (or a debug) kernel.
+        if let Some((end, _)) = &mut this.rq.lock().starting {
+            *end = Moment::after_ms(WAIT_BOUND_MS);
+        }
         let names = this.fetch_names()?;
         let irq = this.eq.lock().is_some();
         // Without the directions gpiolib asks line by line; a device that

@@ -339,6 +339,15 @@ wait_progress() {
 	"$@"
 }
 
+# unbind N: device N's driver lets go of it (if bound), its chip is gone.
+unbind() {
+	_vdev "$1"
+	if driver_bound "$1"; then
+		echo "$_VDEV" >/sys/bus/virtio/drivers/"$DRV_NAME"/unbind || return 1
+		wait_no_chip "$1" || return 1
+	fi
+}
+
 # Unbind simulator N's device from the driver under test and bind it again.
 # (A device whose probe failed is not bound: then only bind.)
 rebind() {

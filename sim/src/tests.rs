@@ -107,6 +107,20 @@ fn virtqueue_line_names_fill_the_buffer() {
 }
 
 #[test]
+fn virtqueue_line_names_of_65535_lines() {
+    let mem = memory();
+    let mut ring = Ring::new(&mem);
+    let mut d = Device::new(Config::new(u16::MAX));
+    let size = u32::from_le_bytes(d.config_space()[4..8].try_into().unwrap());
+    assert!(size > 512 * 1024, "{size}");
+    ring.add(&mem, &[(request(MSG_GET_LINE_NAMES, 0, 0), 1 + size)]);
+    for c in d.on_requests(vq::pop_chains(&mut ring.queue, &mem), Instant::now()) {
+        vq::complete(&mut ring.queue, &mem, &c);
+    }
+    assert_eq!(ring.used(0), vec![(0, 1 + size)]);
+}
+
+#[test]
 fn virtqueue_short_request_gets_err() {
     let mem = memory();
     let mut ring = Ring::new(&mem);

@@ -63,6 +63,7 @@ static int gpio = -1;
 static int irq = -1;
 /* open_drain: the line's descriptor, got for this device through the table */
 static bool requested;
+static struct gpio_desc *req_desc;
 static struct gpio_desc *od_desc;
 static struct platform_device *od_pdev;
 static struct gpiod_lookup_table od_table = {
@@ -181,7 +182,12 @@ static void release_line(void)
 		gpiod_remove_lookup_table(&od_table);
 	}
 	if (requested) {
-		gpio_free(gpio);
+		/*
+		 * By descriptor: once the chip is gone its number finds no
+		 * descriptor, and gpio_free() would leave the request (and the
+		 * chip driver's module reference) behind.
+		 */
+		gpiod_put(req_desc);
 		requested = false;
 	}
 }
@@ -229,6 +235,8 @@ static int __init consumer_init(void)
 	} else {
 		ret = gpio_request_one(gpio, GPIOF_IN, "vgpio-consumer");
 		requested = !ret;
+		if (requested)
+			req_desc = gpio_to_desc(gpio);
 	}
 	if (ret) {
 		release_line();
