@@ -222,7 +222,8 @@ impl virtio::Driver for GpioVirtio {
         let rq = RequestQueue {
             vq: requestq,
             gone: false,
-            starting: Some((Moment::after_ms(WAIT_BOUND_MS), kernel::current!().pid())),
+            // (set by `init`, where probe's requests begin)
+            starting: None,
             slots,
             ring_waiters: 0,
         };
@@ -295,9 +296,7 @@ impl virtio::Driver for GpioVirtio {
         let this = chip.data();
         // Probe's bound counts from its first request: allocating the
         // state of 65535 lines takes seconds on a slow (or a debug) kernel.
-        if let Some((end, _)) = &mut this.rq.lock().starting {
-            *end = Moment::after_ms(WAIT_BOUND_MS);
-        }
+        this.rq.lock().starting = Some((Moment::after_ms(WAIT_BOUND_MS), kernel::current!().pid()));
         let names = this.fetch_names()?;
         let irq = this.eq.lock().is_some();
         // Without the directions gpiolib asks line by line; a device that

@@ -351,14 +351,9 @@ unbind() {
 # Unbind simulator N's device from the driver under test and bind it again.
 # (A device whose probe failed is not bound: then only bind.)
 rebind() {
-	local v
+	unbind "$1" || return 1
 	_vdev "$1"
-	v=$_VDEV
-	if driver_bound "$1"; then
-		echo "$v" >/sys/bus/virtio/drivers/"$DRV_NAME"/unbind || return 1
-		wait_no_chip "$1" || return 1
-	fi
-	echo "$v" >/sys/bus/virtio/drivers/"$DRV_NAME"/bind 2>/dev/null
+	echo "$_VDEV" >/sys/bus/virtio/drivers/"$DRV_NAME"/bind 2>/dev/null
 	return 0
 }
 

@@ -61,9 +61,9 @@ module_param(overlap, uint, 0444);
 static atomic_t in_thread = ATOMIC_INIT(0);
 static int gpio = -1;
 static int irq = -1;
-/* open_drain: the line's descriptor, got for this device through the table */
-static bool requested;
+/* the line as gpio_request_one() took it (neither @open_drain nor failed) */
 static struct gpio_desc *req_desc;
+/* open_drain: the line's descriptor, got for this device through the table */
 static struct gpio_desc *od_desc;
 static struct platform_device *od_pdev;
 static struct gpiod_lookup_table od_table = {
@@ -181,14 +181,14 @@ static void release_line(void)
 		od_pdev = NULL;
 		gpiod_remove_lookup_table(&od_table);
 	}
-	if (requested) {
+	if (req_desc) {
 		/*
 		 * By descriptor: once the chip is gone its number finds no
 		 * descriptor, and gpio_free() would leave the request (and the
 		 * chip driver's module reference) behind.
 		 */
 		gpiod_put(req_desc);
-		requested = false;
+		req_desc = NULL;
 	}
 }
 
@@ -234,8 +234,7 @@ static int __init consumer_init(void)
 		ret = get_open_drain_line();
 	} else {
 		ret = gpio_request_one(gpio, GPIOF_IN, "vgpio-consumer");
-		requested = !ret;
-		if (requested)
+		if (!ret)
 			req_desc = gpio_to_desc(gpio);
 	}
 	if (ret) {
