@@ -480,6 +480,7 @@ slab_kb() {
 }
 
 CONSUMER_KO=$VGPIO_BUILD/tests/modules/vgpio_irq_consumer.ko
+HOG_KO=$VGPIO_BUILD/tests/modules/vgpio_hog.ko
 # consumer_param NAME: a count from the test consumer module
 consumer_param() { cat /sys/module/vgpio_irq_consumer/parameters/"$1"; }
 
