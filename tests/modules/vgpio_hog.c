@@ -12,15 +12,19 @@
  * inside gpiochip_add_data when the device is bound, after it asked each
  * line's direction.
  *
- * A kernel thread (on CPU 1 when there is one) looks the chip up by label
+ * A kernel thread (on CPU 1 when it is online) looks the chip up by label
  * as fast as it can from load on, and as soon as gpiolib shows the chip
  * (the moment it is registered, before the driver's probe returns) asks the
  * hogged line's direction with gpiod_get_direction, which also sets
  * gpiolib's record of it. Read-only parameters:
- *   seen   what it returned: 0 output, 1 input, a negative errno
- *          (-EINPROGRESS: not yet, -ETIMEDOUT: no chip within 60 s)
+ *   done   1 once it asked (or gave up after @wait_s seconds)
+ *   seen   what it got: 0 output, 1 input, a negative errno (-ETIMEDOUT:
+ *          no chip within @wait_s)
+ *   early  1 if the device's probe had not returned yet when it got it
+ *          (so the question fell where a probe-time answer could be stale)
  *   polls  how many lookups it took
- * Unbind the device before unloading: the hog is freed with the chip.
+ * Unbind the device before unloading (the hog is freed with the chip);
+ * unloading unbinds it otherwise.
  */
 
 #include <linux/device.h>
@@ -46,9 +50,15 @@ static char *parent;
 module_param(parent, charp, 0444);
 static char *bus = "pci";
 module_param(bus, charp, 0444);
+static unsigned int wait_s = 60;
+module_param(wait_s, uint, 0444);
 
-static int seen = -EINPROGRESS;
+static bool done;
+module_param(done, bool, 0444);
+static int seen;
 module_param(seen, int, 0444);
+static bool early;
+module_param(early, bool, 0444);
 static unsigned int polls;
 module_param(polls, uint, 0444);
 
@@ -56,7 +66,7 @@ static struct task_struct *watcher;
 
 static int watch(void *unused)
 {
-	unsigned long end = jiffies + 60 * HZ;
+	unsigned long end = jiffies + wait_s * HZ;
 
 	while (!kthread_should_stop()) {
 		struct gpio_device *gdev = gpio_device_find_by_label(label);
@@ -64,9 +74,12 @@ static int watch(void *unused)
 		WRITE_ONCE(polls, polls + 1);
 		if (gdev) {
 			struct gpio_desc *desc = gpio_device_get_desc(gdev, line);
+			/* the virtio device: bound once its probe returned */
+			struct device *vd = gpio_device_to_device(gdev)->parent;
 
 			WRITE_ONCE(seen, IS_ERR(desc) ? PTR_ERR(desc) :
 						     gpiod_get_direction(desc));
+			WRITE_ONCE(early, vd && !device_is_bound(vd));
 			gpio_device_put(gdev);
 			break;
 		}
@@ -76,9 +89,15 @@ static int watch(void *unused)
 		}
 		cond_resched();
 	}
+	WRITE_ONCE(done, true);
 	/* kthread_stop() is what ends it */
-	while (!kthread_should_stop())
-		schedule_timeout_interruptible(HZ);
+	for (;;) {
+		set_current_state(TASK_INTERRUPTIBLE);
+		if (kthread_should_stop())
+			break;
+		schedule();
+	}
+	__set_current_state(TASK_RUNNING);
 	return 0;
 }
 
@@ -122,7 +141,7 @@ static int hog_add(void)
 
 	if (!vdev || !parent)
 		return -EINVAL;
-	if (!strcmp(bus, "pci"))
+	if (IS_ENABLED(CONFIG_PCI) && !strcmp(bus, "pci"))
 		b = &pci_bus_type;
 	else if (!strcmp(bus, "platform"))
 		b = &platform_bus_type;
@@ -156,6 +175,11 @@ put:
 
 static void hog_remove(void)
 {
+	/*
+	 * A chip registered on the node holds a reference to it: unbind the
+	 * device first, or the node would outlive this module's data.
+	 */
+	device_release_driver(hog_dev);
 	software_node_unregister(&hog_node);
 	device_remove_software_node(hog_dev);
 	put_device(hog_dev);
@@ -176,7 +200,7 @@ static int __init vgpio_hog_init(void)
 		hog_remove();
 		return PTR_ERR(watcher);
 	}
-	if (num_online_cpus() > 1)
+	if (cpu_online(1))
 		kthread_bind(watcher, 1);
 	get_task_struct(watcher);
 	wake_up_process(watcher);
