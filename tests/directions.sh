@@ -18,7 +18,7 @@ gpioset --mode=signal "$chip" $line=1 &
 pid=$!
 is_out() { line_is 0 $line dir out && line_is 0 $line value 1; }
 check "requested as output high: device has dir=out value=1" wait_for is_out
-check "lsgpio reports the line as output" eval "\"$KTOOLS/lsgpio\" -n $chip | grep -E '^[[:space:]]+line +$line:' | grep -q output"
+check "lsgpio reports the line as output" lsgpio_line "$chip" $line output
 kill $pid; wait $pid 2>/dev/null
 check "released: device line deactivated" wait_for line_is 0 $line dir none
 

@@ -18,7 +18,7 @@ ktap_set_plan 5
 line=3
 rounds=$(tier 3 10)
 drv=/sys/bus/virtio/drivers/$DRV_NAME
-param() { cat /sys/module/vgpio_hog/parameters/"$1"; }
+param() { modparam vgpio_hog "$1"; }
 wait_chip 0
 vdev=$(vdev_of 0)
 # the virtio device's parent (a PCI function, or a virtio-mmio platform
@@ -39,16 +39,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-out_lsgpio() {
-	"$KTOOLS/lsgpio" -n "$(chip_of 0)" | grep -E "^[[:space:]]+line +$line:" | grep -q 'output'
-}
 seen_all=() fails=0 drives=0 reported=0 early=0
 for ((r = 1; r <= rounds; r++)); do
 	unbind 0 || break
 	# the line deactivated (the last round's hog was freed with its chip):
 	# what probe reads for it is none, the hog makes it an output
 	wait_for line_is 0 $line dir none || break
-	insmod "$HOG_KO" label="$vdev" line=$line vdev="$vdev" parent="$parent" bus="$pbus" \
+	insmod "$HOG_KO" label="$vdev" line=$line parent="$parent" bus="$pbus" \
 		wait_s=$((60 * ${VGPIO_TIME_SCALE:-1})) || break
 	echo "$vdev" >"$drv/bind"
 	wait_chip 0
@@ -58,7 +55,7 @@ for ((r = 1; r <= rounds; r++)); do
 	[ "$s" = 0 ] || fails=$((fails + 1))
 	[ "$e" = Y ] && early=$((early + 1))
 	line_is 0 $line dir out && line_is 0 $line value 1 && drives=$((drives + 1))
-	out_lsgpio && reported=$((reported + 1))
+	lsgpio_line "$(chip_of 0)" $line output && reported=$((reported + 1))
 	unbind 0 || break
 	rmmod vgpio_hog || break
 done

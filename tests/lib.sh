@@ -481,8 +481,16 @@ slab_kb() {
 
 CONSUMER_KO=$VGPIO_BUILD/tests/modules/vgpio_irq_consumer.ko
 HOG_KO=$VGPIO_BUILD/tests/modules/vgpio_hog.ko
+# modparam MODULE NAME: a loaded module's parameter
+modparam() { cat /sys/module/"$1"/parameters/"$2"; }
 # consumer_param NAME: a count from the test consumer module
-consumer_param() { cat /sys/module/vgpio_irq_consumer/parameters/"$1"; }
+consumer_param() { modparam vgpio_irq_consumer "$1"; }
+
+# lsgpio_line CHIP LINE WORD: lsgpio's line LINE of CHIP mentions WORD
+# (e.g. output)
+lsgpio_line() {
+	"$KTOOLS/lsgpio" -n "$1" | grep -E "^[[:space:]]+line +$2:" | grep -q "$3"
+}
 
 # Fill the lookup caches in this shell, not in a $(...) subshell that
 # would throw them away.

@@ -4,11 +4,11 @@
  * 12's bug 10: a direction cached at probe must not answer a question asked
  * after a hog changed the line).
  *
- * At load, line @line of the chip labelled @label is hogged as an output
- * driven high: by a machine hog table on kernels that have them, else by a
- * software node with a "gpio-hog" child attached to the virtio device
- * (@vdev, found as a child of @parent on the bus @bus, "pci" or
- * "platform"). Load it while the device is unbound; gpiolib hogs the line
+ * At load, line @line of the chip labelled @label (both drivers label it
+ * with the virtio device's name) is hogged as an output driven high: by a
+ * machine hog table on kernels that have them, else by a software node
+ * with a "gpio-hog" child attached to the virtio device (@label, found as
+ * a child of @parent on the bus @bus, "pci" or "platform"). Load it while the device is unbound; gpiolib hogs the line
  * inside gpiochip_add_data when the device is bound, after it asked each
  * line's direction.
  *
@@ -44,8 +44,6 @@ static char *label;
 module_param(label, charp, 0444);
 static int line;
 module_param(line, int, 0444);
-static char *vdev;
-module_param(vdev, charp, 0444);
 static char *parent;
 module_param(parent, charp, 0444);
 static char *bus = "pci";
@@ -139,7 +137,7 @@ static int hog_add(void)
 	struct device *p;
 	int ret;
 
-	if (!vdev || !parent)
+	if (!parent)
 		return -EINVAL;
 	if (IS_ENABLED(CONFIG_PCI) && !strcmp(bus, "pci"))
 		b = &pci_bus_type;
@@ -150,7 +148,7 @@ static int hog_add(void)
 	p = bus_find_device_by_name(b, NULL, parent);
 	if (!p)
 		return -ENODEV;
-	hog_dev = device_find_child_by_name(p, vdev);
+	hog_dev = device_find_child_by_name(p, label);
 	put_device(p);
 	if (!hog_dev)
 		return -ENODEV;
