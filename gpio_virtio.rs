@@ -137,12 +137,22 @@ impl VirtioGpio {
                 put_back(eq, m);
             }
         }
-        // Everybody who waits on the device: every line's waiters and those
-        // waiting for room in the ring.
-        // (after the lock: up to 65535 lines)
-        let q = self.rq.lock();
-        let (slots, n) = (q.slots.as_ptr(), q.slots.len());
-        drop(q);
+        // Everybody who waits on the device: the tasks asleep until an
+        // answer (found under the lock, a part of the up to 65536 slots at
+        // a time: a task that goes to sleep after its part was looked at
+        // saw `gone` first), every line's waiters (their keys after the
+        // lock) and those waiting for room in the ring.
+        let n = self.rq.lock().slots.len();
+        for part in (0..n).step_by(256) {
+            let q = self.rq.lock();
+            q.slots
+                .iter()
+                .skip(part)
+                .take(256)
+                .filter_map(|s| s.waiter.as_ref())
+                .for_each(sync::Waiter::wake);
+        }
+        let slots = self.rq.lock().slots.as_ptr();
         (0..n).for_each(|i| sync::wake_up_var(RequestQueue::key_of(slots, i)));
         sync::wake_up_var(self.ring_key());
     }

@@ -4,6 +4,7 @@
  * virtio-gpio driver (see gpio_virtio_helpers.h).
  */
 
+#include <linux/sched/signal.h>
 #include <xen/xen.h>
 
 #include "gpio_virtio_helpers.h"
@@ -159,6 +160,39 @@ int vgpio_wait_var_killable_irq(void *var, spinlock_t *lock, long *timeout,
 	return ret;
 }
 
+/*
+ * Called with @lock held (spin_lock_irq_disable), after the caller made
+ * itself known to its one waker under @lock (the waker wakes it with
+ * wake_up_process()): sleep, killably, until woken, with @lock dropped while
+ * asleep; returns with it held again. No wait queue: the task's state is set
+ * while @lock is still held, so a wake-up from a waker that takes @lock is
+ * not lost. With @timeout, asleep for at most *@timeout jiffies, which it
+ * lowers by the time slept: -ETIMEDOUT when none is left. @before, if not
+ * NULL, is called with @arg once @lock is dropped, before the task sleeps,
+ * if it sleeps (it must not sleep itself: the task's state is set).
+ */
+int vgpio_sleep_killable_irq(spinlock_t *lock, long *timeout,
+			     void (*before)(void *), void *arg)
+{
+	if (timeout && *timeout <= 0)
+		return -ETIMEDOUT;
+	set_current_state(TASK_KILLABLE);
+	if (signal_pending_state(TASK_KILLABLE, current)) {
+		__set_current_state(TASK_RUNNING);
+		return -ERESTARTSYS;
+	}
+	spin_unlock_irq_enable(lock);
+	if (before)
+		before(arg);
+	if (timeout)
+		*timeout = schedule_timeout(*timeout);
+	else
+		schedule();
+	__set_current_state(TASK_RUNNING);
+	spin_lock_irq_disable(lock);
+	return 0;
+}
+
 #else /* 6.12: what its kernel crate lacks */
 
 const char *vgpio_dev_name(const struct device *dev)
@@ -244,6 +278,31 @@ int vgpio_wait_var_killable_unlocked(void *var, spinlock_t *lock, unsigned long 
 	}
 	finish_wait(wq, &wbq.wq_entry);
 	return ret;
+}
+
+/*
+ * As vgpio_sleep_killable_irq, with @lock taken irqsave (@flags).
+ */
+int vgpio_sleep_killable_unlocked(spinlock_t *lock, unsigned long *flags, long *timeout,
+				  void (*before)(void *), void *arg)
+{
+	if (timeout && *timeout <= 0)
+		return -ETIMEDOUT;
+	set_current_state(TASK_KILLABLE);
+	if (signal_pending_state(TASK_KILLABLE, current)) {
+		__set_current_state(TASK_RUNNING);
+		return -ERESTARTSYS;
+	}
+	spin_unlock_irqrestore(lock, *flags);
+	if (before)
+		before(arg);
+	if (timeout)
+		*timeout = schedule_timeout(*timeout);
+	else
+		schedule();
+	__set_current_state(TASK_RUNNING);
+	spin_lock_irqsave(lock, *flags);
+	return 0;
 }
 
 long vgpio_msecs_to_jiffies(unsigned int ms)

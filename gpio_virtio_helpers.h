@@ -59,6 +59,8 @@ bool vgpio_raw_spin_trylock_irqsave(raw_spinlock_t *lock, unsigned long *flags);
 void vgpio_raw_spin_assert_is_held(raw_spinlock_t *lock);
 int vgpio_wait_var_killable_irq(void *var, spinlock_t *lock, long *timeout,
 				void (*before)(void *), void *arg);
+int vgpio_sleep_killable_irq(spinlock_t *lock, long *timeout,
+			     void (*before)(void *), void *arg);
 #else
 const char *vgpio_dev_name(const struct device *dev);
 void vgpio_wake_up_var(void *var);
@@ -71,6 +73,8 @@ void vgpio_wait_unlocked(struct wait_queue_head *wq, spinlock_t *lock,
 			 unsigned long *flags);
 int vgpio_wait_var_killable_unlocked(void *var, spinlock_t *lock, unsigned long *flags,
 				     long *timeout, void (*before)(void *), void *arg);
+int vgpio_sleep_killable_unlocked(spinlock_t *lock, unsigned long *flags, long *timeout,
+				  void (*before)(void *), void *arg);
 long vgpio_msecs_to_jiffies(unsigned int ms);
 unsigned long vgpio_jiffies(void);
 #endif

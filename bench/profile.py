@@ -45,6 +45,23 @@ def symbols(path):
     return [(a, names.get(n, n), m) for a, n, m in syms]
 
 
+def block_end(mnemonic):
+    """How a block ended, from its last instruction: a return or an
+    indirect jump or call (both look the next block up), an instruction
+    that changes the interrupt flag (which ends translation), a direct
+    call, anything else (a direct jump, a branch, a full block)."""
+    m = mnemonic.lower()
+    if m.startswith('ret'):
+        return 'ret'
+    if m.endswith('*'):
+        return 'indirect'
+    if m in ('cli', 'sti', 'popf', 'popfq', 'iretq', 'sysretq', 'hlt'):
+        return 'irqflag'
+    if m.startswith('call'):
+        return 'call'
+    return 'other'
+
+
 def main():
     out = Path(sys.argv[1])
     top = int(sys.argv[2]) if len(sys.argv) > 2 else 12
@@ -62,20 +79,28 @@ def main():
 
     # workload -> driver -> (operations, insns per symbol, blocks per part, insns per part)
     runs = collections.defaultdict(dict)
+    # workload -> driver -> memory instructions and block ends, all parts
+    ends = collections.defaultdict(dict)
     for line in open(out / 'phases.txt'):
         k, drv, work, n = line.split()
         per_sym = collections.Counter()
         blocks = collections.Counter()
         parts = collections.Counter()
+        # (plugin builds of before 2026-12-01 write three columns)
+        kinds = collections.Counter()
         for row in open(out / f'tb-{k}.txt'):
-            va, insns, execs = row.split()
+            va, insns, execs, *more = row.split()
             name, part = where(int(va, 16))
             per_sym[name] += int(insns) * int(execs)
             parts[part] += int(insns) * int(execs)
             blocks[part] += int(execs)
+            if len(more) == 2:
+                kinds['memory'] += int(more[0]) * int(execs)
+                kinds[block_end(more[1])] += int(execs)
         ops, s, b, p = runs[work].get(drv, (0, collections.Counter(), collections.Counter(),
                                             collections.Counter()))
         runs[work][drv] = (ops + int(n), s + per_sym, b + blocks, p + parts)
+        ends[work][drv] = ends[work].get(drv, collections.Counter()) + kinds
 
     print('Instructions the guest executed per operation (QEMU tbprof plugin, bench/profile.py):')
     print(f'{"workload":9s} {"part":8s} {"rust insns":>11s} {"c insns":>9s} {"rust/c":>7s}'
@@ -91,6 +116,17 @@ def main():
             kc = sum(bc.values()) if part == 'all' else bc[part]
             ratio = f'{(ir / nr) / (ic / nc):7.2f}' if ic else '      -'
             print(f'{work:9s} {part:8s} {ir / nr:11.0f} {ic / nc:9.0f} {ratio} {kr / nr:12.0f} {kc / nc:9.0f}')
+    if any(ends[w] for w in ends):
+        print('\nWhat the instructions were (all parts, per operation): memory operands,'
+              ' and how blocks ended')
+        kinds = ('memory', 'ret', 'indirect', 'irqflag', 'call', 'other')
+        print(f'{"workload":9s} {"driver":6s} ' + ' '.join(f'{k:>9s}' for k in kinds))
+        for work, d in runs.items():
+            for drv in ('rust', 'c'):
+                if drv in d and ends[work].get(drv):
+                    n = d[drv][0]
+                    print(f'{work:9s} {drv:6s} ' +
+                          ' '.join(f'{ends[work][drv][k] / n:9.0f}' for k in kinds))
     for work, d in runs.items():
         if 'rust' not in d or 'c' not in d:
             continue

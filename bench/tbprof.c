@@ -8,7 +8,8 @@
  * guest marks phases by running the block at trigger=ADDR (the entry of a
  * system call nothing else makes, e.g. syncfs): each time it does, the
  * counters are written to out=PREFIX-N.txt (N = 0, 1, ...: "address
- * instructions-in-block executions" per line, hex, decimal, decimal) and
+ * instructions-in-block executions memory-instructions last-mnemonic" per
+ * line, hex, decimal, decimal, decimal, text) and
  * set to zero; once more when QEMU exits. Instructions per block times
  * executions is what the guest executed there, whatever the timing:
  * unlike a time profile, the count does not depend on how fast the host
@@ -25,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <glib.h>
 #include <qemu-plugin.h>
 
 QEMU_PLUGIN_EXPORT int qemu_plugin_version = QEMU_PLUGIN_VERSION;
@@ -33,6 +35,9 @@ struct block {
 	uint64_t vaddr;
 	uint64_t insns;
 	uint64_t execs;
+	uint64_t mems;		/* instructions with a memory operand */
+	char last[16];		/* the mnemonic of the block's last instruction */
+	int described;		/* mems and last are filled in */
 };
 
 /* open addressing, never shrinks: a guest run translates far fewer blocks */
@@ -77,7 +82,8 @@ static void dump(void)
 			continue;
 		n = __atomic_exchange_n(&b->execs, 0, __ATOMIC_RELAXED);
 		if (n && f)
-			fprintf(f, "%" PRIx64 " %" PRIu64 " %" PRIu64 "\n", b->vaddr, b->insns, n);
+			fprintf(f, "%" PRIx64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %s\n",
+				b->vaddr, b->insns, n, b->mems, b->last[0] ? b->last : "-");
 	}
 	pthread_mutex_unlock(&table_lock);
 	if (f)
@@ -98,6 +104,43 @@ static void on_trigger(unsigned int vcpu, void *udata)
 	dump();
 }
 
+/*
+ * What the block's disassembly says (at translation, once per block): how
+ * many of its instructions touch memory (an operand in parentheses or
+ * brackets, but for nop and lea), and its last instruction's mnemonic (how
+ * the block ends: a return or an indirect jump needs a look-up of the next
+ * block, a change of the interrupt flag ends translation).
+ */
+static void describe(struct qemu_plugin_tb *tb, struct block *b)
+{
+	size_t n = qemu_plugin_tb_n_insns(tb);
+
+	for (size_t i = 0; i < n; i++) {
+		char *d = qemu_plugin_insn_disas(qemu_plugin_tb_get_insn(tb, i));
+
+		if (!d)
+			continue;
+		/* (a nop's or lea's operand is not an access) */
+		if ((strchr(d, '(') || strchr(d, '[')) && strncmp(d, "nop", 3) &&
+		    strncmp(d, "lea", 3))
+			b->mems++;
+		if (i == n - 1) {
+			size_t k = strcspn(d, " \t");
+
+			if (k >= sizeof(b->last))
+				k = sizeof(b->last) - 1;
+			memcpy(b->last, d, k);
+			b->last[k] = '\0';
+			/* an indirect call or jump: say so */
+			if ((!strncmp(d, "call", 4) || !strncmp(d, "jmp", 3)) && strchr(d, '*') &&
+			    k + 1 < sizeof(b->last))
+				strcat(b->last, "*");
+		}
+		g_free(d);
+	}
+	b->described = 1;
+}
+
 static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 {
 	uint64_t vaddr = qemu_plugin_tb_vaddr(tb);
@@ -105,6 +148,8 @@ static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 
 	pthread_mutex_lock(&table_lock);
 	b = block_of(vaddr, qemu_plugin_tb_n_insns(tb));
+	if (!b->described)
+		describe(tb, b);
 	pthread_mutex_unlock(&table_lock);
 	qemu_plugin_register_vcpu_tb_exec_cb(tb, on_exec, QEMU_PLUGIN_CB_NO_REGS, b);
 	if (trigger && vaddr == trigger)

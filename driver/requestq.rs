@@ -57,6 +57,9 @@ pub(crate) struct Slot {
     /// Somebody waits for the answer; if not (they were killed), the
     /// answer goes straight back to `free`.
     pub(crate) waiting: bool,
+    /// The task asleep until this answer comes (one of its request's
+    /// slots): the answer wakes it (and the device's removal).
+    pub(crate) waiter: Option<sync::Waiter>,
     /// Tasks waiting in `claim` for the message to be free: only then does
     /// freeing it wake anybody (a wake-up that finds nobody still costs a
     /// hashed wait queue's look-up, on every request).
@@ -80,9 +83,9 @@ pub(crate) struct RequestQueue {
 }
 
 impl RequestQueue {
-    /// What the tasks that wait for a slot (its message to be free or back,
-    /// or its line's trigger-type sequence to end) wait on: a wake-up for a
-    /// line wakes only the tasks waiting for that line. The slot's address:
+    /// What the tasks that wait for a slot (its message to be free, or its
+    /// line's trigger-type sequence to end) wait on: a wake-up for a line
+    /// wakes only the tasks waiting for that line. The slot's address:
     /// ours alone, and it stays put (the slots never grow). Only a key,
     /// never read through.
     pub(crate) fn key(&self, slot: usize) -> *const core::ffi::c_void {
@@ -206,14 +209,17 @@ impl VirtioGpio {
         for e in ents.iter() {
             slots[e.slot].waiting = true;
         }
+        // Who sleeps, once it has to (taken once per request).
+        let mut me: Option<sync::Waiter> = None;
         let res = loop {
             if q.gone {
                 break Err(ENODEV);
             }
             // The messages and the kick in one look at the queue. The device
             // is told with the lock dropped (a VM exit): as the task goes to
-            // sleep (it is on the wait queue by then, so an answer that
-            // comes at once is not missed), or before it stops.
+            // sleep (its state is set and its waker knows where to find it
+            // by then, so an answer that comes at once is not missed), or
+            // before it stops.
             let mut full = false;
             // (after a wake-up there is usually nothing left to add)
             let to_add = ents.iter().any(|e| e.msg.is_some());
@@ -255,8 +261,8 @@ impl VirtioGpio {
                 break err.map_or(Ok(()), Err);
             }
             // Wait for what is missing: room in the ring for a message not
-            // added yet (any answer makes some), else the first answer not
-            // in yet (each answer wakes only its own line's waiters).
+            // added yet (any answer makes some), else an answer not in yet
+            // (each answer wakes only the task that sleeps on its line).
             let before = notify.then_some(|| self.rq_notifier.notify());
             let r = if full {
                 q.ring_waiters += 1;
@@ -264,9 +270,16 @@ impl VirtioGpio {
                 q.ring_waiters -= 1;
                 r
             } else {
-                let pending = ents.iter().find(|e| e.done.is_none()).map_or(0, |e| e.slot);
-                let key = q.key(pending);
-                sync::wait_var_killable_then(q, key, dl, before)
+                // The last answer not in yet: a device answers in order as
+                // a rule, so one wake-up usually ends the request.
+                let Some(p) = ents.iter().rev().find(|e| e.done.is_none()).map(|e| e.slot) else {
+                    // (not reached: an answer is missing, or the loop ended)
+                    if let Some(f) = before {
+                        sync::unlocked(q, f);
+                    }
+                    continue;
+                };
+                sync::sleep_killable_then(q, |q| &mut q.slots[p].waiter, &mut me, dl, before)
             };
             if let Err(error) = r {
                 break Err(error);
@@ -567,13 +580,18 @@ impl VirtioGpio {
                 };
                 let wake = if slot.waiting {
                     slot.done = Some((m, len));
-                    true
+                    // (its request's task, if it sleeps for this answer:
+                    // the message is the request's, so nobody else waits)
+                    if let Some(w) = &slot.waiter {
+                        w.wake();
+                    }
+                    false
                 } else {
                     slot.free = Some(m);
                     slot.claimers > 0
                 };
-                // (the line's waiters only: a request for another line
-                // sleeps on)
+                // (a message freed: the tasks waiting to claim it, and only
+                // those)
                 if wake {
                     sync::wake_up_var(key);
                 }

@@ -9,7 +9,8 @@
 //! what irq_chip callbacks touch under the irq descriptor's raw lock),
 //! [`CondVar`] (sleep until a condition under a [`SpinLockIrq`] holds),
 //! keyed waits ([`wait_var_killable`],
-//! [`wake_up_var`]), `rcu`, `atomic` (the kernel's atomics, an ordering a
+//! [`wake_up_var`]), a sleep that one known waker ends ([`Waiter`],
+//! [`sleep_killable_then`]), `rcu`, `atomic` (the kernel's atomics, an ordering a
 //! type argument), [`might_sleep`], [`Moment`] and [`Deadline`].
 
 #[cfg(vgpio_k612)]
@@ -22,8 +23,10 @@ mod imp;
 pub(crate) use imp::*;
 
 use kernel::prelude::*;
+use kernel::task::Task;
 
 use super::bindings;
+use super::virtio::ARef;
 
 /// Is the current task exiting (`PF_EXITING`)? Its fatal signal has been
 /// taken then, so a killable wait can no longer be interrupted. (No kernel
@@ -113,4 +116,54 @@ pub(crate) fn wake_up_var(var: *const core::ffi::c_void) {
     unsafe {
         bindings::vgpio_wake_up_var(var.cast_mut())
     };
+}
+
+/// A task asleep in [`sleep_killable_then`], where its waker finds it:
+/// cheaper than a wait queue (no queue to look up, lock, join and leave),
+/// for a wait with one sleeper and one place its waker looks. Holds a
+/// reference to the task, so waking it is sound whatever became of the task
+/// (one that is not asleep, or asleep for another reason, takes it as a
+/// spurious wake-up).
+pub(crate) struct Waiter(ARef<Task>);
+
+impl Waiter {
+    /// The current task.
+    fn current() -> Self {
+        let me: &Task = kernel::current!();
+        Waiter(ARef::from(me))
+    }
+
+    /// Wake the task up (`wake_up_process`; any context).
+    #[inline]
+    pub(crate) fn wake(&self) {
+        self.0.wake_up();
+    }
+}
+
+/// Sleep, killably, until the [`Waiter`] left at `place` is woken (or a
+/// spurious wake-up), with the guard's lock released meanwhile: the task's
+/// `Waiter` (from `me`, or made) goes to `place` before the sleep and back
+/// to `me` after it, both under the lock, so no wake-up reaches the task
+/// once this returned. The caller checked its condition under the lock,
+/// and the waker changes it under the lock before it wakes the `Waiter`
+/// there, so no wake-up is lost. `before`, if given, runs once with the
+/// lock released: before the task sleeps, or, if it does not sleep (killed,
+/// out of time), before this returns; it must not sleep itself. Fails with
+/// `ERESTARTSYS` on a fatal signal, `ETIMEDOUT` once `deadline` is spent.
+#[inline]
+pub(crate) fn sleep_killable_then<T: Unpin, F: FnOnce()>(
+    guard: &mut SpinLockIrqGuard<'_, T>,
+    place: impl Fn(&mut T) -> &mut Option<Waiter>,
+    me: &mut Option<Waiter>,
+    deadline: &mut Deadline,
+    before: Option<F>,
+) -> Result {
+    let w = me.take().unwrap_or_else(Waiter::current);
+    // (a place somebody else sleeps on: they are woken, and go back to it)
+    if let Some(other) = place(guard).replace(w) {
+        other.wake();
+    }
+    let r = imp::sleep_then(guard, deadline, before);
+    *me = place(guard).take();
+    r
 }

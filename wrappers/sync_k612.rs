@@ -7,8 +7,9 @@
 //! irq descriptor's raw lock) also touches, and its `CondVar` only works with
 //! its own locks. [`SpinLockIrq`] is a `spinlock_t` and [`RawSpinLockIrq`] a
 //! `raw_spinlock_t`, both taken with interrupts saved and disabled;
-//! [`WaitQueue`] (as [`CondVar`]) and [`wait_var_killable_then`] let a task sleep
-//! until a condition guarded by a [`SpinLockIrq`] holds; [`rcu`], [`Moment`],
+//! [`WaitQueue`] (as [`CondVar`]), [`wait_var_killable_then`] and `sleep_then`
+//! (for `super::sleep_killable_then`) let a task sleep until a condition
+//! guarded by a [`SpinLockIrq`] holds; [`rcu`], [`Moment`],
 //! [`might_sleep`]. The names and signatures are those of 7.x's kernel crate
 //! (and of `sync_k7.rs`, which uses it), so the driver reads the same on both.
 //!
@@ -268,6 +269,35 @@ pub(crate) fn wait_var_killable_then<T, F: FnOnce()>(
     let r = unsafe {
         bindings::vgpio_wait_var_killable_unlocked(
             var.cast_mut(),
+            guard.lock.lock.get(),
+            &mut guard.flags,
+            left,
+            cb,
+            arg,
+        )
+    };
+    super::after_wait(guard, before, r)
+}
+
+/// The sleep of [`super::sleep_killable_then`], as 7.x's (`sync_k7.rs`).
+#[inline]
+pub(super) fn sleep_then<T, F: FnOnce()>(
+    guard: &mut SpinLockIrqGuard<'_, T>,
+    deadline: &mut Deadline,
+    mut before: Option<F>,
+) -> Result {
+    let left = deadline
+        .0
+        .as_mut()
+        .map_or(core::ptr::null_mut(), core::ptr::from_mut);
+    let (cb, arg) = super::before_args(&mut before);
+    // SAFETY: the guard holds its lock, taken with `guard.flags`, which the
+    // helper updates when it retakes the lock, so the guard's invariant
+    // holds again on return; `left` is null or a valid place; `cb` and
+    // `arg` are `before`'s (`before_args`), a local that nothing else
+    // touches until the helper returns.
+    let r = unsafe {
+        bindings::vgpio_sleep_killable_unlocked(
             guard.lock.lock.get(),
             &mut guard.flags,
             left,

@@ -9,10 +9,11 @@
 //!
 //! Not in the crate, so here: [`RawSpinLockIrq`], a `raw_spinlock_t` behind
 //! the crate's own [`Lock`] (as a lock [`Backend`]), for state irq_chip
-//! callbacks touch under the irq descriptor's raw lock; and
+//! callbacks touch under the irq descriptor's raw lock;
 //! [`wait_var_killable_then`], a keyed wait (the kernel's `wait_var_event`
 //! family) that only a fatal signal (or a timeout) interrupts, which the
-//! crate's [`CondVar`] lacks.
+//! crate's [`CondVar`] lacks; and the same sleep without a wait queue, for
+//! `super::sleep_killable_then` (`sleep_then`).
 //!
 //! C headers: `include/linux/spinlock.h`, `include/linux/wait.h`.
 
@@ -138,6 +139,30 @@ pub(crate) fn wait_var_killable_then<T, F: FnOnce()>(
     // `before`'s (`before_args`), a local that nothing else touches until
     // the helper returns.
     let r = unsafe { bindings::vgpio_wait_var_killable_irq(var.cast_mut(), lock, left, cb, arg) };
+    super::after_wait(guard, before, r)
+}
+
+/// The sleep of [`super::sleep_killable_then`]: the C helper sets the
+/// task's state with the lock held, drops the lock, runs `before`, sleeps
+/// and takes the lock again.
+#[inline]
+pub(super) fn sleep_then<T, F: FnOnce()>(
+    guard: &mut SpinLockIrqGuard<'_, T>,
+    deadline: &mut Deadline,
+    mut before: Option<F>,
+) -> Result {
+    let lock = raw_lock(guard);
+    let left = deadline
+        .0
+        .as_mut()
+        .map_or(core::ptr::null_mut(), core::ptr::from_mut);
+    let (cb, arg) = super::before_args(&mut before);
+    // SAFETY: `lock` is held by `guard`, taken with spin_lock_irq_disable
+    // (SpinLockIrq's backend), which is how the helper drops and retakes
+    // it, so the guard holds it again on return; `left` is null or a valid
+    // place; `cb` and `arg` are `before`'s (`before_args`), a local that
+    // nothing else touches until the helper returns.
+    let r = unsafe { bindings::vgpio_sleep_killable_irq(lock, left, cb, arg) };
     super::after_wait(guard, before, r)
 }
 
