@@ -142,7 +142,10 @@ impl VirtioGpio {
         // a time: a task that goes to sleep after its part was looked at
         // saw `gone` first), every line's waiters (their keys after the
         // lock) and those waiting for room in the ring.
-        let n = self.rq.lock().slots.len();
+        let (slots, n) = {
+            let q = self.rq.lock();
+            (q.slots.as_ptr(), q.slots.len())
+        };
         for part in (0..n).step_by(256) {
             let q = self.rq.lock();
             q.slots
@@ -152,7 +155,6 @@ impl VirtioGpio {
                 .filter_map(|s| s.waiter.as_ref())
                 .for_each(sync::Waiter::wake);
         }
-        let slots = self.rq.lock().slots.as_ptr();
         (0..n).for_each(|i| sync::wake_up_var(RequestQueue::key_of(slots, i)));
         sync::wake_up_var(self.ring_key());
     }

@@ -123,6 +123,23 @@ void vgpio_raw_spin_assert_is_held(raw_spinlock_t *lock)
 
 
 /*
+ * The sleep of the two waits below, the task's state set: drop @lock, call
+ * @before, sleep (at most *@timeout jiffies, lowered by the time slept, if
+ * @timeout), take @lock again.
+ */
+static void sleep_dropping(spinlock_t *lock, long *timeout, void (*before)(void *), void *arg)
+{
+	spin_unlock_irq_enable(lock);
+	if (before)
+		before(arg);
+	if (timeout)
+		*timeout = schedule_timeout(*timeout);
+	else
+		schedule();
+	spin_lock_irq_disable(lock);
+}
+
+/*
  * Called with @lock held (spin_lock_irq_disable): sleep until woken up or
  * killed, on @var's hashed wait queue (only wake_up_var(@var) wakes it: the
  * kernel's wait_var_event family), with @lock dropped while asleep; returns
@@ -146,16 +163,8 @@ int vgpio_wait_var_killable_irq(void *var, spinlock_t *lock, long *timeout,
 		return -ETIMEDOUT;
 	init_wait_var_entry(&wbq, var, 0);
 	ret = prepare_to_wait_event(wq, &wbq.wq_entry, TASK_KILLABLE);
-	if (!ret) {
-		spin_unlock_irq_enable(lock);
-		if (before)
-			before(arg);
-		if (timeout)
-			*timeout = schedule_timeout(*timeout);
-		else
-			schedule();
-		spin_lock_irq_disable(lock);
-	}
+	if (!ret)
+		sleep_dropping(lock, timeout, before, arg);
 	finish_wait(wq, &wbq.wq_entry);
 	return ret;
 }
@@ -181,15 +190,8 @@ int vgpio_sleep_killable_irq(spinlock_t *lock, long *timeout,
 		__set_current_state(TASK_RUNNING);
 		return -ERESTARTSYS;
 	}
-	spin_unlock_irq_enable(lock);
-	if (before)
-		before(arg);
-	if (timeout)
-		*timeout = schedule_timeout(*timeout);
-	else
-		schedule();
+	sleep_dropping(lock, timeout, before, arg);
 	__set_current_state(TASK_RUNNING);
-	spin_lock_irq_disable(lock);
 	return 0;
 }
 
@@ -248,6 +250,20 @@ void vgpio_wait_unlocked(struct wait_queue_head *wq, spinlock_t *lock,
 	finish_wait(wq, &wait);
 }
 
+/* As the 7.x one, with @lock taken irqsave (@flags). */
+static void sleep_dropping(spinlock_t *lock, unsigned long *flags, long *timeout,
+			   void (*before)(void *), void *arg)
+{
+	spin_unlock_irqrestore(lock, *flags);
+	if (before)
+		before(arg);
+	if (timeout)
+		*timeout = schedule_timeout(*timeout);
+	else
+		schedule();
+	spin_lock_irqsave(lock, *flags);
+}
+
 /*
  * As vgpio_wait_unlocked, but killable and on @var's hashed wait queue (only
  * wake_up_var(@var) wakes it: the kernel's wait_var_event family). With
@@ -266,16 +282,8 @@ int vgpio_wait_var_killable_unlocked(void *var, spinlock_t *lock, unsigned long 
 		return -ETIMEDOUT;
 	init_wait_var_entry(&wbq, var, 0);
 	ret = prepare_to_wait_event(wq, &wbq.wq_entry, TASK_KILLABLE);
-	if (!ret) {
-		spin_unlock_irqrestore(lock, *flags);
-		if (before)
-			before(arg);
-		if (timeout)
-			*timeout = schedule_timeout(*timeout);
-		else
-			schedule();
-		spin_lock_irqsave(lock, *flags);
-	}
+	if (!ret)
+		sleep_dropping(lock, flags, timeout, before, arg);
 	finish_wait(wq, &wbq.wq_entry);
 	return ret;
 }
@@ -293,15 +301,8 @@ int vgpio_sleep_killable_unlocked(spinlock_t *lock, unsigned long *flags, long *
 		__set_current_state(TASK_RUNNING);
 		return -ERESTARTSYS;
 	}
-	spin_unlock_irqrestore(lock, *flags);
-	if (before)
-		before(arg);
-	if (timeout)
-		*timeout = schedule_timeout(*timeout);
-	else
-		schedule();
+	sleep_dropping(lock, flags, timeout, before, arg);
 	__set_current_state(TASK_RUNNING);
-	spin_lock_irqsave(lock, *flags);
 	return 0;
 }
 

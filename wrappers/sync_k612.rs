@@ -256,10 +256,7 @@ pub(crate) fn wait_var_killable_then<T, F: FnOnce()>(
     deadline: &mut Deadline,
     mut before: Option<F>,
 ) -> Result {
-    let left = deadline
-        .0
-        .as_mut()
-        .map_or(core::ptr::null_mut(), core::ptr::from_mut);
+    let left = deadline.left();
     let (cb, arg) = super::before_args(&mut before);
     // SAFETY: the guard holds its lock, taken with `guard.flags`, which the
     // helper updates when it retakes the lock, so the guard's invariant
@@ -286,10 +283,7 @@ pub(super) fn sleep_then<T, F: FnOnce()>(
     deadline: &mut Deadline,
     mut before: Option<F>,
 ) -> Result {
-    let left = deadline
-        .0
-        .as_mut()
-        .map_or(core::ptr::null_mut(), core::ptr::from_mut);
+    let left = deadline.left();
     let (cb, arg) = super::before_args(&mut before);
     // SAFETY: the guard holds its lock, taken with `guard.flags`, which the
     // helper updates when it retakes the lock, so the guard's invariant
@@ -356,6 +350,13 @@ pub(crate) fn might_sleep() {
 pub(crate) struct Deadline(Option<kernel::ffi::c_long>);
 
 impl Deadline {
+    /// Where a C wait helper keeps the jiffies left: null for no limit.
+    fn left(&mut self) -> *mut kernel::ffi::c_long {
+        self.0
+            .as_mut()
+            .map_or(core::ptr::null_mut(), core::ptr::from_mut)
+    }
+
     /// No limit.
     pub(crate) fn none() -> Self {
         Deadline(None)

@@ -127,10 +127,7 @@ pub(crate) fn wait_var_killable_then<T, F: FnOnce()>(
     mut before: Option<F>,
 ) -> Result {
     let lock = raw_lock(guard);
-    let left = deadline
-        .0
-        .as_mut()
-        .map_or(core::ptr::null_mut(), core::ptr::from_mut);
+    let left = deadline.left();
     let (cb, arg) = super::before_args(&mut before);
     // SAFETY: `lock` is held by `guard`, taken with spin_lock_irq_disable
     // (SpinLockIrq's backend), which is how the helper drops and retakes
@@ -152,10 +149,7 @@ pub(super) fn sleep_then<T, F: FnOnce()>(
     mut before: Option<F>,
 ) -> Result {
     let lock = raw_lock(guard);
-    let left = deadline
-        .0
-        .as_mut()
-        .map_or(core::ptr::null_mut(), core::ptr::from_mut);
+    let left = deadline.left();
     let (cb, arg) = super::before_args(&mut before);
     // SAFETY: `lock` is held by `guard`, taken with spin_lock_irq_disable
     // (SpinLockIrq's backend), which is how the helper drops and retakes
@@ -181,6 +175,13 @@ impl Moment {
 pub(crate) struct Deadline(Option<c_long>);
 
 impl Deadline {
+    /// Where a C wait helper keeps the jiffies left: null for no limit.
+    fn left(&mut self) -> *mut c_long {
+        self.0
+            .as_mut()
+            .map_or(core::ptr::null_mut(), core::ptr::from_mut)
+    }
+
     /// No limit.
     pub(crate) fn none() -> Self {
         Deadline(None)
